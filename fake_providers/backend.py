@@ -1,0 +1,164 @@
+"""The provider's device side: who is connected, what is owed, and forwarding.
+
+A :class:`PushBackend` is shared by a provider's front ends. The provider core
+validates a request and calls :meth:`PushBackend.accept`; the device gateway
+(in-memory connections in sim mode, MQTT in live mode) feeds device frames into
+:meth:`PushBackend.on_frame`. It is sans-IO: time comes from ``clock``, frames
+leave through the :class:`Session` objects the gateway hands in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from fake_providers.registry import TokenRegistry
+from fake_providers.store import DeviceState, Envelope, StoreAndForward
+from simulator.core import devicelink as dl
+from simulator.core.trace import EventKind, Trace
+
+
+class Session(Protocol):
+    """One live device connection as the gateway sees it."""
+
+    device_id: str
+
+    def send(self, msg: object) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class PushBackend:
+    """Registry + store-and-forward + the sessions of connected devices."""
+
+    def __init__(self, name: str, registry: TokenRegistry, store: StoreAndForward,
+                 clock: Callable[[], float], trace: Trace) -> None:
+        self.name = name
+        self.registry = registry
+        self.store = store
+        self.clock = clock
+        self.trace = trace
+        self.sessions: dict[str, Session] = {}
+        self.devices: dict[str, DeviceState] = {}
+        self.heartbeats = 0
+        self.forwarded = 0
+        self.acked = 0
+
+    # from the provider core ---------------------------------------------------
+    def accept(self, env: Envelope) -> None:
+        """Take an accepted notification: forward it now, keep it, or drop it."""
+        now = self.clock()
+        trace = self.trace
+        session = self.sessions.get(env.device_id)
+        if env.now_or_never and session is None:
+            if trace.active:
+                trace.emit(EventKind.DROPPED, provider=self.name, msg=env.msg_id,
+                           device=env.device_id, reason="offline and expiration 0")
+            return
+        for old, why in self.store.put(env, now):
+            if trace.active:
+                trace.emit(why, provider=self.name, msg=old.msg_id, device=old.device_id,
+                           by=env.msg_id)
+        if session is not None:
+            state = self.devices.get(env.device_id)
+            if state is None or not self.store.policy.hold(env, state):
+                self._forward(session, env, now)
+                return
+        if trace.active:
+            trace.emit(EventKind.STORED, provider=self.name, msg=env.msg_id,
+                       device=env.device_id, online=session is not None)
+
+    def _forward(self, session: Session, env: Envelope, now: float) -> None:
+        env.forwarded_at = now
+        env.attempts += 1
+        self.forwarded += 1
+        if self.trace.active:
+            self.trace.emit(EventKind.FORWARDED, provider=self.name, msg=env.msg_id,
+                            device=env.device_id, attempt=env.attempts)
+        session.send(dl.Push(env.msg_id, env.token, env.app_id, env.payload, env.priority,
+                             env.collapse_key, env.accepted_at, env.size))
+
+    def flush(self, device_id: str) -> None:
+        """Send everything owed to a connected device that its state lets through."""
+        session = self.sessions.get(device_id)
+        if session is None:
+            return
+        now = self.clock()
+        self._expire(device_id, now)
+        state = self.devices.get(device_id) or DeviceState()
+        hold = self.store.policy.hold
+        for env in self.store.pending(device_id):
+            if env.forwarded_at is not None and env.attempts and env.extra.get("session") is session:
+                continue  # already on this connection, waiting for its ack
+            if not hold(env, state):
+                env.extra["session"] = session
+                self._forward(session, env, now)
+
+    def _expire(self, device_id: str, now: float) -> None:
+        for env in self.store.take_expired(device_id, now):
+            if self.trace.active:
+                self.trace.emit(EventKind.EXPIRED, provider=self.name, msg=env.msg_id,
+                                device=device_id)
+
+    def expire_all(self) -> None:
+        """Sweep every queue (end of a run), so expiries show up in the trace."""
+        now = self.clock()
+        for device_id in list(self.store.queues):
+            self._expire(device_id, now)
+
+    def uninstall(self, device_id: str, app_id: str) -> None:
+        record = self.registry.unregister_install(device_id, app_id, self.clock())
+        if record is not None:
+            for env in self.store.drop_token(record.token):
+                if self.trace.active:
+                    self.trace.emit(EventKind.DROPPED, provider=self.name, msg=env.msg_id,
+                                    device=device_id, reason="app uninstalled")
+
+    # from the device gateway --------------------------------------------------
+    def on_frame(self, session: Session, msg: object) -> None:
+        now = self.clock()
+        device_id = session.device_id
+        state = self.devices.get(device_id)
+        if state is not None:
+            state.last_activity = now
+        if isinstance(msg, dl.Ping):
+            self.heartbeats += 1
+            session.send(dl.Pong(msg.seq))
+        elif isinstance(msg, dl.Ack):
+            env = self.store.ack(device_id, msg.msg_id)
+            if env is not None:
+                self.acked += 1
+        elif isinstance(msg, dl.Hello):
+            self._hello(session, msg, now)
+        elif isinstance(msg, dl.Register):
+            record = self.registry.issue(device_id, msg.app_id, msg.environment, now)
+            if self.trace.active:
+                self.trace.emit(EventKind.TOKEN_REGISTERED, provider=self.name,
+                                device=device_id, app=msg.app_id, token=record.token)
+            session.send(dl.Registered(msg.app_id, record.token))
+        elif isinstance(msg, dl.Unregister):
+            self.uninstall(device_id, msg.app_id)
+        elif isinstance(msg, dl.Status):
+            self.devices.setdefault(device_id, DeviceState()).dozing = msg.dozing
+            self.flush(device_id)
+
+    def _hello(self, session: Session, msg: dl.Hello, now: float) -> None:
+        previous = self.sessions.get(msg.device_id)
+        if previous is not None and previous is not session:
+            previous.close()
+        self.sessions[msg.device_id] = session
+        state = self.devices.setdefault(msg.device_id, DeviceState())
+        state.last_activity = now
+        if self.trace.active:
+            self.trace.emit(EventKind.CONNECTED, provider=self.name, device=msg.device_id,
+                            address=msg.address)
+        session.send(dl.HelloAck(msg.device_id))
+        self.flush(msg.device_id)
+
+    def on_closed(self, session: Session) -> None:
+        """The gateway saw the connection end (FIN, or the broker said so)."""
+        if self.sessions.get(session.device_id) is session:
+            del self.sessions[session.device_id]
+            if self.trace.active:
+                self.trace.emit(EventKind.DISCONNECTED, provider=self.name,
+                                device=session.device_id)

@@ -1,0 +1,68 @@
+"""A tiny HTTP exchange interface with an in-memory twin (as httpx's transports).
+
+Provider front ends expose a :class:`Handler`; clients (the app server's senders)
+speak to a :class:`Transport`. In sim mode :class:`MemoryTransport` calls the
+handler directly after a modelled network delay; in live mode a real HTTP/2 or
+HTTP/1.1 client stands in its place. Either way a request gets the same status
+and reason, because the same core answers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(slots=True)
+class HttpRequest:
+    method: str
+    path: str
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
+
+@dataclass(slots=True)
+class HttpResponse:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+class Transport(Protocol):
+    async def request(self, req: HttpRequest) -> HttpResponse: ...
+
+
+Handler = Callable[[HttpRequest, object], HttpResponse]
+"""``handler(request, connection_state) -> response``: a provider core's entry point."""
+
+
+class MemoryTransport:
+    """Calls a handler in-process after a one-way ``latency`` each way."""
+
+    def __init__(self, handler: Handler, latency: float = 0.02,
+                 connection_state: object | None = None) -> None:
+        self._handler = handler
+        self.latency = latency
+        self.connection_state = connection_state
+        self.down = False  # a partition between app server and provider
+
+    async def request(self, req: HttpRequest) -> HttpResponse:
+        await asyncio.sleep(self.latency)
+        if self.down:
+            raise ConnectionError("provider unreachable")
+        resp = self._handler(req, self.connection_state)
+        await asyncio.sleep(self.latency)
+        return resp
