@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 # Bytes on the air for pricing: TCP/IP + TLS record overhead plus the body.
 FRAME_OVERHEAD = 90
@@ -134,3 +135,81 @@ def wire_size(msg: Any) -> int:
     if isinstance(msg, (Ping, Pong)):
         return FRAME_OVERHEAD - 30
     return FRAME_OVERHEAD + 60
+
+
+# MQTT topics (live mode) ------------------------------------------------------
+# Every device has three topics per provider: ``down`` carries provider frames to
+# the device, ``up`` carries the device's frames to the provider, and ``status``
+# carries connection presence (``online`` on connect; ``gone`` as the Last Will
+# and on a clean close), so the gateway learns when a device goes away.
+
+TOPIC_ROOT = "pushlab"
+PUSH_QOS = 1  # pushes, acks and every other frame: at least once
+
+
+def down_topic(provider: str, device_id: str) -> str:
+    """Where the provider's gateway publishes frames for ``device_id``."""
+    return f"{TOPIC_ROOT}/{provider}/{device_id}/down"
+
+
+def up_topic(provider: str, device_id: str) -> str:
+    """Where ``device_id`` publishes its frames for the provider."""
+    return f"{TOPIC_ROOT}/{provider}/{device_id}/up"
+
+
+def status_topic(provider: str, device_id: str) -> str:
+    """Presence of ``device_id``'s connection (online / gone)."""
+    return f"{TOPIC_ROOT}/{provider}/{device_id}/status"
+
+
+def up_wildcard(provider: str) -> str:
+    """Every device's uplink of one provider (the gateway subscribes to it)."""
+    return f"{TOPIC_ROOT}/{provider}/+/up"
+
+
+def status_wildcard(provider: str) -> str:
+    """Every device's presence topic of one provider."""
+    return f"{TOPIC_ROOT}/{provider}/+/status"
+
+
+UP_WILDCARD = f"{TOPIC_ROOT}/+/+/up"
+
+
+def parse_topic(topic: str) -> tuple[str, str, str] | None:
+    """``(provider, device_id, kind)`` of a PushLab topic, or None if it is not one."""
+    parts = topic.split("/")
+    if len(parts) != 4 or parts[0] != TOPIC_ROOT or not parts[1] or not parts[2]:
+        return None
+    if parts[3] not in ("down", "up", "status"):
+        return None
+    return parts[1], parts[2], parts[3]
+
+
+def valid_device_id(device_id: str) -> bool:
+    """A device id usable as an MQTT username and a single topic level."""
+    return bool(device_id) and not any(c in device_id for c in "/+#\x00") \
+        and not device_id.startswith("$")
+
+
+class BrokerAddress(NamedTuple):
+    """Where an MQTT broker listens, parsed from ``mqtt://[user:pass@]host[:port]``."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """Split a broker URL (``mqtt://`` or ``mqtts://``); raises ValueError otherwise."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ValueError(f"not an MQTT broker URL: {url!r}")
+    tls = parts.scheme in ("mqtts", "ssl")
+    if not parts.hostname:
+        raise ValueError(f"broker URL without a host: {url!r}")
+    port = parts.port or (8883 if tls else 1883)
+    return BrokerAddress(parts.hostname, port, tls,
+                         unquote(parts.username) if parts.username else None,
+                         unquote(parts.password) if parts.password else None)

@@ -1,0 +1,291 @@
+"""The device's one system push daemon (``apsd`` on iOS, Play services on Android).
+
+:class:`PushDaemon` is a sans-IO state machine: it is told what happened (a frame
+arrived, a timer fired, the network changed) with the current time, and acts only
+through the :class:`DaemonIO` it was given (open a link, send a frame, arm a
+timer, hand a message to an app). The same object runs over the in-memory
+network in sim mode and over MQTT in live mode.
+
+``persistent`` mode is what APNs and FCM really do: one outbound connection for
+every app on the device, heartbeats shorter than the NAT idle timeout, and a
+reconnect (with exponential backoff and jitter) after any interface or address
+change. A NAT that drops an idle binding kills the connection silently; the
+daemon notices only when a heartbeat goes unanswered.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from simulator.core import devicelink as dl
+
+OFFLINE, CONNECTING, CONNECTED, BACKOFF = "offline", "connecting", "connected", "backoff"
+
+
+@dataclass(slots=True)
+class HeartbeatPolicy:
+    """Heartbeat interval per interface kind (Chromium GCM client defaults)."""
+
+    cellular_s: float = 28 * 60.0
+    wifi_s: float = 15 * 60.0
+    ack_timeout_s: float = 60.0
+
+    def interval(self, interface: str) -> float:
+        return self.wifi_s if interface == "wifi" else self.cellular_s
+
+    def on_success(self, interface: str) -> None:
+        """Adaptive strategies learn here; the fixed policy does not."""
+
+    def on_timeout(self, interface: str) -> None:
+        """Adaptive strategies shrink here; the fixed policy does not."""
+
+
+@dataclass(slots=True)
+class AdaptiveHeartbeat(HeartbeatPolicy):
+    """Learns per interface: x0.95 after a timeout, x1.02 after a success (microG's rule)."""
+
+    minimum_s: float = 5 * 60.0
+    maximum_s: float = 30 * 60.0
+
+    def __post_init__(self) -> None:
+        self._learnt: dict[str, float] = {}
+
+    def interval(self, interface: str) -> float:
+        return self._learnt.get(interface, HeartbeatPolicy.interval(self, interface))
+
+    def on_success(self, interface: str) -> None:
+        self._learnt[interface] = min(self.maximum_s, self.interval(interface) * 1.02)
+
+    def on_timeout(self, interface: str) -> None:
+        self._learnt[interface] = max(self.minimum_s, self.interval(interface) * 0.95)
+
+
+class DaemonLink(Protocol):
+    """One connection attempt to the provider, as the daemon sees it."""
+
+    def send(self, msg: object) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class DaemonIO(Protocol):
+    """Everything the daemon may do to the world."""
+
+    def open_link(self, daemon: PushDaemon) -> DaemonLink | None:
+        """Start a connection on the current interface; frames then arrive via
+        ``daemon.on_frame(link, msg)``. None when nothing can be opened."""
+
+    def set_timer(self, when: float) -> None:
+        """Call ``daemon.on_timer(now)`` at ``when``, or earlier: the shell keeps
+        only the earliest armed time, and the daemon re-arms what is still due."""
+
+    def hand_to_app(self, push: dl.Push) -> bool:
+        """Give a message to its app; False when no such app is installed."""
+
+    def token_received(self, app_id: str, token: str) -> None: ...
+
+    def notice(self, notice: dl.Notice) -> None: ...
+
+
+class PushDaemon:
+    """Keeps the provider able to reach this device; see the module docstring."""
+
+    __slots__ = ("device_id", "platform", "io", "rng", "heartbeat", "state", "link",
+                 "interface", "address", "_ping_seq", "_ping_sent_at", "_awaiting_pong",
+                 "_next_heartbeat", "_backoff", "_retry_at", "_connect_deadline",
+                 "_seen", "_pending_registrations", "heartbeats", "heartbeats_acked",
+                 "reconnects", "delivered", "duplicates", "backoff_base_s", "backoff_max_s",
+                 "connect_timeout_s", "dozing", "on_state")
+
+    SEEN_LIMIT = 1024
+
+    def __init__(self, device_id: str, platform: str, io: DaemonIO, rng: random.Random,
+                 heartbeat: HeartbeatPolicy | None = None) -> None:
+        self.device_id = device_id
+        self.platform = platform
+        self.io = io
+        self.rng = rng
+        self.heartbeat = heartbeat or HeartbeatPolicy()
+        self.state = OFFLINE
+        self.link: DaemonLink | None = None
+        self.interface: str | None = None
+        self.address = ""
+        self._ping_seq = 0
+        self._ping_sent_at = 0.0
+        self._awaiting_pong = False
+        self._next_heartbeat = 0.0
+        self._backoff = 0
+        self._retry_at = 0.0
+        self._connect_deadline = 0.0
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._pending_registrations: dict[str, str] = {}
+        self.heartbeats = 0
+        self.heartbeats_acked = 0
+        self.reconnects = 0
+        self.delivered = 0
+        self.duplicates = 0
+        self.backoff_base_s = 2.0
+        self.backoff_max_s = 15 * 60.0
+        self.connect_timeout_s = 30.0
+        self.dozing = False
+        self.on_state = None
+
+    # events from the device -------------------------------------------------
+    def network_changed(self, now: float, interface: str | None, address: str) -> None:
+        """The default route changed (new interface, new address, or none at all)."""
+        self.interface = interface
+        self.address = address
+        self._drop_link()
+        self._backoff = 0
+        if interface is None:
+            self._set_state(OFFLINE)
+            return
+        self._connect(now)
+
+    def register(self, now: float, app_id: str, environment: str = "production") -> None:
+        """An app asks for its token (every launch)."""
+        self._pending_registrations[app_id] = environment
+        if self.state == CONNECTED and self.link is not None:
+            self.link.send(dl.Register(app_id, environment))
+
+    def unregister(self, now: float, app_id: str, token: str) -> None:
+        if self.state == CONNECTED and self.link is not None:
+            self.link.send(dl.Unregister(app_id, token))
+
+    def set_dozing(self, now: float, dozing: bool) -> None:
+        self.dozing = dozing
+        if self.state == CONNECTED and self.link is not None:
+            self.link.send(dl.Status(dozing))
+
+    # events from the link ---------------------------------------------------
+    def on_frame(self, link: DaemonLink, msg: object, now: float) -> None:
+        if link is not self.link:
+            return  # a frame from a connection we already gave up on
+        kind = type(msg)
+        if kind is dl.Pong:
+            if self._awaiting_pong and msg.seq == self._ping_seq:
+                self._awaiting_pong = False
+                self.heartbeats_acked += 1
+                self.heartbeat.on_success(self.interface or "")
+                self._next_heartbeat = self._ping_sent_at + self.heartbeat.interval(
+                    self.interface or "")
+                self._arm(self._next_heartbeat)
+        elif kind is dl.Push:
+            link.send(dl.Ack(msg.msg_id))
+            seen = self._seen
+            if msg.msg_id in seen:
+                self.duplicates += 1
+                return
+            seen[msg.msg_id] = None
+            if len(seen) > self.SEEN_LIMIT:
+                seen.popitem(last=False)
+            self.delivered += 1
+            self.io.hand_to_app(msg)
+        elif kind is dl.HelloAck:
+            self._connected(now)
+        elif kind is dl.Registered:
+            self._pending_registrations.pop(msg.app_id, None)
+            self.io.token_received(msg.app_id, msg.token)
+        elif kind is dl.Notice:
+            self.io.notice(msg)
+
+    def on_link_lost(self, link: DaemonLink, now: float) -> None:
+        """The transport told us the connection ended (FIN/RST, broker gone)."""
+        if link is self.link:
+            self._drop_link()
+            self._schedule_retry(now)
+
+    def on_timer(self, now: float) -> None:
+        state = self.state
+        if state == CONNECTED:
+            if self._awaiting_pong:
+                if now >= self._ping_sent_at + self.heartbeat.ack_timeout_s:
+                    self.heartbeat.on_timeout(self.interface or "")
+                    self._drop_link()
+                    self._schedule_retry(now)
+                else:
+                    self._arm(self._ping_sent_at + self.heartbeat.ack_timeout_s)
+            elif now >= self._next_heartbeat:
+                self._send_heartbeat(now)
+            else:
+                self._arm(self._next_heartbeat)
+        elif state == CONNECTING:
+            if now >= self._connect_deadline:
+                self._drop_link()
+                self._schedule_retry(now)
+            else:
+                self._arm(self._connect_deadline)
+        elif state == BACKOFF:
+            if now >= self._retry_at:
+                self._connect(now)
+            else:
+                self._arm(self._retry_at)
+
+    # internals ----------------------------------------------------------------
+    def _arm(self, when: float) -> None:
+        self.io.set_timer(when)
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        if self.on_state is not None:
+            self.on_state(state)
+
+    def _send_heartbeat(self, now: float) -> None:
+        self._ping_seq += 1
+        self._ping_sent_at = now
+        self._awaiting_pong = True
+        self.heartbeats += 1
+        assert self.link is not None
+        self.link.send(dl.Ping(self._ping_seq))
+        self._arm(now + self.heartbeat.ack_timeout_s)
+
+    def _connect(self, now: float) -> None:
+        if self.interface is None:
+            self._set_state(OFFLINE)
+            return
+        link = self.io.open_link(self)
+        if link is None:
+            self._schedule_retry(now)
+            return
+        self.link = link
+        self._set_state(CONNECTING)
+        self._connect_deadline = now + self.connect_timeout_s
+        tokens: list[str] = []
+        link.send(dl.Hello(self.device_id, self.platform, self.address, tokens))
+        self._arm(self._connect_deadline)
+
+    def _connected(self, now: float) -> None:
+        if self.state != CONNECTING:
+            return
+        self._set_state(CONNECTED)
+        self._backoff = 0
+        self._awaiting_pong = False
+        link = self.link
+        assert link is not None
+        if self.dozing:
+            link.send(dl.Status(True))
+        for app_id, env in list(self._pending_registrations.items()):
+            link.send(dl.Register(app_id, env))
+        self._next_heartbeat = now + self.heartbeat.interval(self.interface or "")
+        self._arm(self._next_heartbeat)
+
+    def _drop_link(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.link = None
+            self.reconnects += 1
+        self._awaiting_pong = False
+
+    def _schedule_retry(self, now: float) -> None:
+        if self.interface is None:
+            self._set_state(OFFLINE)
+            return
+        self._backoff += 1
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (self._backoff - 1))
+        delay *= 0.5 + self.rng.random()  # jitter: spread a reconnect storm
+        self._retry_at = now + delay
+        self._set_state(BACKOFF)
+        self._arm(self._retry_at)

@@ -1,0 +1,381 @@
+"""A simulated phone: interfaces with radios, one push daemon, apps, a battery.
+
+This is the asyncio shell around the sans-IO :class:`PushDaemon` and
+:class:`RadioStateMachine`: it owns the timer handle, opens links through an
+injected factory (in-memory connection or MQTT), prices every byte on the radio
+of the interface that carried it, and hands messages to apps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from devices.apps import (
+    App,
+    AppServerClient,
+    PollingApp,
+    PushApp,
+    Received,
+    effective_poll_interval,
+)
+from devices.daemon import DaemonLink, HeartbeatPolicy, PushDaemon
+from devices.radio import PROFILES, RadioProfile, RadioStateMachine
+from simulator.core import devicelink as dl
+from simulator.core.network import LinkConditions, Network, Path
+from simulator.core.trace import EventKind, Trace
+
+LinkFactory = Callable[["Device", PushDaemon], DaemonLink | None]
+
+CELLULAR = ("lte", "3g", "5g")
+
+
+@dataclass(slots=True)
+class Battery:
+    capacity_mah: float = 4000.0
+    voltage: float = 3.85
+
+    @property
+    def joules(self) -> float:
+        return self.capacity_mah * self.voltage * 3.6
+
+    def percent(self, joules: float) -> float:
+        return 100.0 * joules / self.joules
+
+    def mah(self, joules: float) -> float:
+        return joules / (self.voltage * 3.6)
+
+
+class Interface:
+    """One network interface: its path onto the network and its radio."""
+
+    __slots__ = ("kind", "path", "radio")
+
+    def __init__(self, kind: str, path: Path, radio: RadioStateMachine) -> None:
+        self.kind = kind
+        self.path = path
+        self.radio = radio
+
+
+class MemoryDaemonLink:
+    """The daemon's side of an in-memory connection."""
+
+    __slots__ = ("conn", "daemon", "loop")
+
+    def __init__(self, conn: Any, daemon: PushDaemon, loop: asyncio.AbstractEventLoop) -> None:
+        self.conn = conn
+        self.daemon = daemon
+        self.loop = loop
+        conn.on_client_frame = self._frame
+
+    def send(self, msg: object) -> bool:
+        kind = type(msg)
+        if kind is dl.Ping:
+            cause = "heartbeat"
+        elif kind is dl.Ack:
+            cause = "push"
+        elif kind is dl.Hello:
+            cause = "reconnect"
+        else:
+            cause = "control"
+        return self.conn.send_up(msg, dl.wire_size(msg), cause)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _frame(self, msg: object) -> None:
+        self.daemon.on_frame(self, msg, self.loop.time())
+
+
+def memory_link_factory(network: Network, service_for: Callable[[str], str]) -> LinkFactory:
+    """Links over the in-memory network to the platform's provider gateway."""
+
+    def open_link(device: Device, daemon: PushDaemon) -> DaemonLink | None:
+        iface = device.active_interface()
+        if iface is None:
+            return None
+        conn = network.connect(iface.path, service_for(device.platform))
+        if conn is None:
+            return None
+        return MemoryDaemonLink(conn, daemon, device.loop)
+
+    return open_link
+
+
+class Device:
+    """A phone. Public methods are the timeline's actions."""
+
+    def __init__(self, device_id: str, platform: str, *, loop: asyncio.AbstractEventLoop,
+                 network: Network, rng: random.Random, trace: Trace, link_factory: LinkFactory,
+                 server: AppServerClient | None = None, user: str | None = None,
+                 heartbeat: HeartbeatPolicy | None = None, baseline_w: float = 0.0114,
+                 battery: Battery | None = None,
+                 profiles: dict[str, RadioProfile] | None = None,
+                 conditions: dict[str, LinkConditions] | None = None) -> None:
+        self.device_id = device_id
+        self.platform = platform
+        self.loop = loop
+        self.network = network
+        self.rng = rng
+        self.trace = trace
+        self.link_factory = link_factory
+        self.server = server
+        self.user = user
+        self.baseline_w = baseline_w
+        self.battery = battery or Battery()
+        self.profiles = profiles or PROFILES
+        self.conditions = conditions or {}
+        self.interfaces: dict[str, Interface] = {}
+        self.apps: dict[str, App] = {}
+        self.airplane = False
+        self.powered = False
+        self.dozing = False
+        self.started_at = loop.time()
+        self.daemon = PushDaemon(device_id, platform, self, rng, heartbeat)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = float("inf")
+        self._poll_handles: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    # ---- configuration ---------------------------------------------------------
+    def add_interface(self, kind: str, up: bool = True) -> Interface:
+        cond = self.conditions.get(kind) or LinkConditions()
+        address = self.network.new_address(kind)
+        radio = RadioStateMachine(self.profiles[kind], self.loop.time(),
+                                  on_state=self._radio_listener(kind))
+        path = Path(self.device_id, kind, address, cond, self.rng, radio.transfer)
+        path.up = up
+        iface = Interface(kind, path, radio)
+        self.interfaces[kind] = iface
+        return iface
+
+    def _radio_listener(self, kind: str) -> Callable[[float, str, str], None] | None:
+        trace = self.trace
+
+        def on_state(t: float, state: str, cause: str) -> None:
+            if trace.active:
+                trace.emit(EventKind.RADIO_STATE, device=self.device_id, interface=kind,
+                           state=state, cause=cause, at=round(t, 6))
+
+        return on_state
+
+    def install(self, app: App, launch: bool = True) -> None:
+        self.apps[app.app_id] = app
+        if launch and self.powered:
+            self._launch(app)
+
+    # ---- DaemonIO ------------------------------------------------------------------
+    def open_link(self, daemon: PushDaemon) -> DaemonLink | None:
+        if self.airplane or not self.powered:
+            return None
+        return self.link_factory(self, daemon)
+
+    def set_timer(self, when: float) -> None:
+        if self._timer is not None:
+            if self._timer_when <= when:
+                return
+            self._timer.cancel()
+        self._timer_when = when
+        self._timer = self.loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_when = float("inf")
+        self.daemon.on_timer(self.loop.time())
+
+    def hand_to_app(self, push: dl.Push) -> bool:
+        now = self.loop.time()
+        app = self.apps.get(push.app_id)
+        trace = self.trace
+        if trace.active:
+            trace.emit(EventKind.DELIVERED, device=self.device_id, msg=push.msg_id,
+                       app=push.app_id, latency_s=round(now - push.accepted_at, 6))
+        if not isinstance(app, PushApp) or app.token != push.token and app.token is not None:
+            return False
+        app.received.append(Received(push.msg_id, now, push.payload, "push",
+                                     now - push.accepted_at))
+        if trace.active:
+            trace.emit(EventKind.HANDED, device=self.device_id, msg=push.msg_id,
+                       app=push.app_id)
+        return True
+
+    def token_received(self, app_id: str, token: str) -> None:
+        app = self.apps.get(app_id)
+        if not isinstance(app, PushApp):
+            return
+        changed = app.token != token
+        app.token = token
+        if token not in app.tokens_seen:
+            app.tokens_seen.append(token)
+        if self.trace.active:
+            self.trace.emit(EventKind.TOKEN_REGISTERED, device=self.device_id, app=app_id,
+                            token=token, changed=changed)
+        self._spawn(self._send_token(app, token))  # sent at every launch, refreshed or not
+
+    def notice(self, notice: dl.Notice) -> None:
+        if self.trace.active:
+            self.trace.emit(EventKind.NOTE, device=self.device_id, app=notice.app_id,
+                            notice=notice.kind)
+
+    # ---- app server traffic ----------------------------------------------------
+    def _charge(self, up: int, down: int, cause: str) -> bool:
+        iface = self.active_interface()
+        if iface is None:
+            return False
+        iface.radio.transfer(self.loop.time(), up, down, cause)
+        return True
+
+    async def _send_token(self, app: PushApp, token: str) -> None:
+        if self.server is None or not self._charge(900, 400, "register"):
+            return
+        await self.server.register_token(user=self.user, device_id=self.device_id,
+                                         app_id=app.app_id, platform=self.platform, token=token)
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ---- polling -----------------------------------------------------------------------
+    def _schedule_poll(self, app: PollingApp, first: bool = False) -> None:
+        interval = effective_poll_interval(app, self.platform)
+        delay = interval * (self.rng.random() if first else 1.0)
+        self._poll_handles[app.app_id] = self.loop.call_later(delay, self._poll, app)
+
+    def _poll(self, app: PollingApp) -> None:
+        if self.apps.get(app.app_id) is not app or not self.powered:
+            return
+        self._schedule_poll(app)
+        if self.active_interface() is None or self.airplane:
+            return
+        self._spawn(self._do_poll(app))
+
+    async def _do_poll(self, app: PollingApp) -> None:
+        app.polls += 1
+        self._charge(700, 1200, "poll")
+        if self.trace.active:
+            self.trace.emit(EventKind.POLL, device=self.device_id, app=app.app_id)
+        if self.server is None:
+            return
+        items = await self.server.poll(user=self.user, device_id=self.device_id,
+                                       app_id=app.app_id)
+        now = self.loop.time()
+        for item in items:
+            created = float(item.get("created_at", now))
+            app.received.append(Received(item["msg_id"], now, item.get("payload", {}), "poll",
+                                         now - created))
+            if self.trace.active:
+                self.trace.emit(EventKind.HANDED, device=self.device_id, msg=item["msg_id"],
+                                app=app.app_id, via="poll", latency_s=round(now - created, 6))
+
+    # ---- actions ---------------------------------------------------------------------
+    def active_interface(self) -> Interface | None:
+        if self.airplane or not self.powered:
+            return None
+        wifi = self.interfaces.get("wifi")
+        if wifi is not None and wifi.path.up:
+            return wifi
+        for kind in CELLULAR:
+            iface = self.interfaces.get(kind)
+            if iface is not None and iface.path.up:
+                return iface
+        return None
+
+    def _route_changed(self) -> None:
+        iface = self.active_interface()
+        now = self.loop.time()
+        radio_on = self.powered and not self.airplane
+        for each in self.interfaces.values():
+            each.radio.set_enabled(now, radio_on and each.path.up)
+        if iface is None:
+            self.daemon.network_changed(now, None, "")
+        else:
+            self.daemon.network_changed(now, iface.kind, iface.path.address)
+
+    def _launch(self, app: App) -> None:
+        if isinstance(app, PushApp):
+            self.daemon.register(self.loop.time(), app.app_id, app.environment)
+        else:
+            self._schedule_poll(app, first=True)
+
+    def power_on(self) -> None:
+        self.powered = True
+        self._route_changed()
+        for app in self.apps.values():
+            self._launch(app)
+
+    def reboot(self) -> None:
+        self.powered = False
+        self._route_changed()
+        for handle in self._poll_handles.values():
+            handle.cancel()
+        self._poll_handles.clear()
+        self.power_on()
+
+    def switch_network(self, kind: str) -> None:
+        """Make ``kind`` the only interface that is up (Wi-Fi <-> cellular)."""
+        if kind not in self.interfaces:
+            self.add_interface(kind)
+        for k, iface in self.interfaces.items():
+            iface.path.set_up(k == kind)
+        self._route_changed()
+
+    def set_interface(self, kind: str, up: bool) -> None:
+        if kind not in self.interfaces:
+            self.add_interface(kind, up=up)
+        self.interfaces[kind].path.set_up(up)
+        self._route_changed()
+
+    def change_address(self, kind: str | None = None) -> str:
+        iface = self.interfaces.get(kind) if kind else self.active_interface()
+        if iface is None:
+            return ""
+        old = iface.path.address
+        iface.path.change_address(self.network.new_address(iface.kind))
+        if self.trace.active:
+            self.trace.emit(EventKind.IP_CHANGED, device=self.device_id, interface=iface.kind,
+                            old=old, new=iface.path.address)
+        if iface is self.active_interface():
+            self._route_changed()
+        return iface.path.address
+
+    def set_airplane(self, on: bool) -> None:
+        self.airplane = on
+        self._route_changed()
+
+    def set_offline(self, offline: bool) -> None:
+        """Coverage loss on every interface (or its end)."""
+        for iface in self.interfaces.values():
+            iface.path.set_up(not offline)
+        self._route_changed()
+
+    def set_doze(self, on: bool) -> None:
+        self.dozing = on
+        self.daemon.set_dozing(self.loop.time(), on)
+
+    def uninstall(self, app_id: str) -> App | None:
+        app = self.apps.pop(app_id, None)
+        handle = self._poll_handles.pop(app_id, None)
+        if handle is not None:
+            handle.cancel()
+        if isinstance(app, PushApp) and app.token:
+            self.daemon.unregister(self.loop.time(), app_id, app.token)
+        return app
+
+    # ---- energy ------------------------------------------------------------------------
+    def energy_j(self, now: float | None = None) -> float:
+        now = self.loop.time() if now is None else now
+        radios = sum(i.radio.energy_at(now) for i in self.interfaces.values())
+        return radios + self.baseline_w * (now - self.started_at)
+
+    def energy_by_cause(self, now: float | None = None) -> dict[str, float]:
+        now = self.loop.time() if now is None else now
+        out: dict[str, float] = {"baseline": self.baseline_w * (now - self.started_at)}
+        for iface in self.interfaces.values():
+            iface.radio.energy_at(now)
+            for cause, joules in iface.radio.by_cause.items():
+                out[cause] = out.get(cause, 0.0) + joules
+        return out

@@ -1,0 +1,28 @@
+"""The ``pushlab`` command line. Each area's commands live in ``simulator/commands/``."""
+
+from __future__ import annotations
+
+import typer
+
+from simulator.commands import apns as apns_commands
+from simulator.commands import bench as bench_commands
+from simulator.commands import fcm as fcm_commands
+from simulator.commands import run as run_commands
+from simulator.commands import serve as serve_commands
+
+app = typer.Typer(
+    name="pushlab",
+    help="PushLab: push notifications end to end, in simulated or real time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+run_commands.register(app)
+app.add_typer(serve_commands.app, name="serve")
+app.add_typer(bench_commands.app, name="bench")
+app.add_typer(apns_commands.app, name="apns")
+app.add_typer(fcm_commands.app, name="fcm")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,243 @@
+"""Scenario files: devices, networks, a timeline and expectations, validated.
+
+A broken file gets one line naming the file, the line, the field and the reason
+(:class:`ScenarioError`); the CLI turns it into exit status 2. The JSON Schema
+published for editors is generated from these models (``pushlab schema``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from simulator.durations import parse_duration
+
+
+def _duration(value: object) -> float:
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+InterfaceKind = Literal["wifi", "lte", "3g", "5g"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LinkSpec(Strict):
+    latency: Duration = 0.03
+    jitter: Duration = 0.0
+    loss: float = Field(0.0, ge=0.0, le=1.0)
+    nat_timeout: Duration | None = None
+
+
+DEFAULT_NETWORKS: dict[str, LinkSpec] = {
+    "wifi": LinkSpec(latency=0.01, nat_timeout=parse_duration("2h")),
+    "lte": LinkSpec(latency=0.04, nat_timeout=parse_duration("30m")),
+    "3g": LinkSpec(latency=0.1, nat_timeout=parse_duration("30m")),
+    "5g": LinkSpec(latency=0.02, nat_timeout=parse_duration("30m")),
+}
+
+
+class HeartbeatSpec(Strict):
+    wifi: Duration = 15 * 60.0
+    cellular: Duration = 28 * 60.0
+    ack_timeout: Duration = 60.0
+    adaptive: bool = False
+
+
+class AppSpec(Strict):
+    id: str
+    kind: Literal["push", "poll"] = "push"
+    interval: Duration | None = None
+    scheduler: Literal["workmanager", "alarm", "foreground-service", "bgfetch"] = "workmanager"
+    environment: Literal["production", "sandbox"] = "production"
+
+
+class DeviceSpec(Strict):
+    id: str
+    count: int = Field(1, ge=1, description="a group of devices named id-0, id-1, ...")
+    platform: Literal["ios", "android"]
+    user: str | None = None
+    network: InterfaceKind = "wifi"
+    interfaces: list[InterfaceKind] = Field(default_factory=list)
+    apps: list[AppSpec] = Field(default_factory=list)
+    heartbeat: HeartbeatSpec | None = None
+    mode: Literal["persistent", "ip-callback"] | None = None
+
+
+class SendAction(Strict):
+    user: str | None = None
+    device: str | None = None
+    topic: str | None = None
+    app: str | None = None
+    title: str = "Hello"
+    body: str = ""
+    priority: Literal["high", "normal"] = "high"
+    ttl: Duration | None = None
+    collapse: str | None = None
+    count: int = Field(1, ge=1)
+    every: Duration = 0.0
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SendAction:
+        targets = [t for t in (self.user, self.device, self.topic) if t is not None]
+        if len(targets) != 1:
+            raise ValueError("give exactly one of user, device or topic")
+        return self
+
+
+class DeviceAction(Strict):
+    device: str
+    network: InterfaceKind | None = None
+    on: bool = True
+
+
+class AppAction(Strict):
+    device: str
+    app: str
+
+
+class UserAction(Strict):
+    device: str
+    user: str | None = None
+
+
+ACTIONS = ("send", "switch_network", "change_address", "offline", "online", "airplane",
+           "reboot", "doze", "install", "uninstall", "login", "logout", "note")
+
+
+class TimelineEntry(Strict):
+    at: Duration
+    send: SendAction | None = None
+    switch_network: DeviceAction | None = None
+    change_address: DeviceAction | None = None
+    offline: DeviceAction | None = None
+    online: DeviceAction | None = None
+    airplane: DeviceAction | None = None
+    reboot: DeviceAction | None = None
+    doze: DeviceAction | None = None
+    install: AppAction | None = None
+    uninstall: AppAction | None = None
+    login: UserAction | None = None
+    logout: UserAction | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_action(self) -> TimelineEntry:
+        given = [a for a in ACTIONS if getattr(self, a) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one action out of: {', '.join(ACTIONS)}")
+        return self
+
+    @property
+    def action(self) -> tuple[str, Any]:
+        for name in ACTIONS:
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        raise AssertionError("validated entries have one action")
+
+
+class Expectations(Strict):
+    delivered_ratio: float | None = Field(None, ge=0.0, le=1.0,
+                                          description="minimum share of sent messages handed to apps")
+    latency_p95_max: Duration | None = None
+    heartbeats_min: int | None = None
+    tokens_pruned: int | None = None
+
+
+class Scenario(Strict):
+    name: str = "scenario"
+    description: str = ""
+    seed: int = 1
+    duration: Duration = 600.0
+    epoch: str = "2026-01-01T00:00:00Z"
+    mode: Literal["persistent", "ip-callback"] = "persistent"
+    networks: dict[InterfaceKind, LinkSpec] = Field(default_factory=dict)
+    heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)
+    baseline_mw: float = 11.4
+    battery_mah: float = 4000.0
+    devices: list[DeviceSpec] = Field(default_factory=list)
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    expect: Expectations = Field(default_factory=Expectations)
+
+    def link(self, kind: str) -> LinkSpec:
+        return self.networks.get(kind) or DEFAULT_NETWORKS[kind]  # type: ignore[index]
+
+
+class ScenarioError(Exception):
+    """One line for a person: ``path:line: field: reason``."""
+
+    def __init__(self, path: str, line: int | None, field: str, reason: str) -> None:
+        self.path, self.line, self.field, self.reason = path, line, field, reason
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {field}: {reason}" if field else f"{where}: {reason}")
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    text_path = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(text_path, None, "", exc.strerror or str(exc)) from None
+    return parse_scenario(text, text_path)
+
+
+def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(path, line, "", f"not valid YAML: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ScenarioError(path, 1, "", "a scenario is a mapping of fields (name, devices, ...)")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc)
+        reason = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            reason = "unknown field"
+        raise ScenarioError(path, _line_of(node, loc), field or "(top)", reason) from None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """The 1-based line of the deepest YAML node that ``loc`` reaches."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    # an unknown or bad key: point at the key itself
+                    line = key.start_mark.line + 1
+                    node = value
+                    if not isinstance(value, yaml.ScalarNode):
+                        continue
+                    line = value.start_mark.line + 1
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def scenario_json_schema() -> dict[str, Any]:
+    return Scenario.model_json_schema()
