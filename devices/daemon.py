@@ -82,6 +82,10 @@ class DaemonIO(Protocol):
         """Call ``daemon.on_timer(now)`` at ``when``, or earlier: the shell keeps
         only the earliest armed time, and the daemon re-arms what is still due."""
 
+    def set_watchdog(self, delay: float) -> None:
+        """Call ``daemon.on_timer(now)`` about ``delay`` seconds from now. Armed on
+        every heartbeat and rarely needed, so a shell may batch these coarsely."""
+
     def hand_to_app(self, push: dl.Push) -> bool:
         """Give a message to its app; False when no such app is installed."""
 
@@ -206,8 +210,6 @@ class PushDaemon:
                     self.heartbeat.on_timeout(self.interface or "")
                     self._drop_link()
                     self._schedule_retry(now)
-                else:
-                    self._arm(self._ping_sent_at + self.heartbeat.ack_timeout_s)
             elif now >= self._next_heartbeat:
                 self._send_heartbeat(now)
             else:
@@ -240,7 +242,7 @@ class PushDaemon:
         self.heartbeats += 1
         assert self.link is not None
         self.link.send(dl.Ping(self._ping_seq))
-        self._arm(now + self.heartbeat.ack_timeout_s)
+        self.io.set_watchdog(self.heartbeat.ack_timeout_s)
 
     def _connect(self, now: float) -> None:
         if self.interface is None:

@@ -25,6 +25,7 @@ from devices.apps import (
 from devices.daemon import DaemonLink, HeartbeatPolicy, PushDaemon
 from devices.radio import PROFILES, RadioProfile, RadioStateMachine
 from simulator.core import devicelink as dl
+from simulator.core.clock import Watchdogs
 from simulator.core.network import LinkConditions, Network, Path
 from simulator.core.trace import EventKind, Trace
 
@@ -114,7 +115,8 @@ class Device:
                  heartbeat: HeartbeatPolicy | None = None, baseline_w: float = 0.0114,
                  battery: Battery | None = None,
                  profiles: dict[str, RadioProfile] | None = None,
-                 conditions: dict[str, LinkConditions] | None = None) -> None:
+                 conditions: dict[str, LinkConditions] | None = None,
+                 watchdogs: Watchdogs | None = None) -> None:
         self.device_id = device_id
         self.platform = platform
         self.loop = loop
@@ -128,6 +130,7 @@ class Device:
         self.battery = battery or Battery()
         self.profiles = profiles or PROFILES
         self.conditions = conditions or {}
+        self.watchdogs = watchdogs
         self.interfaces: dict[str, Interface] = {}
         self.apps: dict[str, App] = {}
         self.airplane = False
@@ -180,6 +183,15 @@ class Device:
             self._timer.cancel()
         self._timer_when = when
         self._timer = self.loop.call_at(when, self._fire)
+
+    def set_watchdog(self, delay: float) -> None:
+        if self.watchdogs is None:
+            self.loop.call_later(delay, self._watchdog)
+        else:
+            self.watchdogs.after(delay, self._watchdog)
+
+    def _watchdog(self) -> None:
+        self.daemon.on_timer(self.loop.time())
 
     def _fire(self) -> None:
         self._timer = None

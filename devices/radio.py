@@ -30,10 +30,10 @@ class RadioProfile:
     up_mbps: float
     down_mbps: float
     placeholder: bool = False
+    tail_s: float = 0.0  # derived: the tail's total length
 
-    @property
-    def tail_s(self) -> float:
-        return sum(d for _, d in self.tail)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tail_s", sum(d for _, d in self.tail))
 
     def tail_energy(self, elapsed: float) -> float:
         """Energy of the first ``elapsed`` seconds of the tail."""

@@ -139,3 +139,14 @@ async def collect(world: World, duration: float, trace_path: str | Path | None,
         energy_j={d.device_id: d.energy_j(now) for d in world.devices.values()},
         pruned=list(world.app_server.pruned),
     )
+
+
+LIFECYCLE_KINDS = (EventKind.TOKEN_REGISTERED, EventKind.TOKEN_STORED, EventKind.SENT,
+                   EventKind.ACCEPTED, EventKind.REJECTED, EventKind.STORED,
+                   EventKind.COLLAPSED, EventKind.EXPIRED, EventKind.DROPPED,
+                   EventKind.FORWARDED, EventKind.DELIVERED, EventKind.HANDED)
+
+
+def lifecycle(events: list[TraceEvent]) -> list[str]:
+    """The message-lifecycle kinds in order: what must match between sim and live."""
+    return [e.kind for e in events if e.kind in LIFECYCLE_KINDS]

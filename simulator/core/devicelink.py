@@ -191,6 +191,32 @@ def valid_device_id(device_id: str) -> bool:
         and not device_id.startswith("$")
 
 
+ONLINE, GONE = "online", "gone"
+
+
+def presence(state: str, conn: str) -> bytes:
+    """A ``status`` payload: one connection (``conn``) of a device came or went.
+
+    ``gone`` is both the device's Last Will (the broker sends it when the
+    connection dies) and what the device publishes before a clean close, so the
+    gateway hears about every end; ``conn`` lets it ignore a late ``gone`` from a
+    connection that a newer one already replaced.
+    """
+    return json.dumps({"state": state, "conn": conn}, separators=(",", ":")).encode()
+
+
+def parse_presence(raw: bytes) -> tuple[str, str]:
+    """``(state, conn)`` of a ``status`` payload; raises ValueError otherwise."""
+    try:
+        body = json.loads(raw)
+        state, conn = body["state"], body["conn"]
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a presence payload: {exc}") from exc
+    if state not in (ONLINE, GONE) or not isinstance(conn, str):
+        raise ValueError(f"not a presence payload: {raw[:60]!r}")
+    return state, conn
+
+
 class BrokerAddress(NamedTuple):
     """Where an MQTT broker listens, parsed from ``mqtt://[user:pass@]host[:port]``."""
 

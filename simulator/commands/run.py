@@ -1,0 +1,130 @@
+"""``pushlab run``, ``pushlab demo`` and ``pushlab schema``."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from simulator.core.trace import EventKind, TraceEvent
+from simulator.durations import format_duration
+from simulator.runner import RunResult, run_scenario
+from simulator.scenario import ScenarioError, load_scenario, scenario_json_schema
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)
+    app.command("demo")(demo)
+    app.command("schema")(schema)
+
+
+def _load(path: Path):  # noqa: ANN202
+    try:
+        return load_scenario(path)
+    except ScenarioError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="scenario file (YAML)")],
+    live: Annotated[bool, typer.Option("--live", help="real sockets on loopback")] = False,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    trace: Annotated[Path | None, typer.Option(help="write every trace event as JSON Lines")] = None,
+) -> None:
+    """Run a scenario headless and summarise it; exit 1 if an expectation fails."""
+    scenario = _load(file)
+    result = run_scenario(scenario, seed=seed, live=live, trace_path=trace)
+    _summary(result)
+    failed = result.check_expectations()
+    for line in failed:
+        console.print(f"[red]expectation failed[/red] {line}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def demo(
+    live: Annotated[bool, typer.Option("--live", help="real sockets on loopback")] = False,
+) -> None:
+    """Follow one notification's whole life (scenarios/hello.yaml)."""
+    scenario = _load(SCENARIOS / "hello.yaml")
+    result = run_scenario(scenario, live=live)
+    console.print(f"[bold]{scenario.name}[/bold]: {scenario.description.strip()}\n")
+    epoch = datetime.fromisoformat(scenario.epoch.replace("Z", "+00:00")).timestamp()
+    table = Table(title="One notification's life", show_lines=False)
+    table.add_column("sim time", justify="right")
+    table.add_column("clock (UTC)")
+    table.add_column("step")
+    previous = None
+    for event in result.events:
+        text = describe(event)
+        if text is None:
+            continue
+        delta = "" if previous is None else f"+{format_duration(event.t - previous)}"
+        stamp = datetime.fromtimestamp(epoch + event.t, UTC).strftime("%H:%M:%S.%f")[:-3]
+        table.add_row(format_duration(event.t), stamp, f"{text} [dim]{delta}[/dim]")
+        previous = event.t
+    console.print(table)
+    failed = result.check_expectations()
+    if failed:
+        for line in failed:
+            console.print(f"[red]expectation failed[/red] {line}")
+        raise typer.Exit(1)
+
+
+def describe(event: TraceEvent) -> str | None:
+    """A sentence for the lifecycle events a learner should see; None for the rest."""
+    d = event.data
+    kind = event.kind
+    provider = {"apns": "APNs", "fcm": "FCM"}.get(str(d.get("provider", "")), "provider")
+    if kind == EventKind.TOKEN_REGISTERED and "provider" in d:
+        return (f"push daemon on {d['device']} registers {d['app']} with {provider}; "
+                f"{provider} issues token {str(d['token'])[:12]}...")
+    if kind == EventKind.TOKEN_REGISTERED:
+        return f"{d['app']} gets its token and sends it to its app server"
+    if kind == EventKind.TOKEN_STORED:
+        return f"app server stores the token for user {d.get('user')} ({d['device']})"
+    if kind == EventKind.SENT and d.get("via") != "poll":
+        return f"app server sends a notification to {d.get('user')} (id {str(d['msg'])[:8]})"
+    if kind == EventKind.ACCEPTED:
+        return f"{provider} accepts it: {d.get('status')}"
+    if kind == EventKind.REJECTED:
+        return f"{provider} rejects it: {d.get('status')} {d.get('reason')}"
+    if kind == EventKind.STORED:
+        return f"{provider} stores it (device not reachable now)"
+    if kind == EventKind.FORWARDED:
+        return f"{provider} forwards it down {d['device']}'s persistent connection"
+    if kind == EventKind.DELIVERED:
+        return f"push daemon on {d['device']} receives it and acks"
+    if kind == EventKind.HANDED:
+        return f"{d['app']} gets the notification"
+    return None
+
+
+def _summary(result: RunResult) -> None:
+    table = Table(title=f"{result.scenario.name}: {format_duration(result.duration)} simulated")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("notifications sent", str(result.sent))
+    table.add_row("handed to apps", str(result.handed))
+    table.add_row("delivered ratio", f"{result.delivered_ratio():.3f}")
+    p95 = result.latency_p95()
+    table.add_row("latency p95", "-" if p95 is None else format_duration(p95))
+    table.add_row("heartbeats", str(result.heartbeats))
+    table.add_row("tokens pruned", str(len(result.pruned)))
+    total = sum(result.energy_j.values())
+    table.add_row("energy, all devices", f"{total:.1f} J")
+    console.print(table)
+
+
+def schema() -> None:
+    """Print the scenario file's JSON Schema (for editors)."""
+    typer.echo(json.dumps(scenario_json_schema(), indent=2))
