@@ -125,12 +125,12 @@ async def collect(world: World, duration: float, trace_path: str | Path | None,
     recorder = Recorder()
     world.trace.subscribe(recorder)
     writer = JsonlWriter(trace_path) if trace_path else None
-    if writer is not None:
-        world.trace.subscribe(writer)
+    unsubscribe = world.trace.subscribe(writer) if writer is not None else None
     try:
         await runner(world, duration)
     finally:
-        if writer is not None:
+        if writer is not None and unsubscribe is not None:
+            unsubscribe()
             writer.close()
     now = world.loop.time()
     return RunResult(

@@ -220,12 +220,10 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if key.value == part:
-                    # an unknown or bad key: point at the key itself
-                    line = key.start_mark.line + 1
+                    # a scalar: its own line; a block below a key: the key's line
+                    mark = value if isinstance(value, yaml.ScalarNode) else key
+                    line = mark.start_mark.line + 1
                     node = value
-                    if not isinstance(value, yaml.ScalarNode):
-                        continue
-                    line = value.start_mark.line + 1
                     break
             else:
                 return line

@@ -1,0 +1,131 @@
+"""The push daemon as a sans-IO state machine: driven by hand, no loop, no sockets."""
+
+import random
+
+from devices.daemon import BACKOFF, CONNECTED, CONNECTING, OFFLINE, PushDaemon
+from simulator.core import devicelink as dl
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+        self.closed = False
+
+    def send(self, msg: object) -> bool:
+        self.sent.append(msg)
+        return not self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeIO:
+    def __init__(self) -> None:
+        self.links: list[FakeLink] = []
+        self.timers: list[float] = []
+        self.watchdogs: list[float] = []
+        self.handed: list[dl.Push] = []
+        self.tokens: list[tuple[str, str]] = []
+
+    def open_link(self, daemon):  # noqa: ANN001, ANN201
+        self.links.append(FakeLink())
+        return self.links[-1]
+
+    def set_timer(self, when: float) -> None:
+        self.timers.append(when)
+
+    def set_watchdog(self, delay: float) -> None:
+        self.watchdogs.append(delay)
+
+    def hand_to_app(self, push: dl.Push) -> bool:
+        self.handed.append(push)
+        return True
+
+    def token_received(self, app_id: str, token: str) -> None:
+        self.tokens.append((app_id, token))
+
+    def notice(self, notice: dl.Notice) -> None:
+        pass
+
+
+def connected_daemon() -> tuple[PushDaemon, FakeIO]:
+    io = FakeIO()
+    daemon = PushDaemon("d1", "ios", io, random.Random(1))
+    daemon.register(0.0, "com.example.chat")
+    daemon.network_changed(0.0, "wifi", "198.51.0.1")
+    assert daemon.state == CONNECTING
+    assert isinstance(io.links[0].sent[0], dl.Hello)
+    daemon.on_frame(io.links[0], dl.HelloAck("d1"), 0.1)
+    return daemon, io
+
+
+def test_connect_registers_apps_and_arms_heartbeat() -> None:
+    daemon, io = connected_daemon()
+    assert daemon.state == CONNECTED
+    assert any(isinstance(m, dl.Register) for m in io.links[0].sent)
+    assert io.timers[-1] == 0.1 + 15 * 60
+    daemon.on_frame(io.links[0], dl.Registered("com.example.chat", "ab" * 32), 0.2)
+    assert io.tokens == [("com.example.chat", "ab" * 32)]
+
+
+def test_heartbeat_acked_schedules_the_next_one() -> None:
+    daemon, io = connected_daemon()
+    t = 0.1 + 900
+    daemon.on_timer(t)
+    ping = io.links[0].sent[-1]
+    assert isinstance(ping, dl.Ping)
+    assert io.watchdogs == [60.0]
+    daemon.on_frame(io.links[0], dl.Pong(ping.seq), t + 0.02)
+    assert io.timers[-1] == t + 900
+    daemon.on_timer(t + 60)  # the watchdog finds the pong already there
+    assert daemon.state == CONNECTED and len(io.links) == 1
+    assert daemon.heartbeats == daemon.heartbeats_acked == 1
+
+
+def test_unanswered_heartbeat_means_dead_connection_and_reconnect() -> None:
+    daemon, io = connected_daemon()
+    t = 0.1 + 900
+    daemon.on_timer(t)  # ping goes into a connection a NAT silently dropped
+    daemon.on_timer(t + 60)
+    assert daemon.state == BACKOFF
+    assert io.links[0].closed
+    retry_at = io.timers[-1]
+    assert t + 60 < retry_at <= t + 60 + 3.0  # first backoff: 2 s with jitter
+    daemon.on_timer(retry_at)
+    assert daemon.state == CONNECTING and len(io.links) == 2
+
+
+def test_backoff_grows_and_stops_without_network() -> None:
+    daemon, io = connected_daemon()
+    now = 1000.0
+    delays = []
+    for _ in range(6):
+        daemon.on_link_lost(daemon.link, now)
+        retry = io.timers[-1]
+        delays.append(retry - now)
+        daemon.on_timer(retry)
+        now = retry
+    assert delays[-1] > delays[0] * 8
+    daemon.network_changed(now, None, "")
+    assert daemon.state == OFFLINE and daemon.link is None
+    links = len(io.links)
+    daemon.on_timer(now + 10_000)
+    assert len(io.links) == links
+
+
+def test_duplicates_are_acked_but_handed_once() -> None:
+    daemon, io = connected_daemon()
+    push = dl.Push("m1", "ab" * 32, "com.example.chat", {"aps": {}})
+    daemon.on_frame(io.links[0], push, 5.0)
+    daemon.on_frame(io.links[0], push, 6.0)
+    assert [p.msg_id for p in io.handed] == ["m1"]
+    assert [m.msg_id for m in io.links[0].sent if isinstance(m, dl.Ack)] == ["m1", "m1"]
+    assert daemon.duplicates == 1
+
+
+def test_frames_from_an_abandoned_connection_are_ignored() -> None:
+    daemon, io = connected_daemon()
+    old = io.links[0]
+    daemon.network_changed(10.0, "lte", "203.0.0.9")
+    daemon.on_frame(old, dl.Push("m2", "t", "com.example.chat", {}), 10.5)
+    assert io.handed == []
