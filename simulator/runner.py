@@ -91,7 +91,7 @@ def schedule_timeline(world: World) -> None:
 
     for entry in sorted(world.scenario.timeline, key=lambda e: e.at):
         name, action = entry.action
-        loop.call_at(entry.at, fire, name, action)
+        loop.call_at(world.t0 + entry.at * world.time_scale, fire, name, action)
 
 
 async def run_world(world: World, until: float) -> None:

@@ -7,6 +7,7 @@ Only this top floor knows every part; the parts meet through the interfaces of
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from fake_providers.backend import PushBackend
 from fake_providers.gateway import MemoryGateway
 from fake_providers.registry import TokenRegistry, apns_token, fcm_token
 from fake_providers.store import KeepAllPolicy, StoreAndForward
+from simulator.core.clock import Watchdogs
 from simulator.core.http import MemoryTransport
 from simulator.core.network import LinkConditions, Network
 from simulator.core.rand import RandomSource
@@ -54,6 +56,9 @@ class World:
     devices: dict[str, Device] = field(default_factory=dict)
     groups: dict[str, list[str]] = field(default_factory=dict)
     epoch: float = 0.0
+    t0: float = 0.0  # loop time at which the run started (0 on the virtual clock)
+    time_scale: float = 1.0  # live mode may compress the timeline's waits
+    watchdogs: Watchdogs | None = None
 
     def wall_clock(self) -> float:
         return self.epoch + self.loop.time()
@@ -131,10 +136,15 @@ class World:
 
 
 def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
-                seed: int | None = None) -> World:
-    """Assemble a sim-mode world on ``loop`` (which must be the running loop)."""
+                seed: int | None = None, *, clock: Callable[[], float] | None = None) -> World:
+    """Assemble a world on ``loop`` (the running loop), wired for sim mode.
+
+    Live mode builds the same world and then replaces the in-memory wiring (the
+    app server's transports, the devices' link factory) with real sockets.
+    ``clock`` is the trace's clock (live mode counts from the run's start).
+    """
     rng = RandomSource(scenario.seed if seed is None else seed)
-    trace = Trace(loop.time)
+    trace = Trace(clock or loop.time)
     network = Network(loop, trace, rng.stream("network"))
     epoch = datetime.fromisoformat(scenario.epoch.replace("Z", "+00:00")).timestamp()
 
@@ -153,6 +163,7 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
     }
     app_server = AppServer(senders, loop.time, trace)
     world = World(scenario, loop, trace, rng, network, providers, app_server, epoch=epoch)
+    world.watchdogs = Watchdogs(loop)
 
     link_factory = memory_link_factory(network, lambda platform: f"{PROVIDER_FOR[platform]}-gateway")
     conditions = {kind: LinkConditions(latency=scenario.link(kind).latency,
@@ -177,7 +188,7 @@ def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
                     heartbeat=heartbeat_policy(spec.heartbeat or scenario.heartbeat),
                     baseline_w=scenario.baseline_mw / 1000.0,
                     battery=Battery(capacity_mah=scenario.battery_mah),
-                    conditions=conditions)
+                    conditions=conditions, watchdogs=world.watchdogs)
     kinds = list(dict.fromkeys([spec.network, *spec.interfaces]))
     for kind in kinds:
         device.add_interface(kind, up=(kind == spec.network))

@@ -66,3 +66,26 @@ class MemoryTransport:
         resp = self._handler(req, self.connection_state)
         await asyncio.sleep(self.latency)
         return resp
+
+
+class HttpxTransport:
+    """A real HTTP client (HTTP/2 when ``http2``; h2c by prior knowledge without TLS)."""
+
+    def __init__(self, base_url: str, *, http2: bool = True, verify: str | bool = True,
+                 timeout: float = 10.0) -> None:
+        import httpx  # only live mode needs it
+
+        self.base_url = base_url
+        plain = base_url.startswith("http://")
+        self.client = httpx.AsyncClient(base_url=base_url, verify=verify, timeout=timeout,
+                                        http1=not (http2 and plain), http2=http2)
+        self.http_versions: list[str] = []
+
+    async def request(self, req: HttpRequest) -> HttpResponse:
+        resp = await self.client.request(req.method, req.path, headers=req.headers,
+                                         content=req.body)
+        self.http_versions.append(resp.http_version)
+        return HttpResponse(resp.status_code, dict(resp.headers), resp.content)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
