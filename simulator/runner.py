@@ -104,12 +104,12 @@ async def run_world(world: World, until: float) -> None:
 
 
 def run_scenario(scenario: Scenario, *, seed: int | None = None, live: bool = False,
-                 trace_path: str | Path | None = None) -> RunResult:
+                 trace_path: str | Path | None = None, time_scale: float = 1.0) -> RunResult:
     """Run headless in sim mode (or live, over real sockets) and collect the trace."""
     if live:
         from simulator.live.world import run_live  # imported lazily: real sockets only
 
-        return run_live(scenario, seed=seed, trace_path=trace_path)
+        return run_live(scenario, seed=seed, trace_path=trace_path, time_scale=time_scale)
     return run_virtual(_run_sim(scenario, seed, trace_path))
 
 
@@ -140,6 +140,9 @@ async def collect(world: World, duration: float, trace_path: str | Path | None,
         pruned=list(world.app_server.pruned),
     )
 
+
+FINAL_KINDS = (EventKind.HANDED, EventKind.REJECTED, EventKind.EXPIRED, EventKind.DROPPED,
+               EventKind.COLLAPSED)
 
 LIFECYCLE_KINDS = (EventKind.TOKEN_REGISTERED, EventKind.TOKEN_STORED, EventKind.SENT,
                    EventKind.ACCEPTED, EventKind.REJECTED, EventKind.STORED,

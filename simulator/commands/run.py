@@ -39,10 +39,13 @@ def run(
     live: Annotated[bool, typer.Option("--live", help="real sockets on loopback")] = False,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
     trace: Annotated[Path | None, typer.Option(help="write every trace event as JSON Lines")] = None,
+    time_scale: Annotated[float, typer.Option(
+        help="live mode: multiply the timeline's waits (0.05 plays 1 min in 3 s)")] = 1.0,
 ) -> None:
     """Run a scenario headless and summarise it; exit 1 if an expectation fails."""
     scenario = _load(file)
-    result = run_scenario(scenario, seed=seed, live=live, trace_path=trace)
+    result = run_scenario(scenario, seed=seed, live=live, trace_path=trace,
+                          time_scale=time_scale)
     _summary(result)
     failed = result.check_expectations()
     for line in failed:
@@ -56,7 +59,8 @@ def demo(
 ) -> None:
     """Follow one notification's whole life (scenarios/hello.yaml)."""
     scenario = _load(SCENARIOS / "hello.yaml")
-    result = run_scenario(scenario, live=live)
+    # live mode plays the timeline 20x faster: the minute before the send takes 3 s
+    result = run_scenario(scenario, live=live, time_scale=0.05 if live else 1.0)
     console.print(f"[bold]{scenario.name}[/bold]: {scenario.description.strip()}\n")
     epoch = datetime.fromisoformat(scenario.epoch.replace("Z", "+00:00")).timestamp()
     table = Table(title="One notification's life", show_lines=False)

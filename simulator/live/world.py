@@ -1,0 +1,179 @@
+"""Live mode: the same world as sim mode, wired over real sockets on loopback.
+
+* the APNs look-alike listens for HTTP/2 over TLS (ALPN ``h2``) on 127.0.0.1 and the
+  app server sends to it with a real HTTP/2 client;
+* each device's push daemon connects over MQTT, through the embedded amqtt broker
+  (or the broker at ``broker_url``), from its own 127.x.y.z source address, to the
+  provider's device gateway.
+
+Live runs are real time. ``time_scale`` shrinks the timeline's waits (a send "at
+1m" with ``time_scale=0.05`` happens 3 s in) so lessons run in seconds; the run
+ends when the timeline is done and every sent message has reached its fate, or
+when the scaled duration is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from devices.device import Device
+from devices.mqtt_link import MqttLinkFactory
+from fake_providers.apns.h2server import start_apns_server
+from fake_providers.mqtt_gateway import MqttGateway
+from fake_providers.tls import ensure_tls
+from simulator.core.http import HttpxTransport
+from simulator.core.network import Network
+from simulator.core.trace import EventKind
+from simulator.live.broker import open_broker
+from simulator.runner import FINAL_KINDS, RunResult, collect, schedule_timeline
+from simulator.scenario import Scenario
+from simulator.world import PROVIDER_FOR, World, build_world
+
+
+class LoopbackAddresses:
+    """Hands each device interface its own 127.x.y.z address."""
+
+    def __init__(self) -> None:
+        self._next = 0
+
+    def __call__(self, kind: str) -> str:
+        self._next += 1
+        n = self._next
+        return f"127.{(n >> 16) & 255 or 1}.{(n >> 8) & 255}.{(n & 255) or 1}"
+
+
+def run_live(scenario: Scenario, *, seed: int | None = None,
+             trace_path: str | Path | None = None, time_scale: float = 1.0,
+             broker_url: str | None = None, tls_dir: str | Path | None = None) -> RunResult:
+    return asyncio.run(_run(scenario, seed, trace_path, time_scale, broker_url, tls_dir))
+
+
+async def _run(scenario: Scenario, seed: int | None, trace_path: str | Path | None,
+               time_scale: float, broker_url: str | None,
+               tls_dir: str | Path | None) -> RunResult:
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    world = build_world(scenario, loop, seed, clock=lambda: loop.time() - t0)
+    world.t0 = t0
+    world.time_scale = time_scale
+    async with LiveWiring(world, broker_url=broker_url, tls_dir=tls_dir) as wiring:
+        result = await collect(world, scenario.duration * time_scale, trace_path,
+                               wiring.run)
+    result.http_versions = list(wiring.http_versions)  # type: ignore[attr-defined]
+    return result
+
+
+class LiveWiring:
+    """Starts the real servers, swaps the world's in-memory wiring for them."""
+
+    def __init__(self, world: World, *, broker_url: str | None = None,
+                 tls_dir: str | Path | None = None) -> None:
+        self.world = world
+        self.broker = open_broker(broker_url)
+        self._tmp = None if tls_dir else tempfile.TemporaryDirectory(prefix="pushlab-tls-")
+        self.tls_dir = Path(tls_dir) if tls_dir else Path(self._tmp.name)  # type: ignore[union-attr]
+        self.gateways: list[MqttGateway] = []
+        self.factories: dict[str, MqttLinkFactory] = {}
+        self.transports: list[HttpxTransport] = []
+        self.servers: list[Any] = []
+
+    @property
+    def http_versions(self) -> list[str]:
+        return [v for t in self.transports for v in t.http_versions]
+
+    async def __aenter__(self) -> LiveWiring:
+        world = self.world
+        loop = world.loop
+        await self.broker.start()
+        tls = ensure_tls(self.tls_dir)
+        apns_server = await start_apns_server(world.providers.apns, tls=tls)
+        self.servers.append(apns_server)
+        apns_transport = HttpxTransport(apns_server.url, http2=True, verify=str(tls.ca_path))
+        self.transports.append(apns_transport)
+        world.app_server.senders["ios"].transport = apns_transport  # type: ignore[attr-defined]
+
+        for provider, backend in world.providers.backends.items():
+            gateway = MqttGateway(backend, self.broker.url, provider=provider,
+                                  username=self.broker.gateway_username,
+                                  password=self.broker.gateway_password)
+            await gateway.start()
+            self.gateways.append(gateway)
+            self.factories[provider] = MqttLinkFactory(
+                self.broker.url, provider=provider, loop=loop,
+                password=self.broker.device_password)
+
+        addresses = LoopbackAddresses()
+        network: Network = world.network
+        network.new_address = addresses  # type: ignore[method-assign]
+        for device in world.devices.values():
+            for iface in device.interfaces.values():
+                iface.path.address = addresses(iface.kind)
+            device.link_factory = self._link_factory
+        return self
+
+    def _link_factory(self, device: Device, daemon: Any) -> Any:
+        iface = device.active_interface()
+        factory = self.factories[PROVIDER_FOR[device.platform]]
+        return factory.open(daemon, device.device_id,
+                            client_address=iface.path.address if iface else None)
+
+    async def run(self, world: World, until: float) -> None:
+        """Power on, play the timeline, stop when everything sent has settled."""
+        loop = world.loop
+        for device in world.devices.values():
+            device.power_on()
+        schedule_timeline(world)
+        last = max((e.at for e in world.scenario.timeline), default=0.0) * world.time_scale
+        settled = _Settled(world)
+        deadline = world.t0 + until
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if loop.time() - world.t0 > last + 0.2 and settled.done():
+                await asyncio.sleep(0.2)  # let the last acks reach the provider
+                break
+        for backend in world.providers.backends.values():
+            backend.expire_all()
+
+    async def __aexit__(self, *exc: object) -> None:
+        for device in self.world.devices.values():
+            device.daemon.network_changed(self.world.loop.time(), None, "")
+        for factory in self.factories.values():
+            with contextlib.suppress(Exception):
+                await factory.aclose()
+        for gateway in self.gateways:
+            with contextlib.suppress(Exception):
+                await gateway.close()
+        for transport in self.transports:
+            await transport.aclose()
+        for server in self.servers:
+            await server.close()
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+class _Settled:
+    """Whether every message sent so far has reached a final fate."""
+
+    def __init__(self, world: World) -> None:
+        self.open: set[str] = set()
+        self.sent = 0
+        world.trace.subscribe(self._on_event)
+
+    def _on_event(self, event: Any) -> None:
+        msg = event.data.get("msg")
+        if msg is None:
+            return
+        if event.kind == EventKind.SENT:
+            self.sent += 1
+            self.open.add(msg)
+        elif event.kind in FINAL_KINDS:
+            self.open.discard(msg)
+
+    def done(self) -> bool:
+        return not self.open
