@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import heapq
 import itertools
 import selectors
@@ -70,25 +71,21 @@ def _fileno(fileobj: Any) -> int:
     return fileobj if isinstance(fileobj, int) else fileobj.fileno()
 
 
-class _OrderedTimerHandle(asyncio.TimerHandle):
-    """A timer that breaks ties on ``when`` by scheduling order (FIFO, as SimPy).
+class _Timer(asyncio.TimerHandle):
+    """A TimerHandle built without the debug bookkeeping (this loop never debugs timers)."""
 
-    Only this loop creates these handles, so comparisons can use the key directly:
-    the heap compares handles millions of times in a long run.
-    """
+    __slots__ = ()
 
-    __slots__ = ("_key",)
-    _counter = itertools.count()
-
-    def __init__(self, when, callback, args, loop, context=None) -> None:  # noqa: ANN001
-        super().__init__(when, callback, args, loop, context=context)
-        self._key = (when, next(self._counter))
-
-    def __lt__(self, other: _OrderedTimerHandle) -> bool:  # type: ignore[override]
-        return self._key < other._key
-
-    def __le__(self, other: _OrderedTimerHandle) -> bool:  # type: ignore[override]
-        return self._key <= other._key
+    def __init__(self, when, callback, args, loop, context) -> None:  # noqa: ANN001
+        self._loop = loop
+        self._callback = callback
+        self._args = args
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._context = context if context is not None else contextvars.copy_context()
+        self._when = when
+        self._scheduled = True
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
@@ -96,6 +93,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def __init__(self) -> None:
         self._now = 0.0
+        self._seq = itertools.count()
         super().__init__(selector=_VirtualSelector(self))
         # asyncio fires timers with when < now + resolution; keep it tiny but > 0.
         self._clock_resolution = 1e-9
@@ -103,19 +101,23 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._now
 
+    # The heap holds (when, seq, handle) tuples rather than handles: tuples compare
+    # in C, handles through a Python __lt__, and a long run compares millions of
+    # times. ``seq`` breaks ties in scheduling order (FIFO, as SimPy does).
+
     def _advance_to_next_timer(self) -> None:
         scheduled = self._scheduled
-        while scheduled and scheduled[0]._cancelled:
-            heapq.heappop(scheduled)
+        while scheduled and scheduled[0][2]._cancelled:
+            heapq.heappop(scheduled)[2]._scheduled = False
             self._timer_cancelled_count -= 1
-        if scheduled and scheduled[0]._when > self._now:
-            self._now = scheduled[0]._when
+        if scheduled and scheduled[0][0] > self._now:
+            self._now = scheduled[0][0]
 
     def call_at(self, when, callback, *args, context=None):  # noqa: ANN001, ANN201
-        self._check_closed()
-        timer = _OrderedTimerHandle(when, callback, args, self, context)
-        heapq.heappush(self._scheduled, timer)
-        timer._scheduled = True
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        timer = _Timer(when, callback, args, self, context)
+        heapq.heappush(self._scheduled, (when, next(self._seq), timer))
         return timer
 
     def _run_once(self) -> None:
@@ -129,28 +131,28 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         ready = self._ready
         if self._timer_cancelled_count > 100 and self._timer_cancelled_count * 2 > len(scheduled):
             live = []
-            for handle in scheduled:
-                if handle._cancelled:
-                    handle._scheduled = False
+            for entry in scheduled:
+                if entry[2]._cancelled:
+                    entry[2]._scheduled = False
                 else:
-                    live.append(handle)
+                    live.append(entry)
             heapq.heapify(live)
             self._scheduled = scheduled = live
             self._timer_cancelled_count = 0
         if not ready and not self._stopping:
-            while scheduled and scheduled[0]._cancelled:
+            while scheduled and scheduled[0][2]._cancelled:
                 self._timer_cancelled_count -= 1
-                heapq.heappop(scheduled)._scheduled = False
+                heapq.heappop(scheduled)[2]._scheduled = False
             if not scheduled:
                 raise SimulationStalled(
                     "no runnable callback and no pending timer: every task waits forever")
-            when = scheduled[0]._when
+            when = scheduled[0][0]
             if when > self._now:
                 self._now = when
         now = self._now
         pop = heapq.heappop
-        while scheduled and scheduled[0]._when <= now:
-            handle = pop(scheduled)
+        while scheduled and scheduled[0][0] <= now:
+            handle = pop(scheduled)[2]
             handle._scheduled = False
             if handle._cancelled:
                 self._timer_cancelled_count -= 1
