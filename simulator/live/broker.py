@@ -138,6 +138,21 @@ class BrokerHandle(Protocol):
     def device_password(self, device_id: str) -> str | None: ...
 
 
+class _SnapshotItems(dict):
+    """amqtt's subscription table, safe to change while a message is being routed.
+
+    amqtt 0.12 routes each message by iterating ``_subscriptions.items()`` and
+    awaiting the topic plugin for every subscriber on the way; a device that
+    subscribes meanwhile adds a key, the iteration raises ``RuntimeError:
+    dictionary changed size during iteration`` and the message is lost for every
+    remaining subscriber. Iterating a snapshot keeps the routing of that message
+    to the subscribers it started with.
+    """
+
+    def items(self):  # noqa: ANN201  (a list, not a view: that is the point)
+        return list(super().items())
+
+
 class EmbeddedBroker:
     """An amqtt broker in this process, on loopback, with PushLab's ACL.
 
@@ -191,6 +206,7 @@ class EmbeddedBroker:
         if self._broker is not None:
             return
         broker = Broker(self.config())
+        broker._subscriptions = _SnapshotItems()  # noqa: SLF001  (see _SnapshotItems)
         await broker.start()
         if not self.port:
             # amqtt keeps no public handle on its listening socket; read the port the
