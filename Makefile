@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	bash scripts/install-brokers.sh
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

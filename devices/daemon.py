@@ -11,6 +11,13 @@ every app on the device, heartbeats shorter than the NAT idle timeout, and a
 reconnect (with exponential backoff and jitter) after any interface or address
 change. A NAT that drops an idle binding kills the connection silently; the
 daemon notices only when a heartbeat goes unanswered.
+
+``ip-callback`` mode is the 2014 article's model, kept so the lab can show why
+it is history: the daemon keeps no connection. On every address change it opens
+a short connection to report where it can be reached (and to register apps),
+closes it, and listens; the provider connects to that address to deliver. A NAT
+in front of the device, or an address change the daemon never saw, leaves the
+provider dialling nowhere.
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from typing import Protocol
 from simulator.core import devicelink as dl
 
 OFFLINE, CONNECTING, CONNECTED, BACKOFF = "offline", "connecting", "connected", "backoff"
+LISTENING = "listening"  # ip-callback: address reported, waiting for the provider to call
+PERSISTENT, IP_CALLBACK = "persistent", "ip-callback"
 
 
 @dataclass(slots=True)
@@ -93,6 +102,11 @@ class DaemonIO(Protocol):
 
     def notice(self, notice: dl.Notice) -> None: ...
 
+    # ip-callback mode only (shells without it cannot run that mode) -------------
+    def listen(self, daemon: PushDaemon, address: str | None) -> None:
+        """Accept inbound deliveries on ``address`` (None: stop listening); they
+        arrive via ``daemon.on_callback(msg, now)``."""
+
 
 class PushDaemon:
     """Keeps the provider able to reach this device; see the module docstring."""
@@ -102,12 +116,16 @@ class PushDaemon:
                  "_next_heartbeat", "_backoff", "_retry_at", "_connect_deadline",
                  "_seen", "_pending_registrations", "heartbeats", "heartbeats_acked",
                  "reconnects", "delivered", "duplicates", "backoff_base_s", "backoff_max_s",
-                 "connect_timeout_s", "dozing", "on_state")
+                 "connect_timeout_s", "dozing", "on_state", "mode", "reports")
 
     SEEN_LIMIT = 1024
 
     def __init__(self, device_id: str, platform: str, io: DaemonIO, rng: random.Random,
-                 heartbeat: HeartbeatPolicy | None = None) -> None:
+                 heartbeat: HeartbeatPolicy | None = None, mode: str = PERSISTENT) -> None:
+        if mode not in (PERSISTENT, IP_CALLBACK):
+            raise ValueError(f"unknown daemon mode {mode!r}")
+        self.mode = mode
+        self.reports = 0  # ip-callback: address reports that reached the provider
         self.device_id = device_id
         self.platform = platform
         self.io = io
@@ -144,6 +162,8 @@ class PushDaemon:
         self.address = address
         self._drop_link()
         self._backoff = 0
+        if self.mode == IP_CALLBACK:
+            self.io.listen(self, address if interface is not None else None)
         if interface is None:
             self._set_state(OFFLINE)
             return
@@ -154,6 +174,11 @@ class PushDaemon:
         self._pending_registrations[app_id] = environment
         if self.state == CONNECTED and self.link is not None:
             self.link.send(dl.Register(app_id, environment))
+        elif self.state == LISTENING:
+            if self.link is not None:
+                self.link.send(dl.Register(app_id, environment))
+            else:
+                self._connect(now)  # ip-callback: a short connection to register
 
     def unregister(self, now: float, app_id: str, token: str) -> None:
         if self.state == CONNECTED and self.link is not None:
@@ -179,22 +204,35 @@ class PushDaemon:
                 self._arm(self._next_heartbeat)
         elif kind is dl.Push:
             link.send(dl.Ack(msg.msg_id))
-            seen = self._seen
-            if msg.msg_id in seen:
-                self.duplicates += 1
-                return
-            seen[msg.msg_id] = None
-            if len(seen) > self.SEEN_LIMIT:
-                seen.popitem(last=False)
-            self.delivered += 1
-            self.io.hand_to_app(msg)
+            self._receive(msg)
         elif kind is dl.HelloAck:
             self._connected(now)
         elif kind is dl.Registered:
             self._pending_registrations.pop(msg.app_id, None)
             self.io.token_received(msg.app_id, msg.token)
+            if self.mode == IP_CALLBACK and not self._pending_registrations:
+                self._close_report_link()
         elif kind is dl.Notice:
             self.io.notice(msg)
+
+    def on_callback(self, msg: object, now: float) -> None:
+        """ip-callback: the provider connected to our address and delivered ``msg``."""
+        if type(msg) is dl.Push:
+            self._receive(msg)
+        elif type(msg) is dl.Notice:
+            self.io.notice(msg)
+
+    def _receive(self, msg: dl.Push) -> None:
+        """Hand a push to its app once, whatever number of times it arrives."""
+        seen = self._seen
+        if msg.msg_id in seen:
+            self.duplicates += 1
+            return
+        seen[msg.msg_id] = None
+        if len(seen) > self.SEEN_LIMIT:
+            seen.popitem(last=False)
+        self.delivered += 1
+        self.io.hand_to_app(msg)
 
     def on_link_lost(self, link: DaemonLink, now: float) -> None:
         """The transport told us the connection ended (FIN/RST, broker gone)."""
@@ -225,6 +263,11 @@ class PushDaemon:
                 self._connect(now)
             else:
                 self._arm(self._retry_at)
+        elif state == LISTENING and self.link is not None:
+            if now >= self._connect_deadline:
+                self._close_report_link()  # registrations unanswered: try at next report
+            else:
+                self._arm(self._connect_deadline)
 
     # internals ----------------------------------------------------------------
     def _arm(self, when: float) -> None:
@@ -255,12 +298,17 @@ class PushDaemon:
         self.link = link
         self._set_state(CONNECTING)
         self._connect_deadline = now + self.connect_timeout_s
-        tokens: list[str] = []
-        link.send(dl.Hello(self.device_id, self.platform, self.address, tokens))
+        if self.mode == IP_CALLBACK:
+            link.send(dl.ReportAddress(self.device_id, self.address))
+        else:
+            link.send(dl.Hello(self.device_id, self.platform, self.address, []))
         self._arm(self._connect_deadline)
 
     def _connected(self, now: float) -> None:
         if self.state != CONNECTING:
+            return
+        if self.mode == IP_CALLBACK:
+            self._reported(now)
             return
         self._set_state(CONNECTED)
         self._backoff = 0
@@ -273,6 +321,26 @@ class PushDaemon:
             link.send(dl.Register(app_id, env))
         self._next_heartbeat = now + self.heartbeat.interval(self.interface or "")
         self._arm(self._next_heartbeat)
+
+    def _reported(self, now: float) -> None:
+        """ip-callback: the provider has our address; register, then hang up."""
+        self._set_state(LISTENING)
+        self._backoff = 0
+        self.reports += 1
+        link = self.link
+        assert link is not None
+        if not self._pending_registrations:
+            self._close_report_link()
+            return
+        for app_id, env in list(self._pending_registrations.items()):
+            link.send(dl.Register(app_id, env))
+        self._connect_deadline = now + self.connect_timeout_s
+        self._arm(self._connect_deadline)
+
+    def _close_report_link(self) -> None:
+        if self.link is not None:
+            self.link.close()
+            self.link = None
 
     def _drop_link(self) -> None:
         if self.link is not None:

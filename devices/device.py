@@ -22,7 +22,7 @@ from devices.apps import (
     Received,
     effective_poll_interval,
 )
-from devices.daemon import DaemonLink, HeartbeatPolicy, PushDaemon
+from devices.daemon import PERSISTENT, DaemonLink, HeartbeatPolicy, PushDaemon
 from devices.radio import PROFILES, RadioProfile, RadioStateMachine
 from simulator.core import devicelink as dl
 from simulator.core.clock import Watchdogs
@@ -32,6 +32,20 @@ from simulator.core.trace import EventKind, Trace
 LinkFactory = Callable[["Device", PushDaemon], DaemonLink | None]
 
 CELLULAR = ("lte", "3g", "5g")
+
+# Android deep Doze: idle windows grow 1 h, 2 h, 4 h, then stay at 6 h (the
+# ``idle_to``/``idle_factor``/``max_idle_to`` defaults, reference/energy.md 4.1),
+# with a maintenance window of at least 30 s between them.
+DEEP_IDLE_WINDOWS_S = (3600.0, 7200.0, 14400.0, 21600.0)
+MAINTENANCE_S = 30.0
+# While dozing, an inexact while-idle alarm fires at most once per 9 minutes.
+DOZE_ALARM_MIN_S = 9 * 60.0
+
+_CAUSE = {dl.Ping: "heartbeat", dl.Ack: "push", dl.Hello: "reconnect",
+          dl.ReportAddress: "address_report"}
+# Frames whose size on the air does not depend on their content, looked up once.
+_FIXED_SIZE = {kind: dl.wire_size(sample) for kind, sample in (
+    (dl.Ping, dl.Ping(0)), (dl.Ack, dl.Ack("")), (dl.Pong, dl.Pong(0)))}
 
 
 @dataclass(slots=True)
@@ -74,15 +88,10 @@ class MemoryDaemonLink:
 
     def send(self, msg: object) -> bool:
         kind = type(msg)
-        if kind is dl.Ping:
-            cause = "heartbeat"
-        elif kind is dl.Ack:
-            cause = "push"
-        elif kind is dl.Hello:
-            cause = "reconnect"
-        else:
-            cause = "control"
-        return self.conn.send_up(msg, dl.wire_size(msg), cause)
+        size = _FIXED_SIZE.get(kind)
+        if size is None:
+            size = dl.wire_size(msg)
+        return self.conn.send_up(msg, size, _CAUSE.get(kind, "control"))
 
     def close(self) -> None:
         self.conn.close()
@@ -98,7 +107,12 @@ def memory_link_factory(network: Network, service_for: Callable[[str], str]) -> 
         iface = device.active_interface()
         if iface is None:
             return None
-        conn = network.connect(iface.path, service_for(device.platform))
+        service = service_for(device.platform)
+        cause = "reconnect"
+        if daemon.mode != PERSISTENT:
+            service = f"{service}-{daemon.mode}"  # e.g. "apns-gateway-ip-callback"
+            cause = "address_report"
+        conn = network.connect(iface.path, service, cause)
         if conn is None:
             return None
         return MemoryDaemonLink(conn, daemon, device.loop)
@@ -116,7 +130,8 @@ class Device:
                  battery: Battery | None = None,
                  profiles: dict[str, RadioProfile] | None = None,
                  conditions: dict[str, LinkConditions] | None = None,
-                 watchdogs: Watchdogs | None = None) -> None:
+                 watchdogs: Watchdogs | None = None, mode: str = PERSISTENT,
+                 daemon_enabled: bool = True) -> None:
         self.device_id = device_id
         self.platform = platform
         self.loop = loop
@@ -137,7 +152,14 @@ class Device:
         self.powered = False
         self.dozing = False
         self.started_at = loop.time()
-        self.daemon = PushDaemon(device_id, platform, self, rng, heartbeat)
+        self.daemon = PushDaemon(device_id, platform, self, rng, heartbeat, mode)
+        # False: no system push connection at all (``pushlab compare`` prices a
+        # polling app alone this way).
+        self.daemon_enabled = daemon_enabled
+        self._listening: str | None = None
+        self._doze: _DozeCycle | None = None
+        self._deferred_polls: dict[str, PollingApp] = {}
+        self._last_alarm: dict[str, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = float("inf")
         self._poll_handles: dict[str, asyncio.TimerHandle] = {}
@@ -189,6 +211,19 @@ class Device:
             self.loop.call_later(delay, self._watchdog)
         else:
             self.watchdogs.after(delay, self._watchdog)
+
+    def listen(self, daemon: PushDaemon, address: str | None) -> None:
+        """ip-callback: accept the provider's inbound connections on ``address``."""
+        if self._listening is not None:
+            self.network.stop_listening(self._listening)
+            self._listening = None
+        iface = self.active_interface()
+        if address and iface is not None:
+            self.network.listen_on_device(iface.path, self._callback)
+            self._listening = address
+
+    def _callback(self, frame: object) -> None:
+        self.daemon.on_callback(frame, self.loop.time())
 
     def _watchdog(self) -> None:
         self.daemon.on_timer(self.loop.time())
@@ -261,9 +296,34 @@ class Device:
         if self.apps.get(app.app_id) is not app or not self.powered:
             return
         self._schedule_poll(app)
+        if self.dozing and not self._may_run_in_doze(app):
+            self._deferred_polls[app.app_id] = app  # runs in the next maintenance window
+            return
         if self.active_interface() is None or self.airplane:
             return
+        poll_now = getattr(self.server, "poll_now", None)
+        if poll_now is not None:  # an in-memory server answers at once: no task needed
+            app.polls += 1
+            self._charge(700, 1200, "poll")
+            if self.trace.active:
+                self.trace.emit(EventKind.POLL, device=self.device_id, app=app.app_id)
+            items = poll_now(user=self.user, device_id=self.device_id, app_id=app.app_id)
+            if items:
+                self._polled(app, items)
+            return
         self._spawn(self._do_poll(app))
+
+    def _may_run_in_doze(self, app: PollingApp) -> bool:
+        """Doze defers jobs and network; a foreground service is exempt and an
+        alarm may fire at most once per 9 minutes (reference/energy.md 4.1)."""
+        if app.scheduler == "foreground-service":
+            return True
+        if app.scheduler == "alarm":
+            now = self.loop.time()
+            if now - self._last_alarm.get(app.app_id, float("-inf")) >= DOZE_ALARM_MIN_S:
+                self._last_alarm[app.app_id] = now
+                return True
+        return False
 
     async def _do_poll(self, app: PollingApp) -> None:
         app.polls += 1
@@ -274,6 +334,9 @@ class Device:
             return
         items = await self.server.poll(user=self.user, device_id=self.device_id,
                                        app_id=app.app_id)
+        self._polled(app, items)
+
+    def _polled(self, app: PollingApp, items: list[dict[str, Any]]) -> None:
         now = self.loop.time()
         for item in items:
             created = float(item.get("created_at", now))
@@ -302,6 +365,8 @@ class Device:
         radio_on = self.powered and not self.airplane
         for each in self.interfaces.values():
             each.radio.set_enabled(now, radio_on and each.path.up)
+        if not self.daemon_enabled:
+            return
         if iface is None:
             self.daemon.network_changed(now, None, "")
         else:
@@ -341,7 +406,10 @@ class Device:
         self.interfaces[kind].path.set_up(up)
         self._route_changed()
 
-    def change_address(self, kind: str | None = None) -> str:
+    def change_address(self, kind: str | None = None, notify: bool = True) -> str:
+        """Give an interface a new address. ``notify=False``: the network renumbers
+        the device behind its back (a carrier NAT remap), so nothing on the device
+        reacts; its connections die silently all the same."""
         iface = self.interfaces.get(kind) if kind else self.active_interface()
         if iface is None:
             return ""
@@ -349,8 +417,8 @@ class Device:
         iface.path.change_address(self.network.new_address(iface.kind))
         if self.trace.active:
             self.trace.emit(EventKind.IP_CHANGED, device=self.device_id, interface=iface.kind,
-                            old=old, new=iface.path.address)
-        if iface is self.active_interface():
+                            old=old, new=iface.path.address, noticed=notify)
+        if notify and iface is self.active_interface():
             self._route_changed()
         return iface.path.address
 
@@ -364,9 +432,50 @@ class Device:
             iface.path.set_up(not offline)
         self._route_changed()
 
-    def set_doze(self, on: bool) -> None:
+    def set_doze(self, on: bool, windows: tuple[float, ...] | None = None,
+                 maintenance_s: float = MAINTENANCE_S) -> None:
+        """Screen off and still (``on``) or picked up again.
+
+        With ``windows`` (Android deep Doze) the device alternates idle periods
+        of those lengths (the last one repeats) with maintenance windows of
+        ``maintenance_s``, in which deferred jobs run and the provider may
+        deliver held normal-priority messages. Without, it dozes until told
+        otherwise. iOS has no Doze: the call is ignored there.
+        """
+        if self.platform != "android" and on:
+            return
+        if self._doze is not None:
+            self._doze.cancel()
+            self._doze = None
+        if on and windows:
+            self._doze = _DozeCycle(self, tuple(windows), maintenance_s)
+            self._doze.enter_idle()
+        else:
+            self._set_dozing(on)
+
+    def _set_dozing(self, on: bool) -> None:
+        if self.dozing == on:
+            return
         self.dozing = on
+        if self.trace.active:
+            self.trace.emit(EventKind.NOTE, device=self.device_id,
+                            doze="idle" if on else "awake")
         self.daemon.set_dozing(self.loop.time(), on)
+        if not on and self._deferred_polls:
+            deferred, self._deferred_polls = self._deferred_polls, {}
+            for app in deferred.values():
+                if self.apps.get(app.app_id) is app and self.active_interface() is not None:
+                    self._spawn(self._do_poll(app))
+
+    def reinstall(self, app_id: str) -> App | None:
+        """Uninstall then install again: a push app's token changes (providers.md 1.7)."""
+        app = self.uninstall(app_id)
+        if app is None:
+            return None
+        fresh: App = PushApp(app.app_id, app.environment) if isinstance(app, PushApp) else \
+            PollingApp(app.app_id, app.interval_s, app.scheduler)
+        self.install(fresh)
+        return fresh
 
     def uninstall(self, app_id: str) -> App | None:
         app = self.apps.pop(app_id, None)
@@ -378,6 +487,15 @@ class Device:
         return app
 
     # ---- energy ------------------------------------------------------------------------
+    def high_power_s(self) -> float:
+        """Seconds any radio spent promoting, transferring or in its tail."""
+        now = self.loop.time()
+        total = 0.0
+        for iface in self.interfaces.values():
+            iface.radio.energy_at(now)  # settle the tail up to now
+            total += iface.radio.high_power_s
+        return total
+
     def energy_j(self, now: float | None = None) -> float:
         now = self.loop.time() if now is None else now
         radios = sum(i.radio.energy_at(now) for i in self.interfaces.values())
@@ -391,3 +509,30 @@ class Device:
             for cause, joules in iface.radio.by_cause.items():
                 out[cause] = out.get(cause, 0.0) + joules
         return out
+
+
+class _DozeCycle:
+    """Deep Doze on one device: idle windows growing to a cap, maintenance between."""
+
+    __slots__ = ("device", "windows", "maintenance_s", "round", "handle")
+
+    def __init__(self, device: Device, windows: tuple[float, ...], maintenance_s: float) -> None:
+        self.device = device
+        self.windows = windows
+        self.maintenance_s = maintenance_s
+        self.round = 0
+        self.handle: asyncio.TimerHandle | None = None
+
+    def enter_idle(self) -> None:
+        self.device._set_dozing(True)
+        window = self.windows[min(self.round, len(self.windows) - 1)]
+        self.round += 1
+        self.handle = self.device.loop.call_later(window, self.maintenance)
+
+    def maintenance(self) -> None:
+        self.device._set_dozing(False)
+        self.handle = self.device.loop.call_later(self.maintenance_s, self.enter_idle)
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()

@@ -146,21 +146,26 @@ class RadioStateMachine:
     def transfer(self, now: float, up_bytes: int, down_bytes: int, cause: str) -> float:
         """Price one transfer starting at ``now``; returns when it ends (after promotion)."""
         p = self.profile
-        self._settle(now)
+        if now > self._settled:
+            self._settle(now)
         start = now
+        t_up = up_bytes * 8e-6 / p.up_mbps
+        t_down = down_bytes * 8e-6 / p.down_mbps
+        joules = (p.alpha_up_w_per_mbps * p.up_mbps + p.beta_w) * t_up \
+            + (p.alpha_down_w_per_mbps * p.down_mbps + p.beta_w) * t_down
         if now - self._last_end >= p.tail_s:
             self.promotions += 1
-            self._charge(cause, p.promotion_w * p.promotion_s)
+            joules += p.promotion_w * p.promotion_s
             self.high_power_s += p.promotion_s
             start = now + p.promotion_s
             if self.on_state is not None:
                 self.on_state(now, PROMOTING, cause)
         elif now < self._last_end:
             start = self._last_end  # still busy with the previous transfer
-        t_up = up_bytes * 8e-6 / p.up_mbps
-        t_down = down_bytes * 8e-6 / p.down_mbps
-        self._charge(cause, (p.alpha_up_w_per_mbps * p.up_mbps + p.beta_w) * t_up
-                     + (p.alpha_down_w_per_mbps * p.down_mbps + p.beta_w) * t_down)
+        # one charge for promotion and bytes (the hot path: every frame comes here)
+        self.energy += joules
+        by = self.by_cause
+        by[cause] = by.get(cause, 0.0) + joules
         end = start + t_up + t_down
         self.high_power_s += end - now if end > now else 0.0
         self._last_end = end

@@ -69,6 +69,7 @@ class PushBackend:
                        device=env.device_id, online=session is not None)
 
     def _forward(self, session: Session, env: Envelope, now: float) -> None:
+        env.extra["session"] = session  # so a later flush on this connection skips it
         env.forwarded_at = now
         env.attempts += 1
         self.forwarded += 1
@@ -85,6 +86,13 @@ class PushBackend:
             return
         now = self.clock()
         self._expire(device_id, now)
+        take_notices = getattr(self.store.policy, "take_notices", None)
+        if take_notices is not None:  # e.g. FCM's deleted-messages notice
+            for notice in take_notices(device_id):
+                if self.trace.active:
+                    self.trace.emit(EventKind.NOTE, provider=self.name, device=device_id,
+                                    notice=notice.kind, app=notice.app_id)
+                session.send(notice)
         state = self.devices.get(device_id) or DeviceState()
         hold = self.store.policy.hold
         for env in self.store.pending(device_id):

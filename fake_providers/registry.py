@@ -76,6 +76,17 @@ class TokenRegistry:
             return self.unregister(record.token, now)
         return None
 
+    def adopt(self, token: str, device_id: str, app_id: str, environment: str,
+              now: float) -> TokenRecord:
+        """Take a token made outside the lab (a stand-alone provider that accepts any
+        well-formed token); an existing record for ``token`` is returned unchanged."""
+        record = self._by_token.get(token)
+        if record is None:
+            record = TokenRecord(token, device_id, app_id, environment, now, now)
+            self._by_token[token] = record
+            self._by_install[(device_id, app_id)] = record
+        return record
+
     def rotate(self, device_id: str, app_id: str, now: float) -> TokenRecord:
         """Issue a fresh token for an install (restore, reinstall); the old one dies."""
         old = self._by_install.get((device_id, app_id))

@@ -6,7 +6,10 @@ import typer
 
 from simulator.commands import apns as apns_commands
 from simulator.commands import bench as bench_commands
+from simulator.commands import compare as compare_commands
+from simulator.commands import dashboard as dashboard_commands
 from simulator.commands import fcm as fcm_commands
+from simulator.commands import load as load_commands
 from simulator.commands import run as run_commands
 from simulator.commands import serve as serve_commands
 
@@ -18,10 +21,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 run_commands.register(app)
+dashboard_commands.register(app)
+load_commands.register(app)
 app.add_typer(serve_commands.app, name="serve")
 app.add_typer(bench_commands.app, name="bench")
 app.add_typer(apns_commands.app, name="apns")
 app.add_typer(fcm_commands.app, name="fcm")
+app.add_typer(compare_commands.app, name="compare")
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,10 @@ class RunResult:
     heartbeats: int = 0
     energy_j: dict[str, float] = field(default_factory=dict)
     pruned: list[str] = field(default_factory=list)
+    # (run time, {group: mean joules per device}) sampled through the run, for charts
+    energy_series: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    app_server_stats: dict[str, int] = field(default_factory=dict)
+    heartbeats_by_device: dict[str, int] = field(default_factory=dict)
 
     def lives(self) -> dict[str, dict[str, float]]:
         """Each message's hops: msg id -> {event kind: first time}."""
@@ -61,23 +66,10 @@ class RunResult:
         return statistics.quantiles(lat, n=20, method="inclusive")[18]
 
     def check_expectations(self) -> list[str]:
-        """Failed expectations, each with the observed value."""
-        exp = self.scenario.expect
-        failed = []
-        if exp.delivered_ratio is not None and self.delivered_ratio() < exp.delivered_ratio:
-            failed.append(f"delivered_ratio: expected >= {exp.delivered_ratio}, "
-                          f"observed {self.delivered_ratio():.3f}")
-        p95 = self.latency_p95()
-        if exp.latency_p95_max is not None and p95 is not None and p95 > exp.latency_p95_max:
-            failed.append(f"latency_p95_max: expected <= {exp.latency_p95_max}s, "
-                          f"observed {p95:.3f}s")
-        if exp.heartbeats_min is not None and self.heartbeats < exp.heartbeats_min:
-            failed.append(f"heartbeats_min: expected >= {exp.heartbeats_min}, "
-                          f"observed {self.heartbeats}")
-        if exp.tokens_pruned is not None and len(self.pruned) != exp.tokens_pruned:
-            failed.append(f"tokens_pruned: expected {exp.tokens_pruned}, "
-                          f"observed {len(self.pruned)}")
-        return failed
+        """Failed expectations, each with the observed value (see simulator.outcomes)."""
+        from simulator.outcomes import check
+
+        return check(self)
 
 
 def schedule_timeline(world: World) -> None:
@@ -103,41 +95,118 @@ async def run_world(world: World, until: float) -> None:
         backend.expire_all()
 
 
+Progress = Callable[[float, float], None]
+"""``progress(done, total)`` in run seconds: the CLI's progress bar listens."""
+
+
 def run_scenario(scenario: Scenario, *, seed: int | None = None, live: bool = False,
-                 trace_path: str | Path | None = None, time_scale: float = 1.0) -> RunResult:
+                 trace_path: str | Path | None = None, time_scale: float = 1.0,
+                 progress: Progress | None = None) -> RunResult:
     """Run headless in sim mode (or live, over real sockets) and collect the trace."""
     if live:
         from simulator.live.world import run_live  # imported lazily: real sockets only
 
         return run_live(scenario, seed=seed, trace_path=trace_path, time_scale=time_scale)
-    return run_virtual(_run_sim(scenario, seed, trace_path))
+    return run_virtual(_run_sim(scenario, seed, trace_path, progress))
 
 
 async def _run_sim(scenario: Scenario, seed: int | None,
-                   trace_path: str | Path | None) -> RunResult:
+                   trace_path: str | Path | None, progress: Progress | None = None) -> RunResult:
     loop = asyncio.get_running_loop()
     world = build_world(scenario, loop, seed)
-    return await collect(world, scenario.duration, trace_path, run_world)
+    return await collect(world, scenario.duration, trace_path, run_world, progress=progress)
+
+
+ENERGY_SAMPLES = 120
+
+
+def _peek_energy(radio: Any, now: float) -> float:
+    """A radio's joules up to ``now`` without settling its books.
+
+    ``energy_at`` settles, which emits the pending ``radio_state`` events early
+    and would make the trace depend on when the chart was sampled. This is the
+    same arithmetic as ``RadioStateMachine._settle``, read-only.
+    """
+    start = radio._settled
+    energy = radio.energy
+    if now <= start:
+        return energy
+    p = radio.profile
+    tail_end = radio._last_end + p.tail_s
+    if start < tail_end:
+        upto = now if now < tail_end else tail_end
+        energy += p.tail_energy(upto - radio._last_end) - p.tail_energy(start - radio._last_end)
+        if upto < now and radio.enabled:
+            energy += p.idle_w * (now - upto)
+    elif radio.enabled:
+        energy += p.idle_w * (now - start)
+    return energy
+
+
+def _device_energy(device: Any, now: float) -> float:
+    radios = sum(_peek_energy(i.radio, now) for i in device.interfaces.values())
+    return radios + device.baseline_w * (now - device.started_at)
+
+
+def _group_energy(world: World, now: float, settle: bool = False) -> dict[str, float]:
+    devices = world.devices
+    if settle:
+        return {group: sum(devices[i].energy_j(now) for i in ids) / len(ids)
+                for group, ids in world.groups.items() if ids}
+    return {group: sum(_device_energy(devices[i], now) for i in ids) / len(ids)
+            for group, ids in world.groups.items() if ids}
+
+
+def _start_sampler(world: World, duration: float, series: list[tuple[float, dict[str, float]]],
+                   progress: Progress | None) -> Callable[[], None]:
+    """Sample each group's mean energy (and report progress) ENERGY_SAMPLES times a run.
+
+    Sampling only reads (see :func:`_peek_energy`), so the trace is the same with
+    or without it.
+    """
+    loop = world.loop
+    step = max(duration / ENERGY_SAMPLES, 1e-3)
+    handle: list[asyncio.TimerHandle] = []
+
+    def tick() -> None:
+        now = loop.time()
+        t = now - world.t0
+        series.append((t, _group_energy(world, now)))
+        if progress is not None:
+            progress(min(t, duration), duration)
+        handle[:] = [loop.call_later(step, tick)]
+
+    handle.append(loop.call_soon(tick))  # type: ignore[arg-type]
+    return lambda: handle[0].cancel()
 
 
 async def collect(world: World, duration: float, trace_path: str | Path | None,
-                  runner: Any) -> RunResult:
+                  runner: Any, progress: Progress | None = None) -> RunResult:
     recorder = Recorder()
     world.trace.subscribe(recorder)
     writer = JsonlWriter(trace_path) if trace_path else None
     unsubscribe = world.trace.subscribe(writer) if writer is not None else None
+    series: list[tuple[float, dict[str, float]]] = []
+    stop_sampler = _start_sampler(world, duration, series, progress)
     try:
         await runner(world, duration)
     finally:
+        stop_sampler()
         if writer is not None and unsubscribe is not None:
             unsubscribe()
             writer.close()
     now = world.loop.time()
+    series.append((now - world.t0, _group_energy(world, now, settle=True)))
+    if progress is not None:
+        progress(duration, duration)
     return RunResult(
-        scenario=world.scenario, events=recorder.events, duration=now,
+        scenario=world.scenario, events=recorder.events, duration=now - world.t0,
         heartbeats=sum(d.daemon.heartbeats for d in world.devices.values()),
         energy_j={d.device_id: d.energy_j(now) for d in world.devices.values()},
         pruned=list(world.app_server.pruned),
+        energy_series=series,
+        app_server_stats=world.app_server.stats.as_dict(),
+        heartbeats_by_device={d.device_id: d.daemon.heartbeats for d in world.devices.values()},
     )
 
 

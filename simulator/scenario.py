@@ -7,6 +7,7 @@ published for editors is generated from these models (``pushlab schema``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -56,6 +57,46 @@ class AppSpec(Strict):
     interval: Duration | None = None
     scheduler: Literal["workmanager", "alarm", "foreground-service", "bgfetch"] = "workmanager"
     environment: Literal["production", "sandbox"] = "production"
+    topics: list[str] = Field(default_factory=list,
+                              description="FCM topics the app server subscribes this install to")
+
+
+class NatTimeoutSpec(Strict):
+    """A carrier NAT idle timeout drawn per device from a distribution.
+
+    ``fixed``: ``value``; ``uniform``: between ``low`` and ``high``; ``choice``: one of
+    ``values``; ``lognormal``: median ``median`` and shape ``sigma`` (clipped to
+    ``low``..``high`` when given). Drawn from the group's own random stream, so a
+    group's timeouts repeat with the seed.
+    """
+
+    dist: Literal["fixed", "uniform", "choice", "lognormal"] = "fixed"
+    value: Duration | None = None
+    low: Duration | None = None
+    high: Duration | None = None
+    values: list[Duration] = Field(default_factory=list)
+    median: Duration | None = None
+    sigma: float = Field(0.5, gt=0)
+    interfaces: list[InterfaceKind] = Field(default_factory=lambda: ["lte", "3g", "5g"],
+                                            description="the interfaces behind this NAT")
+
+    @model_validator(mode="after")
+    def _complete(self) -> NatTimeoutSpec:
+        need = {"fixed": ("value",), "uniform": ("low", "high"), "lognormal": ("median",),
+                "choice": ()}[self.dist]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"{self.dist} needs {', '.join(missing)}")
+        if self.dist == "choice" and not self.values:
+            raise ValueError("choice needs values")
+        return self
+
+
+class DozeSpec(Strict):
+    """Android deep Doze: idle windows (the last repeats) and the maintenance window."""
+
+    windows: list[Duration] = Field(default_factory=lambda: [3600.0, 7200.0, 14400.0, 21600.0])
+    maintenance: Duration = 30.0
 
 
 class DeviceSpec(Strict):
@@ -68,6 +109,8 @@ class DeviceSpec(Strict):
     apps: list[AppSpec] = Field(default_factory=list)
     heartbeat: HeartbeatSpec | None = None
     mode: Literal["persistent", "ip-callback"] | None = None
+    nat_timeout: NatTimeoutSpec | None = Field(
+        None, description="per-device carrier NAT idle timeout (overrides networks.*.nat_timeout)")
 
 
 class SendAction(Strict):
@@ -80,6 +123,9 @@ class SendAction(Strict):
     priority: Literal["high", "normal"] = "high"
     ttl: Duration | None = None
     collapse: str | None = None
+    background: bool = Field(False, description="a data (silent) message: FCM data-only "
+                                                "(not collapsible), APNs content-available")
+    data: dict[str, str] | None = None
     count: int = Field(1, ge=1)
     every: Duration = 0.0
 
@@ -95,6 +141,8 @@ class DeviceAction(Strict):
     device: str
     network: InterfaceKind | None = None
     on: bool = True
+    unreported: bool = Field(False, description="change_address: the network renumbers the "
+                             "device without the device noticing (e.g. a carrier NAT remap)")
 
 
 class AppAction(Strict):
@@ -107,8 +155,50 @@ class UserAction(Strict):
     user: str | None = None
 
 
+ProviderName = Literal["apns", "fcm"]
+
+
+class OutageAction(Strict):
+    """The provider stops answering sends: 503s (``unavailable``), 503 and
+    GOAWAY (``shutdown``), or connections cut without a word (``drop``)."""
+
+    provider: ProviderName
+    mode: Literal["unavailable", "shutdown", "drop"] = "unavailable"
+
+
+class RecoverAction(Strict):
+    provider: ProviderName
+
+
+class FaultAction(Strict):
+    """A scripted answer from the provider's fault plan (fake_providers/faults.py)."""
+
+    provider: ProviderName
+    status: int | None = Field(None, ge=100, le=599)
+    reason: str | None = None
+    count: int | None = Field(None, ge=1, description="how many requests it answers "
+                                                      "(none: until the run ends)")
+    retry_after: float | None = Field(None, ge=0)
+    delay: Duration = 0.0
+    device: str | None = Field(None, description="only this device's tokens (a group: each)")
+    app: str | None = None
+
+
+class SubscribeAction(Strict):
+    device: str
+    app: str
+    topic: str
+
+
+class BrokerRestartAction(Strict):
+    """Restart the MQTT broker (live mode); a note in sim mode."""
+
+    down_for: Duration = 0.0
+
+
 ACTIONS = ("send", "switch_network", "change_address", "offline", "online", "airplane",
-           "reboot", "doze", "install", "uninstall", "login", "logout", "note")
+           "reboot", "doze", "install", "uninstall", "login", "logout", "note",
+           "outage", "recover", "fault", "subscribe", "broker_restart")
 
 
 class TimelineEntry(Strict):
@@ -126,6 +216,11 @@ class TimelineEntry(Strict):
     login: UserAction | None = None
     logout: UserAction | None = None
     note: str | None = None
+    outage: OutageAction | None = None
+    recover: RecoverAction | None = None
+    fault: FaultAction | None = None
+    subscribe: SubscribeAction | None = None
+    broker_restart: BrokerRestartAction | None = None
 
     @model_validator(mode="after")
     def _one_action(self) -> TimelineEntry:
@@ -143,12 +238,69 @@ class TimelineEntry(Strict):
         raise AssertionError("validated entries have one action")
 
 
-class Expectations(Strict):
+class Bounds(Strict):
+    """A count that must lie between ``min`` and ``max`` (both inclusive, either optional)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+Count = Annotated[int | Bounds, Field(description="an exact count, or {min, max}")]
+
+
+class EnergyBounds(Strict):
+    """Energy of each device of a group (or of one device) over the whole run."""
+
+    max_j: float | None = Field(None, ge=0)
+    min_j: float | None = Field(None, ge=0)
+    max_mah: float | None = Field(None, ge=0)
+    max_percent: float | None = Field(None, ge=0, le=100)
+
+
+class DeliveryExpectations(Strict):
     delivered_ratio: float | None = Field(None, ge=0.0, le=1.0,
-                                          description="minimum share of sent messages handed to apps")
+                                          description="minimum share of messages handed to apps")
+    delivered_ratio_max: float | None = Field(None, ge=0.0, le=1.0,
+                                              description="maximum share (a lesson that loses some)")
+    latency_p50_max: Duration | None = None
     latency_p95_max: Duration | None = None
+    latency_p99_max: Duration | None = None
+    latency_p95_min: Duration | None = Field(None, description="at least this slow (a lesson "
+                                                                  "that shows a delay)")
+    energy: EnergyBounds | None = None
+
+
+class Expectations(DeliveryExpectations):
     heartbeats_min: int | None = None
-    tokens_pruned: int | None = None
+    tokens_pruned: Count | None = None
+    expired: Count | None = None
+    collapsed: Count | None = None
+    dropped: Count | None = None
+    rejected: Count | None = Field(None, description="sends the app server finally gave up on")
+    retries: Count | None = None
+    misdelivered: Count | None = Field(None, description="messages handed on a device whose "
+                                                          "current user is not the addressee")
+    groups: dict[str, DeliveryExpectations] = Field(
+        default_factory=dict, description="the same checks for one device group or device")
+
+
+class RetrySpec(Strict):
+    max_attempts: int = Field(6, ge=1)
+    base: Duration = 1.0
+    factor: float = Field(2.0, ge=1.0)
+    cap: Duration = 300.0
+
+
+class AppServerSpec(Strict):
+    """How the app server behaves (sim mode builds it in-process)."""
+
+    token_binding: Literal["install", "user"] = Field(
+        "install", description="install: a token is the install's (right); user: tokens filed "
+                               "under users and never moved (the 2014 trap)")
+    store: Literal["memory", "sqlite"] = "memory"
+    db: str = Field(":memory:", description="SQLite file when store is sqlite")
+    fcm_api: Literal["v1", "legacy"] = "v1"
+    retry: RetrySpec = Field(default_factory=RetrySpec)
 
 
 class Scenario(Strict):
@@ -162,8 +314,11 @@ class Scenario(Strict):
     heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)
     baseline_mw: float = 11.4
     battery_mah: float = 4000.0
+    doze: DozeSpec = Field(default_factory=DozeSpec,
+                           description="what the doze action does on Android devices")
     devices: list[DeviceSpec] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    app_server: AppServerSpec = Field(default_factory=AppServerSpec)
     expect: Expectations = Field(default_factory=Expectations)
 
     def link(self, kind: str) -> LinkSpec:
@@ -179,6 +334,20 @@ class ScenarioError(Exception):
         super().__init__(f"{where}: {field}: {reason}" if field else f"{where}: {reason}")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. ``on``, ``off``, ``yes`` and ``no`` stay
+    words, so ``doze: {device: d, on: true}`` means what it says."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
+                              re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
+
+
 def load_scenario(path: str | Path) -> Scenario:
     text_path = str(path)
     try:
@@ -190,8 +359,8 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

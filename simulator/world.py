@@ -7,27 +7,47 @@ Only this top floor knows every part; the parts meet through the interfaces of
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
+import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from app_server.senders import ApnsSender, Notification
+from app_server.retry import RetryPolicy
+from app_server.senders import ApnsSender, FcmSender, Notification, OAuthTokenSource
 from app_server.service import AppServer
+from app_server.store import MemoryTokenStore, SqliteTokenStore, TokenStore
 from devices.apps import PollingApp, PushApp
 from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
 from devices.device import Battery, Device, memory_link_factory
 from fake_providers.apns.core import ApnsCore
+from fake_providers.apns.policy import ApnsStorePolicy
 from fake_providers.backend import PushBackend
+from fake_providers.faults import FaultPlan
+from fake_providers.fcm.core import FcmCore
+from fake_providers.fcm.oauth import generate_service_account
+from fake_providers.fcm.policy import FcmStorePolicy
 from fake_providers.gateway import MemoryGateway
+from fake_providers.ipcallback import IpCallbackGateway
 from fake_providers.registry import TokenRegistry, apns_token, fcm_token
-from fake_providers.store import KeepAllPolicy, StoreAndForward
+from fake_providers.store import StoreAndForward
 from simulator.core.clock import Watchdogs
 from simulator.core.http import MemoryTransport
 from simulator.core.network import LinkConditions, Network
 from simulator.core.rand import RandomSource
 from simulator.core.trace import EventKind, Trace
-from simulator.scenario import DeviceSpec, HeartbeatSpec, Scenario, SendAction
+from simulator.scenario import (
+    AppServerSpec,
+    DeviceSpec,
+    FaultAction,
+    HeartbeatSpec,
+    NatTimeoutSpec,
+    Scenario,
+    SendAction,
+)
 
 PROVIDER_FOR = {"ios": "apns", "android": "fcm"}
 
@@ -37,11 +57,23 @@ def heartbeat_policy(spec: HeartbeatSpec) -> HeartbeatPolicy:
     return cls(cellular_s=spec.cellular, wifi_s=spec.wifi, ack_timeout_s=spec.ack_timeout)
 
 
+FCM_PROJECT = "pushlab-demo"
+FCM_TOKEN_URI = "https://oauth2.pushlab.test/token"
+
+
+@functools.cache
+def lab_service_account(project: str = FCM_PROJECT) -> dict[str, str]:
+    """One service account per process: RSA key generation is slow, and the key is a
+    credential, not part of the model (no trace byte depends on it)."""
+    return generate_service_account(project, FCM_TOKEN_URI)
+
+
 @dataclass
 class Providers:
     backends: dict[str, PushBackend]
     apns: ApnsCore
     fcm: Any = None
+    faults: dict[str, FaultPlan] = field(default_factory=dict)
 
 
 @dataclass
@@ -59,6 +91,8 @@ class World:
     t0: float = 0.0  # loop time at which the run started (0 on the virtual clock)
     time_scale: float = 1.0  # live mode may compress the timeline's waits
     watchdogs: Watchdogs | None = None
+    restart_broker: Callable[[float], Any] | None = None  # live mode sets it
+    _tasks: set[asyncio.Task] = field(default_factory=set)
 
     def wall_clock(self) -> float:
         return self.epoch + self.loop.time()
@@ -76,6 +110,13 @@ class World:
         if name == "send":
             await self.send(action)
             return
+        if name in ("outage", "recover", "fault", "broker_restart"):
+            await self.provider_action(name, action)
+            return
+        if name == "subscribe":
+            for device in self.targets(action.device):
+                await self.app_server.subscribe(device.device_id, action.app, action.topic)
+            return
         for device in self.targets(action.device):
             self.device_action(device, name, action)
 
@@ -83,7 +124,7 @@ class World:
         if name == "switch_network":
             device.switch_network(action.network or "wifi")
         elif name == "change_address":
-            device.change_address(action.network)
+            device.change_address(action.network, notify=not action.unreported)
         elif name == "offline":
             device.set_offline(True)
         elif name == "online":
@@ -93,7 +134,8 @@ class World:
         elif name == "reboot":
             device.reboot()
         elif name == "doze":
-            device.set_doze(action.on)
+            doze = self.scenario.doze
+            device.set_doze(action.on, tuple(doze.windows), doze.maintenance)
         elif name == "install":
             device.install(PushApp(action.app))
         elif name == "uninstall":
@@ -103,36 +145,83 @@ class World:
         elif name == "login":
             device.user = action.user
             self.app_server.login(device.device_id, action.user)
+            self.trace.emit(EventKind.NOTE, what="login", device=device.device_id,
+                            user=action.user)
         elif name == "logout":
             device.user = None
             self.app_server.logout(device.device_id)
+            self.trace.emit(EventKind.NOTE, what="logout", device=device.device_id)
+
+    async def provider_action(self, name: str, action: Any) -> None:
+        """Outages, recoveries and scripted faults go through the provider's fault plan."""
+        if name == "broker_restart":
+            self.trace.emit(EventKind.NOTE, what="broker_restart", down_for=action.down_for,
+                            live=self.restart_broker is not None)
+            if self.restart_broker is not None:
+                await self.restart_broker(action.down_for)
+            return
+        plan = self.providers.faults[action.provider]
+        if name == "outage":
+            plan.set_outage(action.mode)
+            self.trace.emit(EventKind.NOTE, what="outage", provider=action.provider,
+                            mode=action.mode)
+        elif name == "recover":
+            plan.set_outage(None)
+            self.trace.emit(EventKind.NOTE, what="recover", provider=action.provider)
+        else:
+            for token in self._fault_tokens(action):
+                plan.add(status=action.status, reason=action.reason, token=token,
+                         count=action.count, retry_after=action.retry_after, delay=action.delay)
+            self.trace.emit(EventKind.NOTE, what="fault", provider=action.provider,
+                            status=action.status, reason=action.reason, device=action.device)
+
+    def _fault_tokens(self, action: FaultAction) -> list[str | None]:
+        if action.device is None:
+            return [None]
+        backend = self.providers.backends[action.provider]
+        tokens: list[str | None] = []
+        for device in self.targets(action.device):
+            for record in backend.registry.for_device(device.device_id):
+                if record.active and (action.app is None or record.app_id == action.app):
+                    tokens.append(record.token)
+        return tokens
+
+    def _spawn(self, coro: Any) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def send(self, action: SendAction) -> None:
-        note = Notification(title=action.title, body=action.body, priority=action.priority,
-                            ttl_s=action.ttl, collapse_key=action.collapse)
+        """Each notification goes out in its own task, as an app server's workers would:
+        one that waits in backoff does not hold back the next."""
+        note = Notification(title=action.title, body=action.body, data=action.data,
+                            priority=action.priority, ttl_s=action.ttl,
+                            collapse_key=action.collapse, background=action.background)
+        server = self.app_server
         for i in range(action.count):
             if i and action.every:
-                await asyncio.sleep(action.every)
+                await asyncio.sleep(action.every * self.time_scale)  # live may compress it
             if action.user is not None:
-                await self.app_server.send_to_user(action.user, note, action.app)
-                for (user, app_id) in self._polling_apps_of(action.user, action.app):
-                    self.app_server.post_to_inbox(user, app_id, {"title": note.title,
-                                                                 "body": note.body})
+                self._spawn(server.send_to_user(action.user, note, action.app))
+                for (device_id, app_id) in self._polling_apps_of(action.user, action.app):
+                    server.post_to_inbox(action.user, device_id, app_id,
+                                         {"title": note.title, "body": note.body})
+            elif action.topic is not None:
+                self._spawn(server.send_to_topic(action.topic, note))
             elif action.device is not None:
                 for device in self.targets(action.device):
-                    for inst in self.app_server.store.for_device(device.device_id):
-                        if inst.token and (action.app is None or inst.app_id == action.app):
-                            await self.app_server.send_to_install(inst, note)
+                    self._spawn(server.send_to_device(device.device_id, note, action.app))
 
     def _polling_apps_of(self, user: str, app_id: str | None) -> list[tuple[str, str]]:
-        seen: dict[tuple[str, str], None] = {}
+        """(device, app) of every polling app on a device ``user`` is logged in on."""
+        out: list[tuple[str, str]] = []
         for device in self.devices.values():
             if device.user != user:
                 continue
             for app in device.apps.values():
                 if isinstance(app, PollingApp) and (app_id is None or app.app_id == app_id):
-                    seen[(user, app.app_id)] = None
-        return list(seen)
+                    out.append((device.device_id, app.app_id))
+        return out
 
 
 def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
@@ -148,20 +237,28 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
     network = Network(loop, trace, rng.stream("network"))
     epoch = datetime.fromisoformat(scenario.epoch.replace("Z", "+00:00")).timestamp()
 
+    def wall() -> float:
+        return epoch + loop.time()
+
     apns_backend = PushBackend("apns", TokenRegistry(rng.stream("apns-tokens"), apns_token),
-                               StoreAndForward(KeepAllPolicy()), loop.time, trace)
+                               StoreAndForward(ApnsStorePolicy(loop.time)), loop.time, trace)
     fcm_backend = PushBackend("fcm", TokenRegistry(rng.stream("fcm-tokens"), fcm_token),
-                              StoreAndForward(KeepAllPolicy()), loop.time, trace)
+                              StoreAndForward(FcmStorePolicy()), loop.time, trace)
     MemoryGateway(network, "apns-gateway", apns_backend)
     MemoryGateway(network, "fcm-gateway", fcm_backend)
-    apns = ApnsCore(apns_backend, rng.stream("apns-ids"))
-    providers = Providers({"apns": apns_backend, "fcm": fcm_backend}, apns)
-
-    senders: dict[str, Any] = {
-        "ios": ApnsSender(MemoryTransport(apns.handle, latency=0.02), "com.example.app",
-                          rng.stream("app-server"), wall_clock=lambda: epoch + loop.time()),
-    }
-    app_server = AppServer(senders, loop.time, trace)
+    # the 2014 model: devices report their address here and the provider dials back
+    IpCallbackGateway(network, "apns-gateway-ip-callback", apns_backend)
+    IpCallbackGateway(network, "fcm-gateway-ip-callback", fcm_backend)
+    faults = {"apns": FaultPlan(), "fcm": FaultPlan()}
+    apns = ApnsCore(apns_backend, rng.stream("apns-ids"), wall_clock=wall,
+                    faults=faults["apns"], call_later=loop.call_later)
+    fcm = FcmCore(fcm_backend, rng.stream("fcm-core"), project_id=FCM_PROJECT, wall_clock=wall,
+                  faults=faults["fcm"])
+    account = lab_service_account()
+    fcm.oauth.trust(account)
+    providers = Providers({"apns": apns_backend, "fcm": fcm_backend}, apns, fcm, faults)
+    app_server = build_app_server(scenario.app_server, loop, trace, rng, apns, fcm, account,
+                                  wall)
     world = World(scenario, loop, trace, rng, network, providers, app_server, epoch=epoch)
     world.watchdogs = Watchdogs(loop)
 
@@ -179,23 +276,79 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
     return world
 
 
+def build_app_server(spec: AppServerSpec, loop: asyncio.AbstractEventLoop, trace: Trace,
+                     rng: RandomSource, apns: ApnsCore, fcm: FcmCore,
+                     account: dict[str, str], wall: Callable[[], float]) -> AppServer:
+    """The app server as the scenario describes it, talking to the providers in memory."""
+    fcm_transport = MemoryTransport(fcm.handle, latency=0.02)
+    senders: dict[str, Any] = {
+        "ios": ApnsSender(MemoryTransport(apns.handle, latency=0.02), "com.example.app",
+                          rng.stream("app-server"), wall_clock=wall),
+        "android": FcmSender(fcm_transport, OAuthTokenSource(account, fcm_transport, wall),
+                             rng.stream("app-server-fcm"), api=spec.fcm_api),
+    }
+    store: TokenStore
+    if spec.store == "sqlite":
+        store = SqliteTokenStore(spec.db, spec.token_binding)
+    else:
+        store = MemoryTokenStore(spec.token_binding)
+    retry = RetryPolicy(max_attempts=spec.retry.max_attempts, base=spec.retry.base,
+                        factor=spec.retry.factor, cap=spec.retry.cap)
+    return AppServer(senders, loop.time, trace, store=store, retry=retry,
+                     rng=rng.stream("app-server-retry"))
+
+
 def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
             conditions: dict[str, LinkConditions]) -> Device:
     scenario = world.scenario
+    if spec.nat_timeout is not None:
+        conditions = with_nat_timeout(conditions, spec.nat_timeout,
+                                      world.rng.stream(f"nat:{device_id}"))
     device = Device(device_id, spec.platform, loop=world.loop, network=world.network,
                     rng=world.rng.stream(f"device:{device_id}"), trace=world.trace,
                     link_factory=link_factory, server=world.app_server, user=spec.user,
                     heartbeat=heartbeat_policy(spec.heartbeat or scenario.heartbeat),
                     baseline_w=scenario.baseline_mw / 1000.0,
                     battery=Battery(capacity_mah=scenario.battery_mah),
-                    conditions=conditions, watchdogs=world.watchdogs)
+                    conditions=conditions, watchdogs=world.watchdogs,
+                    mode=spec.mode or scenario.mode)
     kinds = list(dict.fromkeys([spec.network, *spec.interfaces]))
     for kind in kinds:
         device.add_interface(kind, up=(kind == spec.network))
     for app in spec.apps:
+        for topic in app.topics:
+            world.app_server.store.add_subscription(device_id, app.id, topic)
         if app.kind == "push":
             device.install(PushApp(app.id, environment=app.environment), launch=False)
         else:
             device.install(PollingApp(app.id, interval_s=app.interval or 900.0,
                                       scheduler=app.scheduler), launch=False)
     return device
+
+
+def draw_nat_timeout(spec: NatTimeoutSpec, rng: random.Random) -> float:
+    """One device's carrier NAT idle timeout, drawn from the group's distribution."""
+    if spec.dist == "fixed":
+        value = float(spec.value)  # type: ignore[arg-type]
+    elif spec.dist == "uniform":
+        value = rng.uniform(spec.low, spec.high)  # type: ignore[arg-type]
+    elif spec.dist == "choice":
+        value = rng.choice(spec.values)
+    else:
+        value = rng.lognormvariate(math.log(spec.median), spec.sigma)  # type: ignore[arg-type]
+    if spec.low is not None:
+        value = max(spec.low, value)
+    if spec.high is not None:
+        value = min(spec.high, value)
+    return value
+
+
+def with_nat_timeout(conditions: dict[str, LinkConditions], spec: NatTimeoutSpec,
+                     rng: random.Random) -> dict[str, LinkConditions]:
+    """A device's own copy of the link conditions, its carrier NAT timeout drawn."""
+    timeout = draw_nat_timeout(spec, rng)
+    own = dict(conditions)
+    for kind in spec.interfaces:
+        if kind in own:
+            own[kind] = dataclasses.replace(own[kind], nat_timeout=timeout)
+    return own

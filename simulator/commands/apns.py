@@ -1,7 +1,102 @@
-"""`pushlab apns ...` commands."""
+"""`pushlab apns ...` commands, and the body of `pushlab serve apns`."""
 
 from __future__ import annotations
 
-import typer
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated
 
-app = typer.Typer(help="apns commands", no_args_is_help=True)
+import typer
+import yaml
+
+app = typer.Typer(help="APNs look-alike: provider keys and tools", no_args_is_help=True)
+
+
+def default_keys_dir() -> Path:
+    from fake_providers.tls import default_tls_dir
+
+    return default_tls_dir().parent / "apns-keys"
+
+
+@app.command("keygen")
+def keygen(
+    directory: Annotated[Path | None, typer.Option("--dir", help="where keys live "
+                                                   "(default ~/.pushlab/apns-keys)")] = None,
+    team: Annotated[str | None, typer.Option(help="10-character Team ID (default: new)")] = None,
+    environment: Annotated[str, typer.Option(help="both | production | sandbox")] = "both",
+    topic: Annotated[list[str] | None, typer.Option(help="restrict the key to these bundle "
+                                                    "IDs (repeatable)")] = None,
+) -> None:
+    """Create a Team ID, a Key ID and an AuthKey_<KEYID>.p8 that the lab trusts."""
+    from fake_providers.apns.keys import KEY_ENVIRONMENTS, generate_key, write_key
+
+    if environment not in KEY_ENVIRONMENTS:
+        raise typer.BadParameter(f"environment must be one of {', '.join(KEY_ENVIRONMENTS)}")
+    if team is not None and (len(team) != 10 or not team.isalnum()):
+        raise typer.BadParameter("a Team ID is 10 letters or digits")
+    d = directory or default_keys_dir()
+    key = generate_key(team.upper() if team else None, environment=environment,
+                       topics=tuple(topic or ()))
+    p8 = write_key(key, d)
+    typer.echo(f"team_id: {key.team_id}")
+    typer.echo(f"key_id:  {key.key_id}")
+    typer.echo(f"key:     {p8}")
+    typer.echo(f"trusted by `pushlab serve apns --keys-dir {d}`")
+
+
+def load_faults(path: Path) -> dict:
+    """A fault description from a YAML or JSON file (JSON is YAML)."""
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict):
+        raise typer.BadParameter(f"{path}: a fault file holds a mapping")
+    return data.get("faults", data)
+
+
+def serve_apns(host: str, port: int, sandbox_port: int, admin_port: int,
+               tls_dir: Path | None, h2c: bool, keys_dir: Path | None,
+               require_auth: bool | None, faults_file: Path | None, strict_tokens: bool,
+               seed: int) -> None:
+    """Run both environments and the admin API until interrupted."""
+    from fake_providers.apns.core import ApnsConfig
+    from fake_providers.apns.keys import load_trusted_keys
+    from fake_providers.apns.lab import build_lab
+    from fake_providers.apns.service import start_apns_service
+    from fake_providers.faults import FaultError
+    from fake_providers.tls import ensure_tls
+
+    keys = load_trusted_keys(keys_dir or default_keys_dir())
+    spec = load_faults(faults_file) if faults_file is not None else None
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        lab = build_lab(seed=seed, clock=loop.time, wall_clock=time.time, trusted_keys=keys,
+                        require_auth=require_auth,
+                        config=ApnsConfig(auto_register=not strict_tokens))
+        if spec is not None:
+            try:
+                lab.faults.update(spec)
+            except FaultError as exc:
+                raise typer.BadParameter(f"{faults_file}: {exc}") from None
+        tls = None if h2c else ensure_tls(tls_dir)
+        service = await start_apns_service(lab, host=host, port=port, sandbox_port=sandbox_port,
+                                           admin_port=admin_port, tls=tls, h2c=h2c)
+        auth = "on" if lab.production.require_auth else "off"
+        typer.echo(f"APNs production  {service.production.url}")
+        typer.echo(f"APNs sandbox     {service.sandbox.url}  (apns-unique-id on)")
+        if service.admin is not None:
+            typer.echo(f"admin API        {service.admin.url}/admin/activity")
+        if tls is not None:
+            typer.echo(f"CA certificate   {tls.ca_path}")
+        typer.echo(f"provider tokens  {auth} ({len(keys)} trusted key(s)); device tokens: "
+                   + ("issued by POST /admin/tokens" if strict_tokens
+                      else "any well-formed token is taken on first use"))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await service.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        typer.echo("stopped")

@@ -41,16 +41,28 @@ def run(
     trace: Annotated[Path | None, typer.Option(help="write every trace event as JSON Lines")] = None,
     time_scale: Annotated[float, typer.Option(
         help="live mode: multiply the timeline's waits (0.05 plays 1 min in 3 s)")] = 1.0,
+    report: Annotated[Path | None, typer.Option(
+        help="write report.json, messages.csv, trace.jsonl and PNG charts here")] = None,
 ) -> None:
     """Run a scenario headless and summarise it; exit 1 if an expectation fails."""
+    from simulator.progress import RunProgress
+    from simulator.report import Report
+
     scenario = _load(file)
-    result = run_scenario(scenario, seed=seed, live=live, trace_path=trace,
-                          time_scale=time_scale)
-    _summary(result)
-    failed = result.check_expectations()
-    for line in failed:
-        console.print(f"[red]expectation failed[/red] {line}")
-    if failed:
+    if seed is not None:
+        scenario = scenario.model_copy(update={"seed": seed})
+    if live:
+        result = run_scenario(scenario, live=True, trace_path=trace, time_scale=time_scale)
+    else:
+        with RunProgress(console, f"simulating {scenario.name}") as progress:
+            result = run_scenario(scenario, trace_path=trace, progress=progress)
+    summary = Report(result)
+    summary.print(console)
+    if report is not None:
+        summary.write(report)
+        console.print(f"report written to {report}/ (report.json, messages.csv, trace.jsonl, "
+                      "battery.png, latency_cdf.png, fates.png)")
+    if summary.failed:
         raise typer.Exit(1)
 
 

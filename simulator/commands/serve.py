@@ -2,6 +2,93 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="serve commands", no_args_is_help=True)
+
+
+@app.command("apns")
+def apns(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(2197, help="production port (0: any free port)"),
+    sandbox_port: int = typer.Option(2198, help="sandbox port (0: any free port)"),
+    admin_port: int = typer.Option(2199, help="admin API port (0: any free port)"),
+    tls_dir: Path | None = typer.Option(None, help="CA and certificate directory "
+                                        "(default ~/.pushlab/tls; created on first use)"),
+    h2c: bool = typer.Option(False, "--h2c", help="cleartext HTTP/2 (prior knowledge), no TLS"),
+    keys_dir: Path | None = typer.Option(None, help="trusted provider keys "
+                                         "(default ~/.pushlab/apns-keys; see pushlab apns keygen)"),
+    require_auth: bool | None = typer.Option(None, "--require-auth/--no-auth",
+                                             help="provider tokens (default: on when keys exist)"),
+    faults: Path | None = typer.Option(None, help="YAML/JSON fault plan to start with"),
+    strict_tokens: bool = typer.Option(False, "--strict-tokens",
+                                       help="only tokens issued by POST /admin/tokens"),
+    seed: int = typer.Option(0, help="seed for ids and tokens"),
+) -> None:
+    """The APNs look-alike: HTTP/2 (TLS with or without ALPN, or h2c) plus the admin API."""
+    from simulator.commands.apns import serve_apns
+
+    serve_apns(host, port, sandbox_port, admin_port, tls_dir, h2c, keys_dir, require_auth,
+               faults, strict_tokens, seed)
+
+
+@app.command("fcm")
+def fcm(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8090, help="port (0: any free port)"),
+    project: str = typer.Option("pushlab-demo", help="Firebase project id"),
+    credentials: Path = typer.Option(Path("pushlab-fcm-service-account.json"),
+                                     help="service-account file to trust (written, with "
+                                          "token_uri at this server, if missing)"),
+    quota: int = typer.Option(600_000, help="project send quota per rolling minute"),
+    tls_dir: Path | None = typer.Option(None, help="serve HTTPS with the lab CA in this "
+                                        "directory (default: plain HTTP)"),
+    faults: Path | None = typer.Option(None, help="YAML/JSON fault plan to start with"),
+    seed: int = typer.Option(0, help="seed for ids and tokens"),
+) -> None:
+    """The FCM look-alike: HTTP v1, legacy /fcm/send, Instance ID topics, OAuth, admin API."""
+    from simulator.commands.fcm import serve_command
+
+    serve_command(host, port, project, credentials, seed, quota, tls_dir, faults)
+
+
+@app.command("app-server")
+def app_server(
+    api_key: str = typer.Option(..., envvar="PUSHLAB_API_KEY",
+                                help="the key every request must carry (X-API-Key)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8080, help="port (0: any free port)"),
+    db: Path = typer.Option(Path("pushlab-app.db"), help="SQLite file (survives restarts)"),
+    apns_url: str | None = typer.Option("https://127.0.0.1:2197",
+                                        help="APNs look-alike (or real APNs); '' for none"),
+    apns_ca: Path | None = typer.Option(None, help="CA file to trust for APNs/FCM "
+                                        "(e.g. ~/.pushlab/tls/ca.pem)"),
+    apns_key: Path | None = typer.Option(None, help="AuthKey_<KEYID>.p8 for token auth"),
+    apns_key_id: str | None = typer.Option(None, help="Key ID (default: from the file name)"),
+    apns_team: str | None = typer.Option(None, help="Team ID (default: from the key's .json)"),
+    apns_topic: str = typer.Option("com.example.chat", help="default apns-topic (bundle id)"),
+    fcm_url: str | None = typer.Option("http://127.0.0.1:8090",
+                                       help="FCM look-alike (or real FCM); '' for none"),
+    fcm_credentials: Path = typer.Option(Path("pushlab-fcm-service-account.json"),
+                                         help="service-account JSON for the OAuth token"),
+    binding: str = typer.Option("install", help="install (right) or user (the 2014 trap)"),
+) -> None:
+    """The app server alone: REST API with OpenAPI, SQLite store, APNs and FCM senders."""
+    import asyncio
+
+    from app_server.server import ServerConfig, serve_forever
+
+    if binding not in ("install", "user"):
+        raise typer.BadParameter("binding is install or user")
+    cfg = ServerConfig(api_key=api_key, host=host, port=port, db=str(db),
+                       binding=binding,  # type: ignore[arg-type]
+                       apns_topic=apns_topic, apns_key=apns_key, apns_key_id=apns_key_id,
+                       apns_team=apns_team,
+                       fcm_credentials=fcm_credentials if fcm_url else None)
+    try:
+        asyncio.run(serve_forever(cfg, apns_url or None, str(apns_ca) if apns_ca else None,
+                                  fcm_url or None))
+    except KeyboardInterrupt:
+        pass

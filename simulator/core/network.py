@@ -198,11 +198,11 @@ class Network:
     def listen(self, service: str, accept: Acceptor) -> None:
         self._services[service] = accept
 
-    def connect(self, path: Path, service: str) -> Connection | None:
+    def connect(self, path: Path, service: str, cause: str = "connect") -> Connection | None:
         """Open a connection from ``path`` to ``service``; None if it cannot start.
 
         The handshake round trip is the caller's to wait for (the service's first
-        frame answers it).
+        frame answers it). ``cause`` names what the handshake's bytes are charged to.
         """
         accept = self._services.get(service)
         if accept is None or not path.up:
@@ -210,7 +210,7 @@ class Network:
         self._next_conn += 1
         conn = Connection(self.loop, path, service, self._next_conn, self.trace)
         # SYN, SYN-ACK, ACK plus a TLS resumption: priced as a few hundred bytes.
-        path.meter(self.loop.time(), 600, 3000, "connect")
+        path.meter(self.loop.time(), 600, 3000, cause)
         self.loop.call_at(self.loop.time() + path.one_way_delay(), self._accept, accept, conn)
         return conn
 

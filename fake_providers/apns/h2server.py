@@ -1,0 +1,364 @@
+"""The APNs look-alike's wire front end: HTTP/2 on the ``h2`` state machine.
+
+A thin asyncio shell around :class:`~fake_providers.apns.core.ApnsCore`: bytes in,
+``h2`` events, one :meth:`ApnsCore.process` call per finished stream, frames out.
+It speaks
+
+* TLS offering ALPN ``h2`` (httpx, curl), and TLS from clients that offer no ALPN
+  at all and start HTTP/2 directly (aioapns);
+* h2c by prior knowledge (``http1=False, http2=True`` clients) when ``h2c=True``.
+
+Wire details kept as Apple does them: ``200`` is a HEADERS frame that ends the
+stream (no empty DATA frame), an error is HEADERS plus exactly one DATA frame with
+the JSON body, and a connection that must end gets GOAWAY with a JSON
+``{"reason": ...}`` in its debug data. With provider-token auth on, the server
+first advertises ``SETTINGS_MAX_CONCURRENT_STREAMS = 1`` and raises it once a
+request has carried a valid token.
+
+A client that talks HTTP/1.1 gets ``505 HTTP Version Not Supported``; malformed
+frames get a GOAWAY with the protocol error; neither can crash the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    RequestReceived,
+    SettingsAcknowledged,
+    StreamEnded,
+    StreamReset,
+)
+from h2.exceptions import H2Error
+from h2.settings import SettingCodes, Settings
+
+from fake_providers.apns.core import ApnsConnectionState, ApnsCore, ApnsOutcome
+from fake_providers.tls import TlsMaterial
+from simulator.core.http import HttpRequest
+
+log = logging.getLogger("pushlab.apns.h2")
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+BODY_CAP = 64 * 1024  # bytes of a request body kept; the size is judged on this
+_505 = (b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\n"
+        b"content-length: 32\r\nconnection: close\r\n\r\nThis server speaks HTTP/2 only.\n")
+
+
+class _Stream:
+    __slots__ = ("method", "path", "headers", "body", "size")
+
+    def __init__(self, method: str, path: str, headers: list[tuple[str, str]]) -> None:
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = bytearray()
+        self.size = 0
+
+
+class ApnsH2Protocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: ApnsServer) -> None:
+        self.server = server
+        self.core = server.core
+        self.conn = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        self.state = ApnsConnectionState()
+        self.streams: dict[int, _Stream] = {}
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._sniffed = False
+        self._buf = bytearray()
+        cfg = self.core.config
+        # One stream until a valid provider token: feed h2 a frame at a time so a
+        # client that sent several requests before reading our SETTINGS is served
+        # in order instead of being cut off for exceeding the limit.
+        self._limited = self.core.require_auth and cfg.single_stream_until_auth
+        self._raising = False
+
+    # asyncio ----------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        server = self.server
+        server.connections.add(self)
+        cfg = self.core.config
+        streams = 1 if self._limited else cfg.max_concurrent_streams
+        self.conn.local_settings = Settings(client=False, initial_values={
+            SettingCodes.MAX_CONCURRENT_STREAMS: streams,
+            SettingCodes.MAX_HEADER_LIST_SIZE: self.conn.DEFAULT_MAX_HEADER_LIST_SIZE,
+        })
+        self.conn.initiate_connection()
+        outage = self.core.faults.outage
+        if outage == "drop":
+            self.transport.abort()
+            return
+        if outage == "shutdown":
+            self._goaway("Shutdown")
+            return
+        limit = server.max_connections
+        if limit is not None and len(server.connections) > limit:
+            self._goaway("TooManyConnections", ErrorCodes.REFUSED_STREAM)
+            return
+        # Our SETTINGS wait for the client's preface: an HTTP/1.1 client must be able
+        # to read the 505 it gets instead.
+        if cfg.connect_delay > 0:  # a slow handshake, as go-apnsmock's -conn-delay
+            self.transport.pause_reading()
+            asyncio.get_running_loop().call_later(cfg.connect_delay, self._resume)
+
+    def _resume(self) -> None:
+        if not self.closed and self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        self.streams.clear()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if not self._sniffed:
+            self._buf += data
+            head = bytes(self._buf[: len(PREFACE)])
+            if not PREFACE.startswith(head):
+                self._not_h2()
+                return
+            if len(head) < len(PREFACE):
+                return
+            self._sniffed = True
+            data = bytes(self._buf)
+            self._buf.clear()
+            if self._limited:
+                self._feed(data[: len(PREFACE)])
+                data = data[len(PREFACE):]
+        if self._limited:
+            self._buf += data
+            while not self.closed and len(self._buf) >= 9:
+                size = 9 + int.from_bytes(self._buf[:3], "big")
+                if size - 9 > self.conn.max_inbound_frame_size:
+                    self._buf.clear()  # refused at once rather than buffered
+                    self._goaway("FrameTooLarge", ErrorCodes.FRAME_SIZE_ERROR)
+                    return
+                if len(self._buf) < size:
+                    break
+                frame = bytes(self._buf[:size])
+                del self._buf[:size]
+                self._feed(frame)
+                if not self._limited and self._buf:
+                    rest = bytes(self._buf)
+                    self._buf.clear()
+                    self._feed(rest)
+                    break
+        else:
+            self._feed(data)
+        self._flush()
+
+    # h2 -------------------------------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        try:
+            events = self.conn.receive_data(data)
+        except H2Error as exc:  # malformed frames or headers: GOAWAY already queued
+            log.debug("protocol error from client: %s", exc)
+            self._flush()
+            self._close()
+            return
+        for ev in events:
+            t = type(ev)
+            if t is RequestReceived:
+                self._on_headers(ev)  # type: ignore[arg-type]
+            elif t is DataReceived:
+                self._on_data(ev)  # type: ignore[arg-type]
+            elif t is StreamEnded:
+                stream = self.streams.pop(ev.stream_id, None)  # type: ignore[attr-defined]
+                if stream is not None:
+                    self._on_request(ev.stream_id, stream)  # type: ignore[attr-defined]
+            elif t is StreamReset:
+                self.streams.pop(ev.stream_id, None)  # type: ignore[attr-defined]
+            elif t is SettingsAcknowledged and self._raising:
+                self._raising = False
+                self._limited = False
+            elif t is ConnectionTerminated:
+                self._flush()
+                self._close()
+                return
+            if self.closed:
+                return
+
+    def _on_headers(self, ev: RequestReceived) -> None:
+        method = path = ""
+        headers: list[tuple[str, str]] = []
+        for name, value in ev.headers:  # bytes: header_encoding=None  # type: ignore[union-attr]
+            if name[:1] == b":":
+                if name == b":method":
+                    method = value.decode("utf-8", "replace")
+                elif name == b":path":
+                    path = value.decode("utf-8", "replace")
+            else:
+                headers.append((name.decode("utf-8", "replace"), value.decode("utf-8", "replace")))
+        stream = _Stream(method, path, headers)
+        if ev.stream_ended is not None:
+            self._on_request(ev.stream_id, stream)  # type: ignore[arg-type]
+        else:
+            self.streams[ev.stream_id] = stream  # type: ignore[index]
+
+    def _on_data(self, ev: DataReceived) -> None:
+        stream = self.streams.get(ev.stream_id)  # type: ignore[arg-type]
+        data = ev.data or b""
+        if stream is not None:
+            stream.size += len(data)
+            room = BODY_CAP - len(stream.body)
+            if room > 0:
+                stream.body += data[:room]
+        if ev.flow_controlled_length:
+            try:
+                self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)  # type: ignore[arg-type]
+            except H2Error:
+                pass  # the stream closed meanwhile
+
+    def _on_request(self, stream_id: int, stream: _Stream) -> None:
+        req = HttpRequest(stream.method, stream.path, stream.headers, bytes(stream.body))
+        try:
+            out = self.core.process(req, self.state)
+        except Exception:  # a lab bug, not the client's: answer as APNs would
+            log.exception("APNs core failed on %s %s", stream.method, stream.path)
+            self._respond_raw(stream_id, 500, {"content-type": "application/json"},
+                              b'{"reason":"InternalServerError"}')
+            return
+        if out.delay > 0:
+            asyncio.get_running_loop().call_later(out.delay, self._respond_later, stream_id, out)
+        else:
+            self._respond(stream_id, out)
+
+    def _respond_later(self, stream_id: int, out: ApnsOutcome) -> None:
+        if not self.closed:
+            self._respond(stream_id, out)
+            self._flush()
+
+    def _respond(self, stream_id: int, out: ApnsOutcome) -> None:
+        if out.disconnect == "drop":
+            self._close(abort=True)
+            return
+        resp = out.response
+        self._respond_raw(stream_id, resp.status, resp.headers, resp.body)
+        if self._limited and not self._raising and self.state.authenticated:
+            self._raising = True
+            self.conn.update_settings(
+                {SettingCodes.MAX_CONCURRENT_STREAMS: self.core.config.max_concurrent_streams})
+        if out.disconnect == "goaway":
+            self._goaway(out.goaway_reason or "Shutdown", last_stream_id=stream_id)
+
+    def _respond_raw(self, stream_id: int, status: int, headers: dict[str, str],
+                     body: bytes) -> None:
+        hdrs = [(b":status", str(status).encode())]
+        hdrs += [(k.encode(), v.encode()) for k, v in headers.items()]
+        try:
+            if body:
+                self.conn.send_headers(stream_id, hdrs)
+                self.conn.send_data(stream_id, body, end_stream=True)
+            else:
+                self.conn.send_headers(stream_id, hdrs, end_stream=True)
+        except H2Error:
+            pass  # the client reset the stream or the connection is ending
+
+    def _goaway(self, reason: str, code: ErrorCodes = ErrorCodes.NO_ERROR,
+                last_stream_id: int | None = None) -> None:
+        try:
+            self.conn.close_connection(code, json.dumps({"reason": reason}).encode(),
+                                       last_stream_id=last_stream_id)
+        except H2Error:
+            pass
+        self._flush()
+        self._close()
+
+    def _not_h2(self) -> None:
+        assert self.transport is not None
+        if not self.transport.is_closing():
+            self.transport.write(_505)
+        self._close()
+
+    def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def _close(self, abort: bool = False) -> None:
+        self.closed = True
+        self.streams.clear()
+        if self.transport is not None:
+            if abort:
+                self.transport.abort()
+            else:
+                self.transport.close()
+
+    def shutdown(self) -> None:
+        """Server stopping: GOAWAY with NO_ERROR, then close."""
+        if not self.closed:
+            self._goaway("Shutdown")
+
+
+@dataclass(eq=False)
+class ApnsServer:
+    """A listening APNs look-alike (one environment: its core's)."""
+
+    core: ApnsCore
+    host: str
+    port: int = 0
+    tls: TlsMaterial | None = None
+    max_connections: int | None = None
+    _server: asyncio.AbstractServer | None = None
+
+    def __post_init__(self) -> None:
+        self.connections: set[ApnsH2Protocol] = set()
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.tls is None else "https"
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def ca_path(self) -> str | None:
+        return str(self.tls.ca_path) if self.tls is not None else None
+
+    @property
+    def environment(self) -> str:
+        return self.core.environment
+
+    async def close(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for proto in list(self.connections):
+            proto.shutdown()
+        await asyncio.sleep(0)
+        for proto in list(self.connections):
+            if proto.transport is not None:
+                proto.transport.abort()
+        await self._server.wait_closed()
+        self._server = None
+
+
+async def start_apns_server(core: ApnsCore, *, host: str = "127.0.0.1", port: int = 0,
+                            tls: TlsMaterial | None = None, h2c: bool = False,
+                            max_connections: int | None = None) -> ApnsServer:
+    """Listen on ``host:port`` (0: any free port) with TLS (``tls``) or, with ``h2c=True``,
+    cleartext HTTP/2 by prior knowledge."""
+    if tls is None and not h2c:
+        raise ValueError("give tls=ensure_tls(...) or h2c=True")
+    server = ApnsServer(core, host, tls=None if h2c else tls, max_connections=max_connections)
+    ssl_ctx = server.tls.server_context() if server.tls is not None else None
+    loop = asyncio.get_running_loop()
+    server._server = await loop.create_server(lambda: ApnsH2Protocol(server), host, port,
+                                              ssl=ssl_ctx)
+    server.port = server._server.sockets[0].getsockname()[1]
+    return server

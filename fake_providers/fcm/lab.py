@@ -1,0 +1,83 @@
+"""A stand-alone FCM look-alike: registry, store, backend and core, wired together.
+
+The world builder wires FCM into a whole simulated world; this module builds
+just the provider, for ``pushlab serve fcm``, the benchmark and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fake_providers.activity import ActivityLog
+from fake_providers.backend import PushBackend
+from fake_providers.faults import FaultPlan
+from fake_providers.fcm.core import FcmConfig, FcmCore
+from fake_providers.fcm.policy import FcmStorePolicy
+from fake_providers.registry import TokenRegistry, fcm_token
+from fake_providers.store import StoreAndForward
+from simulator.core.rand import RandomSource
+from simulator.core.trace import Trace
+
+
+def loop_clock() -> float:
+    """The running loop's time (virtual or real), 0.0 outside a loop."""
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return 0.0
+
+
+@dataclass
+class FcmLab:
+    """One FCM project's provider side."""
+
+    backend: PushBackend
+    core: FcmCore
+    policy: FcmStorePolicy
+    trace: Trace
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def faults(self) -> FaultPlan:
+        return self.core.faults
+
+    @property
+    def activity(self) -> ActivityLog:
+        return self.core.activity
+
+    def issue(self, device_id: str, app_id: str) -> str:
+        """Register an install and return its registration token (as Play services would)."""
+        return self.backend.registry.issue(device_id, app_id, "production",
+                                           self.backend.clock()).token
+
+    def uninstall(self, device_id: str, app_id: str) -> None:
+        record = self.backend.registry.unregister_install(device_id, app_id,
+                                                          self.backend.clock())
+        self.backend.uninstall(device_id, app_id)
+        if record is not None:
+            self.core.topics.forget(record.token)
+            self.policy.forget(record.token)
+
+
+def build_fcm_lab(seed: int = 0, *, project_id: str = "pushlab-demo",
+                  clock: Callable[[], float] = loop_clock,
+                  wall_clock: Callable[[], float] | None = None,
+                  config: FcmConfig | None = None,
+                  policy: FcmStorePolicy | None = None,
+                  trace: Trace | None = None) -> FcmLab:
+    """Everything an FCM project needs on the provider side, from one seed."""
+    rs = RandomSource(seed)
+    trace = trace or Trace(clock)
+    policy = policy or FcmStorePolicy()
+    registry = TokenRegistry(rs.stream("fcm.tokens"), fcm_token)
+    backend = PushBackend("fcm", registry, StoreAndForward(policy), clock, trace)
+    core = FcmCore(backend, rs.stream("fcm.core"), project_id=project_id,
+                   wall_clock=wall_clock, config=config)
+    return FcmLab(backend, core, policy, trace)
+
+
+def rng_for(seed: int, name: str) -> random.Random:
+    return RandomSource(seed).stream(name)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install the external MQTT brokers the load tests use (Mosquitto, NATS) from
+# Debian's packages, only when missing. Idempotent; needs root (CI runs as root).
+# Tests that need a broker binary skip with a reason when it is still absent.
+set -u
+need=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" != "0" ]; then
+    echo "install-brokers: ${need[*]} missing and not root; broker tests will skip" >&2
+    exit 0
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-brokers: no apt-get; broker tests will skip" >&2
+    exit 0
+fi
+echo "install-brokers: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+if ! apt-get install -y --no-install-recommends "${need[@]}" >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null 2>&1
+    apt-get install -y --no-install-recommends "${need[@]}" >/dev/null || \
+        echo "install-brokers: apt-get install failed; broker tests will skip" >&2
+fi
+# The Debian package may start a system service; the tests start their own brokers.
+for svc in mosquitto nats-server; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+        systemctl stop "$svc" >/dev/null 2>&1 || true
+    fi
+done
+exit 0

@@ -1,0 +1,305 @@
+"""``pushlab compare poll``: the lab's central lesson, push against polling.
+
+Every row is a real simulation (world builder, devices, providers, app server,
+virtual time), not a formula. All rows get the same notification workload: the
+same number of notifications per day at the same seeded random instants, sent
+to the same users. The push row delivers them through the platform's provider
+to an app behind the system push daemon; each poll row delivers them to an app
+that asks its server every N seconds.
+
+What a row's energy counts (the choices, also in docs/devices-and-battery.md):
+
+* the radio energy caused by delivery (promotion, transfer and tail, by cause:
+  heartbeat, push, reconnect, register, poll). The radio's idle paging and the
+  phone's screen-off baseline are the same in every row; they are shown once
+  as the floor under the table and left out of the rows, so the rows compare
+  the delivery strategies themselves;
+* the push row carries the whole push daemon's cost (every heartbeat), although
+  on a real phone all push apps share it: the comparison is the worst case for
+  push;
+* a poll row runs with no push daemon at all (``Device.daemon_enabled=False``):
+  the app's own polling is all it pays.
+
+Polling intervals are honoured as given with the default scheduler
+(``foreground-service``); ``--scheduler workmanager`` on Android shows the
+15-minute floor instead (the "effective interval" column).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from devices.apps import PollingApp, effective_poll_interval
+from simulator.core.clock import run_virtual
+from simulator.core.rand import RandomSource
+from simulator.core.trace import EventKind
+from simulator.durations import parse_duration
+from simulator.runner import collect, run_world
+from simulator.scenario import AppSpec, DeviceSpec, Scenario, SendAction, TimelineEntry
+
+app = typer.Typer(help="compare delivery strategies on the same workload",
+                  no_args_is_help=True)
+
+APP_ID = "com.example.news"
+DAY = 86400.0
+COMMON_CAUSES = ("idle", "baseline")
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The notifications every row delivers: ``per_day`` a day for ``days`` days."""
+
+    days: float = 2.0
+    per_day: int = 24
+    devices: int = 3
+    network: str = "lte"
+    platform: str = "ios"
+    battery_mah: float = 4000.0
+    scheduler: str = "foreground-service"
+    seed: int = 1
+
+    def send_times(self) -> list[float]:
+        rng = RandomSource(self.seed).stream("compare-workload")
+        count = max(1, round(self.per_day * self.days))
+        # keep the last hour free so every row has had the chance to deliver
+        span = self.days * DAY - 3600.0
+        return sorted(60.0 + rng.random() * (span - 60.0) for _ in range(count))
+
+
+def _scenario(work: Workload, interval: float | None) -> Scenario:
+    """The scenario of one row: ``interval`` None is the push row."""
+    app = AppSpec(id=APP_ID) if interval is None else \
+        AppSpec(id=APP_ID, kind="poll", interval=interval, scheduler=work.scheduler)
+    devices = [DeviceSpec(id=f"phone{i}", platform=work.platform, user=f"user{i}",
+                          network=work.network, apps=[app]) for i in range(work.devices)]
+    timeline = [TimelineEntry(at=t, send=SendAction(user=f"user{i}", app=APP_ID,
+                                                    title="News", body="A story"))
+                for t in work.send_times() for i in range(work.devices)]
+    return Scenario(name="compare-poll", seed=work.seed, duration=work.days * DAY,
+                    battery_mah=work.battery_mah, devices=devices, timeline=timeline)
+
+
+async def _run_row(work: Workload, interval: float | None) -> dict[str, Any]:
+    import asyncio
+
+    from simulator.world import build_world
+
+    scenario = _scenario(work, interval)
+    world = build_world(scenario, asyncio.get_running_loop())
+    if interval is not None:
+        for device in world.devices.values():
+            device.daemon_enabled = False  # the polling app alone
+    result = await collect(world, scenario.duration, None, run_world)
+    now = world.loop.time()
+    days = now / DAY
+    devices = list(world.devices.values())
+    causes: dict[str, float] = {}
+    for device in devices:
+        for cause, joules in device.energy_by_cause(now).items():
+            causes[cause] = causes.get(cause, 0.0) + joules / len(devices) / days
+    delivery = sum(j for c, j in causes.items() if c not in COMMON_CAUSES)
+    battery = devices[0].battery
+    latencies = sorted(delivery_latencies(result.events))
+    high_power = statistics.fmean(d.high_power_s() for d in devices) / days
+    effective = None
+    if interval is not None:
+        probe = PollingApp(APP_ID, interval_s=interval, scheduler=work.scheduler)
+        effective = effective_poll_interval(probe, work.platform)
+    return {
+        "mode": "push" if interval is None else "poll",
+        "interval_s": interval,
+        "effective_interval_s": effective,
+        "joules_per_day": round(delivery, 2),
+        "mah_per_day": round(battery.mah(delivery), 3),
+        "battery_pct_per_day": round(battery.percent(delivery), 3),
+        "latency_mean_s": round(statistics.fmean(latencies), 3) if latencies else None,
+        "latency_p95_s": round(_p95(latencies), 3) if latencies else None,
+        "high_power_s_per_day": round(high_power, 1),
+        "delivered": len(latencies),
+        "sent": result.sent,
+        "floor_j_per_day": round(sum(causes.get(c, 0.0) for c in COMMON_CAUSES), 2),
+        "by_cause_j_per_day": {c: round(j, 2) for c, j in sorted(causes.items())},
+    }
+
+
+def delivery_latencies(events: list[Any]) -> list[float]:
+    """Sent (by the app server) to handed (to the app), per message.
+
+    FCM names a message by its own id after accepting it; the trace's
+    ``provider_id`` note ties the two names together.
+    """
+    alias: dict[str, str] = {}
+    sent: dict[str, float] = {}
+    handed: dict[str, float] = {}
+    for ev in events:
+        data = ev.data
+        if ev.kind == EventKind.NOTE and data.get("what") == "provider_id":
+            alias[data["provider_msg"]] = data["msg"]
+        elif ev.kind == EventKind.SENT:
+            sent.setdefault(data["msg"], ev.t)
+        elif ev.kind == EventKind.HANDED:
+            msg = data["msg"]
+            handed.setdefault(alias.get(msg, msg), ev.t)
+    return [handed[m] - t for m, t in sent.items() if m in handed]
+
+
+def _p95(values: list[float]) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=20, method="inclusive")[18]
+
+
+def compare_poll(intervals: list[float], work: Workload) -> list[dict[str, Any]]:
+    """One push row, then one poll row per interval; each a full simulation."""
+    rows = [run_virtual(_run_row(work, None))]
+    for interval in intervals:
+        rows.append(run_virtual(_run_row(work, interval)))
+    return rows
+
+
+# presentation -----------------------------------------------------------------
+def short(seconds: float | None) -> str:
+    """``0.06`` -> ``60ms``, ``151`` -> ``2m31s``, ``3600`` -> ``1h``: for slides."""
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
+    return f"{minutes}m{secs:02d}s" if secs else f"{minutes}m"
+
+
+def _label(row: dict[str, Any]) -> str:
+    if row["mode"] == "push":
+        return "push"
+    text = f"poll {short(row['interval_s'])}"
+    if row["effective_interval_s"] != row["interval_s"]:
+        text += f" (OS: {short(row['effective_interval_s'])})"
+    return text
+
+
+def render_table(rows: list[dict[str, Any]], work: Workload) -> Table:
+    push = rows[0]["by_cause_j_per_day"]
+    keepalive = push.get("heartbeat", 0.0) + push.get("reconnect", 0.0)
+    table = Table(title=f"Push vs polling on {work.network.upper()}: {work.per_day} "
+                        f"notifications a day ({work.platform}, "
+                        f"{work.battery_mah:.0f} mAh)",
+                  caption=f"Energy caused by delivery. Every row also pays the same floor "
+                          f"(radio idle paging + phone baseline): "
+                          f"{rows[0]['floor_j_per_day']:.0f} J/day. Push includes all "
+                          f"{keepalive:.0f} J/day of keep-alives, which every push app on "
+                          f"the phone shares. Mean of {work.devices} devices, "
+                          f"{work.days:g} days.",
+                  caption_justify="left")
+    table.add_column("strategy", no_wrap=True)
+    table.add_column("J/day", justify="right")
+    table.add_column("mAh/day", justify="right")
+    table.add_column("battery/day", justify="right")
+    table.add_column("×push", justify="right")
+    table.add_column("latency mean", justify="right")
+    table.add_column("p95", justify="right")
+    table.add_column("radio high", justify="right")
+    push_j = rows[0]["joules_per_day"] or 1e-9
+    for row in rows:
+        style = "bold green" if row["mode"] == "push" else None
+        ratio = row["joules_per_day"] / push_j
+        table.add_row(
+            _label(row), f"{row['joules_per_day']:.0f}", f"{row['mah_per_day']:.1f}",
+            f"{row['battery_pct_per_day']:.2f} %", f"{ratio:.1f}×",
+            short(row["latency_mean_s"]), short(row["latency_p95_s"]),
+            short(row["high_power_s_per_day"]), style=style)
+    return table
+
+
+def render_png(rows: list[dict[str, Any]], work: Workload, path: Path) -> None:
+    """Two panels for a slide: battery per day, and how late notifications arrive."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = ["push"] + [f"poll\n{short(r['interval_s'])}" for r in rows[1:]]
+    colors = ["#2e7d32"] + ["#c62828"] * (len(rows) - 1)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
+    pct = [r["battery_pct_per_day"] for r in rows]
+    bars = ax1.bar(labels, pct, color=colors)
+    ax1.bar_label(bars, labels=[f"{p:.2f}%" for p in pct], padding=2)
+    ax1.set_ylabel("battery per day (%), delivery only")
+    ax1.set_title(f"Energy caused by delivery ({work.network.upper()}, "
+                  f"{work.battery_mah:.0f} mAh)")
+    lat_mean = [r["latency_mean_s"] or 0.0 for r in rows]
+    lat_p95 = [r["latency_p95_s"] or 0.0 for r in rows]
+    xs = range(len(rows))
+    means = ax2.bar([x - 0.2 for x in xs], lat_mean, width=0.4, color=colors, alpha=0.55,
+                    label="mean")
+    p95s = ax2.bar([x + 0.2 for x in xs], lat_p95, width=0.4, color=colors, label="p95")
+    ax2.bar_label(means, labels=[short(v) for v in lat_mean], padding=2, fontsize=8)
+    ax2.bar_label(p95s, labels=[short(v) for v in lat_p95], padding=2, fontsize=8)
+    ax2.set_xticks(list(xs), labels)
+    ax2.set_yscale("log")
+    ax2.set_ylim(0.01, max(lat_p95 + [1.0]) * 4)
+    ax2.set_ylabel("delivery latency (s, log scale)")
+    ax2.set_title("How late the notification arrives")
+    ax2.legend()
+    fig.suptitle(f"Push vs polling: {work.per_day} notifications/day, same workload in every bar")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+@app.command("poll")
+def poll(
+    intervals: Annotated[str, typer.Option(help="poll intervals, comma separated")]
+    = "60s,5m,15m,1h",
+    network: Annotated[str, typer.Option(help="lte, 3g or wifi")] = "lte",
+    days: Annotated[float, typer.Option(help="simulated days per row")] = 2.0,
+    battery_mah: Annotated[float, typer.Option("--battery-mah", help="battery capacity")]
+    = 4000.0,
+    per_day: Annotated[int, typer.Option("--per-day", help="notifications per day")] = 24,
+    devices: Annotated[int, typer.Option(help="devices per row (results are means)")] = 3,
+    platform: Annotated[str, typer.Option(help="ios or android")] = "ios",
+    scheduler: Annotated[str, typer.Option(
+        help="how the polling app schedules itself: foreground-service, alarm, "
+             "workmanager (Android: 15 min floor), bgfetch")] = "foreground-service",
+    seed: Annotated[int, typer.Option(help="random seed")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON list of rows")] = False,
+    png: Annotated[Path | None, typer.Option(help="write a chart (PNG) here")] = None,
+) -> None:
+    """The same notifications by push and by polling at each interval: battery and latency."""
+    if network not in ("lte", "3g", "wifi", "5g"):
+        raise typer.BadParameter("network must be lte, 3g, wifi or 5g", param_hint="--network")
+    if platform not in ("ios", "android"):
+        raise typer.BadParameter("platform must be ios or android", param_hint="--platform")
+    try:
+        values = [parse_duration(v) for v in intervals.split(",") if v.strip()]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--intervals") from None
+    if not values or any(v <= 0 for v in values):
+        raise typer.BadParameter("give positive intervals", param_hint="--intervals")
+    work = Workload(days=days, per_day=per_day, devices=devices, network=network,
+                    platform=platform, battery_mah=battery_mah, scheduler=scheduler, seed=seed)
+    rows = compare_poll(values, work)
+    if png is not None:
+        render_png(rows, work, png)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    console = Console()
+    console.print(render_table(rows, work))
+    if network == "5g":
+        console.print("[yellow]5G figures come from a PLACEHOLDER profile, not measurements."
+                      "[/yellow]")
+    if png is not None:
+        console.print(f"chart written to {png}")

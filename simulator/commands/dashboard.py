@@ -1,0 +1,63 @@
+"""``pushlab dashboard``: the Textual dashboard on a scenario."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from simulator.scenario import ScenarioError, load_scenario
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
+DEFAULT = SCENARIOS / "dashboard.yaml"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("dashboard")(dashboard)
+
+
+def _speed(text: str) -> float:
+    text = text.strip().lower().removesuffix("x")
+    if text in ("max", "inf", "fastest"):
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise typer.BadParameter("a number (e.g. 60) or 'max'") from None
+    if value <= 0:
+        raise typer.BadParameter("must be above 0")
+    return value
+
+
+def dashboard(
+    file: Annotated[Path | None, typer.Argument(help="scenario file (default: "
+                                                     "scenarios/dashboard.yaml)")] = None,
+    live: Annotated[bool, typer.Option("--live", help="real sockets on loopback")] = False,
+    seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
+    speed: Annotated[str, typer.Option(help="start speed: 1 .. 7200, or max")] = "60",
+    paused: Annotated[bool, typer.Option("--paused", help="start paused")] = False,
+) -> None:
+    """Watch a scenario live: diagram, devices, battery, event log; act on the world."""
+    path = file or DEFAULT
+    try:
+        scenario = load_scenario(path)
+    except ScenarioError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if live:
+        if importlib.util.find_spec("simulator.live.world") is None:
+            typer.echo("error: --live needs simulator/live/world.py (the live world), which "
+                       "this build does not have yet; run without --live for sim mode",
+                       err=True)
+            raise typer.Exit(2)
+        typer.echo("error: the dashboard's live mode is not wired to the live world yet",
+                   err=True)
+        raise typer.Exit(2)
+    from simulator.dashboard.app import DashboardApp  # Textual only when asked for
+    from simulator.dashboard.engine import SimEngine
+
+    engine = SimEngine(scenario, seed=seed, speed=_speed(speed), paused=paused)
+    DashboardApp(engine).run()

@@ -1,0 +1,161 @@
+"""``pushlab load``: real devices on MQTT, a rate profile, figures as MQTT load tools give them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def register(app: typer.Typer) -> None:
+    app.command("load")(load)
+
+
+def load(
+    devices: Annotated[int, typer.Option(help="connected devices (MQTT clients)")] = 50,
+    rate: Annotated[float, typer.Option(help="notifications per second (the profile's peak)")]
+    = 10.0,
+    duration: Annotated[float, typer.Option(help="seconds of sending")] = 10.0,
+    profile: Annotated[str, typer.Option(help="constant | ramp | burst")] = "constant",
+    connect_rate: Annotated[float, typer.Option(help="new connections per second, all "
+                                                     "workers together")] = 500.0,
+    broker: Annotated[str, typer.Option(help="embedded (amqtt, default) | mosquitto | nats "
+                                             "(started on loopback by the run) | "
+                                             "mqtt://host:port[,mqtt://...] (external)")]
+    = "embedded",
+    workers: Annotated[int, typer.Option(help="worker processes (devices sharded by id)")] = 2,
+    fault: Annotated[list[str] | None, typer.Option(
+        help="kind@seconds[:arg]: broker-restart@20[:down_s], provider-outage@20[:secs], "
+             "storm@20[:fraction] (repeatable)")] = None,
+    baseline: Annotated[bool, typer.Option(help="also measure the bare broker ceiling")] = True,
+    bare_count: Annotated[int | None, typer.Option(help="messages in the bare baseline")] = None,
+    drain: Annotated[float, typer.Option(help="seconds to wait for stragglers after "
+                                               "sending")] = 20.0,
+    inflight: Annotated[int, typer.Option(help="sender's concurrent API requests")] = 256,
+    sim: Annotated[bool, typer.Option("--sim", help="the same workload in virtual time")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    out: Annotated[Path | None, typer.Option(help="also write the JSON summary here")] = None,
+    prometheus: Annotated[int | None, typer.Option(help="serve /metrics on this port "
+                                                        "(127.0.0.1) while running")] = None,
+    quiet: Annotated[bool, typer.Option(help="no per-second lines")] = False,
+    seed: Annotated[int, typer.Option(help="seed")] = 0,
+) -> None:
+    """Many phones, a notification rate and faults: throughput, latency, where losses are."""
+    from simulator.load.faults import parse_fault
+    from simulator.load.profiles import PROFILES
+
+    if profile not in PROFILES:
+        raise typer.BadParameter(f"profile is one of {', '.join(PROFILES)}")
+    if devices < 1 or workers < 1 or duration <= 0 or rate < 0:
+        raise typer.BadParameter("need devices >= 1, workers >= 1, duration > 0, rate >= 0")
+    try:
+        faults = [parse_fault(f) for f in fault or []]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if any(f.kind == "broker-restart" for f in faults) and "://" in broker:
+        raise typer.BadParameter("broker-restart needs a broker the run starts "
+                                 "(embedded, mosquitto or nats)")
+    console = Console(stderr=as_json)
+    if sim:
+        from simulator.load.sim import SimLoadConfig, run_sim_load
+
+        with console.status("simulating"):
+            summary = run_sim_load(SimLoadConfig(devices, rate, duration, profile, connect_rate,
+                                                 faults, seed))
+    else:
+        summary = _live(devices, rate, duration, profile, connect_rate, broker, workers, faults,
+                        baseline, bare_count, drain, inflight, prometheus, quiet, seed, console)
+    text = json.dumps(summary, indent=None if as_json else 2, default=str)
+    if out is not None:
+        out.write_text(text + "\n")
+    if as_json:
+        typer.echo(text)
+    else:
+        print_summary(summary, console)
+
+
+def _live(devices: int, rate: float, duration: float, profile: str, connect_rate: float,
+          broker: str, workers: int, faults: list[Any], baseline: bool, bare_count: int | None,
+          drain: float, inflight: int, prometheus: int | None, quiet: bool, seed: int,
+          console: Console) -> dict[str, Any]:
+    from simulator.load.orchestrator import LoadConfig, run_load
+
+    cfg = LoadConfig(devices=devices, rate=rate, duration=duration, profile=profile,
+                     connect_rate=connect_rate, broker=broker, workers=workers, faults=faults,
+                     baseline=baseline, bare_count=bare_count, drain_s=drain, inflight=inflight,
+                     prometheus=prometheus, seed=seed)
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=1)
+
+        def on_progress(phase: str, done: float, total: float) -> None:
+            bar.update(task, description=phase, completed=done, total=total)
+
+        def on_line(line: Any) -> None:
+            if not quiet:
+                bar.console.print(line.text(), highlight=False)
+
+        return asyncio.run(run_load(cfg, on_line=on_line, on_progress=on_progress))
+
+
+def _ms(v: Any) -> str:
+    return "-" if v is None else f"{v:.1f} ms"
+
+
+def print_summary(s: dict[str, Any], console: Console) -> None:
+    """The summary as tables: throughput and latency, losses, resources, faults."""
+    t = Table(title=f"pushlab load: {s['devices']} devices, {s['rate']}/s {s['profile']} "
+                    f"for {s['duration_s']}s via {s['broker']}")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for key in ("sent", "accepted", "delivered", "duplicates", "errors"):
+        if key in s:
+            t.add_row(key, str(s[key]))
+    t.add_row("delivered ratio", f"{s.get('delivered_ratio', 0):.4f}")
+    t.add_row("throughput", f"{s.get('throughput_per_s', 0):.1f} msg/s")
+    for key, label in (("p50_ms", "latency p50"), ("p90_ms", "latency p90"),
+                       ("p99_ms", "latency p99"), ("p99_9_ms", "latency p99.9"),
+                       ("max_ms", "latency max")):
+        if key in s:
+            t.add_row(label, _ms(s[key]))
+    if "connect" in s:
+        c = s["connect"]
+        t.add_row("connect", f"{c.get('connected')} in {c.get('seconds')} s "
+                             f"({c.get('rate_per_s')}/s)")
+    if "bytes_per_device" in s:
+        t.add_row("memory per device (workers)", f"{s['bytes_per_device'] / 1024:.1f} KB")
+    if "broker_bytes_per_device" in s:
+        t.add_row("memory per device (broker)", f"{s['broker_bytes_per_device'] / 1024:.1f} KB")
+    for role, pct in (s.get("cpu_percent") or {}).items():
+        t.add_row(f"CPU {role}", f"{pct:.0f} %")
+    if "baseline" in s:
+        b = s["baseline"]
+        t.add_row("bare baseline", f"{b['throughput_per_s']:.0f} msg/s "
+                                   f"({b['received']}/{b['published']}), p99 {_ms(b.get('p99_ms'))}")
+        t.add_row("lab / bare", str(s.get("lab_over_bare")))
+    console.print(t)
+    if s.get("undelivered"):
+        u = Table(title="not delivered: where each message is")
+        u.add_column("where")
+        u.add_column("messages", justify="right")
+        for where, n in s["undelivered"].items():
+            u.add_row(where, str(n))
+        console.print(u)
+    if s.get("fault_report"):
+        f = Table(title="faults")
+        for col in ("fault", "at", "reconnected after", "delivery recovered after",
+                    "messages in window", "lost"):
+            f.add_column(col)
+        for r in s["fault_report"]:
+            f.add_row(r["fault"], f"{r['at']} s", f"{r.get('reconnected_after_s')} s",
+                      f"{r.get('delivery_recovered_after_s')} s",
+                      str(r.get("messages_in_window")), str(r.get("lost")))
+        console.print(f)

@@ -1,0 +1,1 @@
+"""The Textual dashboard (top floor): nothing imports it except the CLI."""

@@ -1,0 +1,602 @@
+"""Runs a live load experiment end to end and writes its figures.
+
+Phases: start the broker, the providers and the app server (each its own
+process) -> start K workers and connect every device at the connect rate ->
+send through the app server's REST API at the profile's rate, with faults at
+their times -> drain until everything sent has landed (or the drain time is
+over) -> the bare baseline: one process publishing straight to the same
+devices -> collect histograms and fates -> summary.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+from simulator.load.faults import FaultSpec
+from simulator.load.profiles import RateProfile
+from simulator.load.stats import (
+    Latency,
+    SecondLine,
+    add_tallies,
+    classify_undelivered,
+    recovery_after,
+)
+from simulator.load.worker import APP_ID, WorkerSpec, device_id
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+@dataclass
+class LoadConfig:
+    devices: int = 50
+    rate: float = 10.0
+    duration: float = 10.0
+    profile: str = "constant"
+    connect_rate: float = 500.0
+    broker: str = "embedded"  # embedded | mosquitto | nats | mqtt://host:port[,mqtt://...]
+    workers: int = 2
+    faults: list[FaultSpec] = field(default_factory=list)
+    baseline: bool = True
+    bare_count: int | None = None  # default: the run's message count, at most 20,000
+    drain_s: float = 20.0
+    connect_timeout_s: float | None = None
+    inflight: int = 256
+    prometheus: int | None = None
+    bind_addresses: bool = True
+    seed: int = 0
+
+
+class Child:
+    """A child process and its pipe; messages are dispatched as they arrive."""
+
+    def __init__(self, name: str, target: Callable[..., None], spec: Any) -> None:
+        parent, child = SPAWN.Pipe()
+        self.name = name
+        self.conn = parent
+        self.process = SPAWN.Process(target=target, args=(spec, child), name=name, daemon=True)
+        self.process.start()
+        child.close()
+        self.latest: dict[str, Any] = {}
+        self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self.pid = self.process.pid
+        asyncio.get_running_loop().add_reader(self.conn.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            while self.conn.poll():
+                kind, body = self.conn.recv()
+                if kind == "tally":
+                    self.latest["tally"] = body
+                else:
+                    self.queue.put_nowait((kind, body))
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+
+    def send(self, cmd: str, arg: Any = None) -> None:
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send((cmd, arg))
+
+    async def expect(self, kind: str, timeout: float) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0 or not self.process.is_alive() and self.queue.empty():
+                raise TimeoutError(f"{self.name}: no {kind!r} (exit code "
+                                   f"{self.process.exitcode})")
+            try:
+                got, body = await asyncio.wait_for(self.queue.get(), min(left, 0.5))
+            except TimeoutError:
+                continue
+            if got == kind:
+                return body
+
+    async def ask(self, cmd: str, arg: Any = None, timeout: float = 30.0) -> Any:
+        self.send(cmd, arg)
+        return await self.expect(cmd, timeout)
+
+    async def stop(self) -> None:
+        self.send("stop")
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+        for _ in range(100):
+            if not self.process.is_alive():
+                break
+            await asyncio.sleep(0.05)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
+        self.conn.close()
+
+
+class ProcessMeter:
+    """CPU seconds and resident memory of the run's processes, by role."""
+
+    def __init__(self) -> None:
+        self.procs: dict[str, list[psutil.Process]] = {}
+        self._cpu0: dict[str, float] = {}
+        self._t0 = 0.0
+
+    def add(self, role: str, pid: int | None) -> None:
+        if pid is None:
+            return
+        with contextlib.suppress(psutil.Error):
+            self.procs.setdefault(role, []).append(psutil.Process(pid))
+
+    def _cpu(self, role: str) -> float:
+        total = 0.0
+        for p in self.procs.get(role, []):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                total += t.user + t.system
+        return total
+
+    def rss(self, role: str) -> int:
+        total = 0
+        for p in self.procs.get(role, []):
+            with contextlib.suppress(psutil.Error):
+                total += p.memory_info().rss
+        return total
+
+    def start(self) -> None:
+        self._t0 = time.monotonic()
+        self._cpu0 = {role: self._cpu(role) for role in self.procs}
+        self._sys0 = _busy()
+
+    def others_percent(self) -> float:
+        """CPU (% of one core) used meanwhile by processes outside this run: on a shared
+        machine the figures are only as good as this is small."""
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        ours = sum(self._cpu(role) - self._cpu0.get(role, 0.0) for role in self.procs)
+        return round(100.0 * max(0.0, _busy() - self._sys0 - ours) / wall, 1)
+
+    def cpu_percent(self) -> dict[str, float]:
+        """Per role, % of one core since :meth:`start`."""
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        return {role: round(100.0 * (self._cpu(role) - self._cpu0.get(role, 0.0)) / wall, 1)
+                for role in self.procs}
+
+
+def _busy() -> float:
+    t = psutil.cpu_times()
+    return t.user + t.system + getattr(t, "nice", 0.0) + getattr(t, "irq", 0.0) + \
+        getattr(t, "softirq", 0.0)
+
+
+class Sender:
+    """Open-loop: sends what the profile says is due, whatever the system does."""
+
+    def __init__(self, url: str, api_key: str, devices: int, inflight: int) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.devices = devices
+        self.inflight = inflight
+        self.sent = 0
+        self.answered = 0
+        self.accepted = 0
+        self.errors = 0
+        self.outcome: dict[int, tuple[int, str | None, str]] = {}
+        self.scheduled = array.array("d")
+        self.start_wall = 0.0
+        self.api_latency = Latency()  # scheduled send -> the app server's answer
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, profile: RateProfile, start_wall: float, stop: asyncio.Event) -> None:
+        import aiohttp
+
+        self.start_wall = start_wall
+        connector = aiohttp.TCPConnector(limit=self.inflight)
+        timeout = aiohttp.ClientTimeout(total=180)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                         headers={"X-API-Key": self.api_key}) as http:
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            total = profile.total
+            while self.sent < total and not stop.is_set():
+                elapsed = loop.time() - t0
+                due = profile.due(elapsed)
+                now_wall = time.time()
+                while self.sent < due:
+                    seq = self.sent
+                    self.sent += 1
+                    self.scheduled.append(now_wall)
+                    task = loop.create_task(self._one(http, seq, now_wall))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                if elapsed >= profile.duration:
+                    break
+                await asyncio.sleep(0.002)
+            while self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=0.5)
+                if stop.is_set():
+                    break
+
+    async def _one(self, http: Any, seq: int, sent_at: float) -> None:
+        device = device_id(seq % self.devices)
+        body = {"title": "load", "body": f"message {seq}", "app": APP_ID,
+                "data": {"seq": str(seq), "t": repr(sent_at)}}
+        try:
+            async with http.post(f"{self.url}/v1/send/device/{device}", json=body) as resp:
+                answer = await resp.json(content_type=None)
+                if resp.status != 200:
+                    outcome = (resp.status, str(answer.get("error")), "")
+                elif not answer.get("results"):
+                    outcome = (404, "no token at the app server", "")
+                else:
+                    r = answer["results"][0]
+                    outcome = (r["status"], r["reason"], r["msg_id"])
+        except Exception as exc:  # noqa: BLE001 - every failure is a figure
+            outcome = (0, type(exc).__name__, "")
+        self.answered += 1
+        self.api_latency.record(time.time() - sent_at)
+        self.outcome[seq] = outcome
+        if outcome[0] == 200:
+            self.accepted += 1
+        else:
+            self.errors += 1
+
+
+def _urls(cfg: LoadConfig, broker_urls: list[str]) -> tuple[str, list[str]]:
+    """The gateway's URL and each worker's: with several nodes, the gateway takes
+    the last one and the workers share the others, so every message crosses nodes."""
+    if len(broker_urls) == 1:
+        return broker_urls[0], [broker_urls[0]] * cfg.workers
+    others = broker_urls[:-1]
+    return broker_urls[-1], [others[k % len(others)] for k in range(cfg.workers)]
+
+
+class Prometheus:
+    """``--prometheus PORT``: the live figures on /metrics while the run lasts."""
+
+    def __init__(self, port: int) -> None:
+        from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+        self.registry = CollectorRegistry()
+        names = ("connected", "sent", "accepted", "delivered", "errors")
+        self.gauges = {n: Gauge(f"pushlab_load_{n}", f"load run: {n} so far",
+                                registry=self.registry) for n in names}
+        self.server, self.thread = start_http_server(port, addr="127.0.0.1",
+                                                     registry=self.registry)
+
+    def update(self, values: dict[str, int]) -> None:
+        for name, gauge in self.gauges.items():
+            gauge.set(values.get(name, 0))
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | None = None,
+                   on_progress: Callable[[str, float, float], None] | None = None,
+                   ) -> dict[str, Any]:
+    """Run one experiment; returns the summary (see docs/load.md for every key)."""
+    from simulator.load import services
+
+    loop = asyncio.get_running_loop()
+    api_key = secrets.token_urlsafe(16)
+    gateway_password = secrets.token_urlsafe(16)
+    device_secret = secrets.token_urlsafe(16)
+    tmp = tempfile.TemporaryDirectory(prefix="pushlab-load-")
+    children: list[Child] = []
+    broker_proc: services.BrokerProcess | None = None
+    broker_child: Child | None = None
+    meter = ProcessMeter()
+    meter.add("orchestrator+sender", os.getpid())
+    prom = Prometheus(cfg.prometheus) if cfg.prometheus else None
+    progress = on_progress or (lambda phase, done, total: None)
+    summary: dict[str, Any] = {
+        "devices": cfg.devices, "workers": cfg.workers, "rate": cfg.rate,
+        "duration_s": cfg.duration, "profile": cfg.profile, "broker": cfg.broker,
+        "faults": [str(f) for f in cfg.faults]}
+    try:
+        # ---- broker ----------------------------------------------------------------
+        gw_user: str | None = None
+        gw_pass: str | None = None
+        secret: str | None = None
+        if cfg.broker == "embedded":
+            broker_child = Child("broker", services.embedded_broker_main,
+                                 services.EmbeddedSpec(gateway_password, device_secret))
+            children.append(broker_child)
+            ready = await broker_child.expect("ready", 30)
+            broker_urls = [ready["url"]]
+            gw_user, gw_pass, secret = "gateway", gateway_password, device_secret
+            meter.add("broker", broker_child.pid)
+        elif cfg.broker in ("mosquitto", "nats"):
+            broker_proc = services.Mosquitto() if cfg.broker == "mosquitto" \
+                else services.NatsCluster(3)
+            await loop.run_in_executor(None, broker_proc.start)
+            if isinstance(broker_proc, services.NatsCluster):
+                if not await loop.run_in_executor(None, broker_proc.wait_ready, 60.0):
+                    raise RuntimeError("the NATS cluster never served an MQTT session")
+            broker_urls = broker_proc.urls
+            for pid in broker_proc.pids:
+                meter.add("broker", pid)
+        else:
+            broker_urls = [u.strip() for u in cfg.broker.split(",") if u.strip()]
+        gateway_url, worker_urls = _urls(cfg, broker_urls)
+        summary["broker_urls"] = broker_urls
+
+        # ---- providers and app server ------------------------------------------------
+        prov = Child("providers", services.providers_main,
+                     services.ProviderSpec(gateway_url, gw_user, gw_pass, tmp.name, cfg.seed))
+        children.append(prov)
+        p_ready = await prov.expect("ready", 60)
+        meter.add("providers", prov.pid)
+        app = Child("app-server", services.app_server_main,
+                    services.AppSpec(p_ready["apns_url"], p_ready["ca"], api_key))
+        children.append(app)
+        a_ready = await app.expect("ready", 60)
+        meter.add("app-server", app.pid)
+
+        # ---- workers, connect ------------------------------------------------------------
+        workers = []
+        for k in range(cfg.workers):
+            spec = WorkerSpec(k, cfg.workers, cfg.devices, worker_urls[k], a_ready["url"],
+                              api_key, cfg.connect_rate / cfg.workers, secret,
+                              bind_addresses=cfg.bind_addresses, seed=cfg.seed)
+            w = Child(f"worker-{k}", _worker_entry, spec)
+            children.append(w)
+            workers.append(w)
+        for w in workers:
+            await w.expect("hello", 60)
+            meter.add("workers", w.pid)
+        await asyncio.sleep(0.3)
+        rss_base = {"workers": meter.rss("workers"), "broker": meter.rss("broker")}
+        t_connect = loop.time()
+        for w in workers:
+            w.send("connect")
+        connect_timeout = cfg.connect_timeout_s or (30.0 + 3.0 * cfg.devices /
+                                                    max(cfg.connect_rate, 1.0))
+
+        def tally() -> dict[str, int]:
+            return add_tallies([w.latest.get("tally", {}) for w in workers])
+
+        while True:
+            t = tally()
+            progress("connecting", t.get("ready", 0), cfg.devices)
+            if t.get("ready", 0) >= cfg.devices and t.get("connected", 0) >= cfg.devices:
+                break
+            if loop.time() - t_connect > connect_timeout:
+                break
+            await asyncio.sleep(0.2)
+        connected_s = loop.time() - t_connect
+        t = tally()
+        summary["connect"] = {"connected": t.get("connected", 0), "ready": t.get("ready", 0),
+                              "seconds": round(connected_s, 3),
+                              "rate_per_s": round(t.get("connected", 0) / connected_s, 1)
+                              if connected_s else None}
+        await asyncio.sleep(1.0)  # let registrations settle before measuring memory
+        rss_connected = {"workers": meter.rss("workers"), "broker": meter.rss("broker")}
+        n_conn = max(t.get("connected", 0), 1)
+        summary["bytes_per_device"] = round((rss_connected["workers"] - rss_base["workers"])
+                                            / n_conn)
+        if meter.procs.get("broker"):
+            summary["broker_bytes_per_device"] = round(
+                (rss_connected["broker"] - rss_base["broker"]) / n_conn)
+
+        # ---- send ---------------------------------------------------------------------------
+        profile = RateProfile(cfg.profile, cfg.rate, cfg.duration)
+        sender = Sender(a_ready["url"], api_key, cfg.devices, cfg.inflight)
+        stop = asyncio.Event()
+        load_before = round(os.getloadavg()[0], 2)
+        meter.start()
+        start_wall = time.time()
+        t0 = loop.time()
+        fault_log: list[dict[str, Any]] = []
+        fault_tasks = [loop.create_task(_fault(f, t0, workers, prov, broker_child, broker_proc,
+                                               fault_log)) for f in cfg.faults]
+        send_task = loop.create_task(sender.run(profile, start_wall, stop))
+        samples: list[tuple[float, int, int, int, int]] = []  # t, connected, sent, acc, deliv
+        lines: list[dict[str, Any]] = []
+        last = (0, 0)
+        next_line = 1.0
+        drain_until: float | None = None
+        while True:
+            await asyncio.sleep(0.1)
+            now = loop.time() - t0
+            t = tally()
+            delivered = t.get("delivered", 0)
+            samples.append((now, t.get("connected", 0), sender.sent, sender.accepted, delivered))
+            if prom is not None:
+                prom.update({"connected": t.get("connected", 0), "sent": sender.sent,
+                             "accepted": sender.accepted, "delivered": delivered,
+                             "errors": sender.errors})
+            progress("sending" if not send_task.done() else "draining",
+                     min(now, cfg.duration), cfg.duration)
+            if now >= next_line:
+                line = SecondLine(int(next_line), t.get("connected", 0), sender.sent,
+                                  sender.accepted, delivered, sender.errors,
+                                  float(sender.sent - last[0]), float(delivered - last[1]))
+                last = (sender.sent, delivered)
+                next_line += 1.0
+                lines.append(line.__dict__)
+                if on_line is not None:
+                    on_line(line)
+            if send_task.done():
+                if drain_until is None:
+                    drain_until = now + cfg.drain_s
+                settled = sender.answered >= sender.sent and \
+                    delivered >= sender.accepted and all(f.done() for f in fault_tasks)
+                if settled or now >= drain_until:
+                    break
+        stop.set()
+        await send_task
+        cpu = meter.cpu_percent()
+        summary["machine"] = {"cpus": os.cpu_count(), "loadavg_1m_at_start": load_before,
+                              "other_processes_cpu_percent": meter.others_percent()}
+        for task in fault_tasks:
+            task.cancel()
+        await asyncio.gather(*fault_tasks, return_exceptions=True)
+        summary["lines"] = lines
+
+        # ---- collect ----------------------------------------------------------------------
+        latency = Latency()
+        seen = bytearray()
+        online: dict[str, bool] = {}
+        for w in workers:
+            final = await w.ask("final", timeout=60)
+            latency.merge(final["latency"])
+            bits = final["seen"]
+            if len(bits) > len(seen):
+                seen.extend(bytes(len(bits) - len(seen)))
+            for i, b in enumerate(bits):
+                if b:
+                    seen[i] |= b
+            online.update(final["online"])
+        t = tally()
+        report = await prov.ask("report", timeout=60)
+        app_stats = await app.ask("stats", timeout=30)
+
+        def was_seen(seq: int) -> bool:
+            byte, bit = divmod(seq, 8)
+            return byte < len(seen) and bool(seen[byte] >> bit & 1)
+
+        total = profile.total
+        delivered_n = sum(1 for s in range(total) if was_seen(s))
+        missing = [s for s in range(total) if not was_seen(s)]
+        fates = classify_undelivered(missing, sender.outcome, report["fates"], online,
+                                     lambda seq: device_id(seq % cfg.devices))
+        first_send = samples[0][0] if samples else 0.0
+        t_full = next((s[0] for s in samples if s[4] >= delivered_n), samples[-1][0]
+                      if samples else cfg.duration)
+        span = max(t_full - first_send, cfg.duration if cfg.profile != "burst" else 1.0, 1e-9)
+        summary.update({
+            "sent": sender.sent, "accepted": sender.accepted,
+            "delivered": delivered_n, "duplicates": t.get("duplicates", 0),
+            "errors": sender.errors,
+            "delivered_ratio": round(delivered_n / total, 6) if total else 1.0,
+            "throughput_per_s": round(delivered_n / span, 1),
+            **latency.figures(),
+            "api_answer": sender.api_latency.figures(),
+            "undelivered": fates.as_dict(),
+            "app_server": app_stats,
+            "provider": {k: report[k] for k in ("forwarded", "acked", "stored")},
+            "gateway": report.get("gateway", {}),
+            "reconnects": t.get("reconnects", 0),
+            "register_errors": t.get("register_errors", 0),
+            "cpu_percent": cpu,
+            "rss_mb": {role: round(meter.rss(role) / 2**20, 1) for role in meter.procs},
+        })
+        summary["fault_report"] = _fault_report(fault_log, samples, cfg.devices, sender,
+                                                was_seen, t0)
+
+        # ---- bare baseline ---------------------------------------------------------------------
+        if cfg.baseline:
+            count = cfg.bare_count or min(max(total, 1000), 20_000)
+            bare_before = t.get("bare_received", 0)
+            bare = Child("bare", services.bare_main,
+                         services.BareSpec(gateway_url, gw_user, gw_pass, cfg.devices, count))
+            children.append(bare)
+            started = await bare.expect("started", 60)
+            b_start = loop.time() - (time.time() - started["at"])
+            received = bare_before
+            t_last = loop.time()
+            while loop.time() - t_last < 10.0:
+                await asyncio.sleep(0.05)
+                got = tally().get("bare_received", 0)
+                if got != received:
+                    received, t_last = got, loop.time()
+                if received - bare_before >= count:
+                    break
+            with contextlib.suppress(TimeoutError):
+                await bare.expect("done", 10)
+            bare_n = received - bare_before
+            bare_s = max(t_last - b_start, 1e-9)
+            bare_lat = Latency()
+            for w in workers:
+                final = await w.ask("final", timeout=60)
+                bare_lat.merge(final["bare_latency"])
+            bare_tp = bare_n / bare_s
+            summary["baseline"] = {"published": count, "received": bare_n,
+                                   "seconds": round(bare_s, 3),
+                                   "throughput_per_s": round(bare_tp, 1),
+                                   **bare_lat.figures()}
+            summary["lab_over_bare"] = round(summary["throughput_per_s"] / bare_tp, 3) \
+                if bare_tp else None
+        return summary
+    finally:
+        for child in reversed(children):
+            with contextlib.suppress(Exception):
+                await child.stop()
+        if broker_proc is not None:
+            await loop.run_in_executor(None, broker_proc.close)
+        if prom is not None:
+            prom.close()
+        tmp.cleanup()
+
+
+def _worker_entry(spec: WorkerSpec, conn: Any) -> None:
+    from simulator.load.worker import worker_main
+
+    worker_main(spec, conn)
+
+
+async def _fault(fault: FaultSpec, t0: float, workers: list[Child], prov: Child,
+                 broker_child: Child | None, broker_proc: Any,
+                 log: list[dict[str, Any]]) -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, t0 + fault.at - loop.time()))
+    start = loop.time() - t0
+    entry: dict[str, Any] = {"fault": str(fault), "kind": fault.kind, "at": round(start, 3)}
+    log.append(entry)
+    if fault.kind == "broker-restart":
+        if broker_child is not None:
+            await broker_child.ask("restart", fault.arg, timeout=60)
+        elif broker_proc is not None:
+            await loop.run_in_executor(None, broker_proc.restart, fault.arg)
+        else:
+            entry["error"] = "an external broker cannot be restarted by the run"
+    elif fault.kind == "provider-outage":
+        await prov.ask("outage", "unavailable")
+        await asyncio.sleep(fault.arg)
+        await prov.ask("outage", None)
+    elif fault.kind == "storm":
+        for w in workers:
+            w.send("storm", fault.arg)
+        answers = [await w.expect("storm", 180) for w in workers]
+        entry["devices_moved"] = sum(a["changed"] for a in answers)
+        times = [a["reconnected_after_s"] for a in answers]
+        entry["storm_reconnected_after_s"] = None if None in times else max(times)
+    entry["ended"] = round(loop.time() - t0, 3)
+
+
+def _fault_report(log: list[dict[str, Any]], samples: list[tuple[float, int, int, int, int]],
+                  devices: int, sender: Sender, was_seen: Callable[[int], bool],
+                  t0: float) -> list[dict[str, Any]]:
+    """Per fault: how long until every device was back, and what was lost around it."""
+    out = []
+    for entry in log:
+        at, ended = entry["at"], entry.get("ended", entry["at"])
+        connected = [(s[0], s[1]) for s in samples]
+        back = recovery_after(connected, at, devices)
+        window_end = ended + (back or 0.0) + 1.0
+        start_wall = sender.start_wall
+        in_window = [seq for seq, when in enumerate(sender.scheduled)
+                     if at <= when - start_wall <= window_end]
+        lost = sum(1 for seq in in_window if not was_seen(seq))
+        # delivery recovered: first sample after the fault ends where delivered caught up
+        # with what had been accepted when it ended
+        accepted_at_end = next((s[3] for s in samples if s[0] >= ended), None)
+        caught = next((s[0] for s in samples if s[0] >= ended and accepted_at_end is not None
+                       and s[4] >= accepted_at_end), None)
+        if entry.get("kind") == "storm":
+            back = entry.get("storm_reconnected_after_s", back)
+        out.append({**entry, "reconnected_after_s": back,
+                    "delivery_recovered_after_s": None if caught is None
+                    else round(caught - at, 3),
+                    "messages_in_window": len(in_window), "lost": lost})
+    return out

@@ -1,0 +1,497 @@
+"""The parts of a load run that are not devices, each in its own process.
+
+* the providers: the APNs look-alike (HTTP/2 over TLS on loopback) and its MQTT
+  device gateway, one :class:`~fake_providers.backend.PushBackend` behind both;
+* the app server: its REST API (aiohttp) with a real HTTP/2 client to APNs;
+* the embedded amqtt broker, when no external one is given;
+* the bare baseline publisher: straight to the broker, no lab in between.
+
+Each ``*_main`` is a multiprocessing entry point that answers commands on a pipe.
+External brokers the run starts itself (Mosquitto, a NATS cluster) are
+:class:`BrokerProcess` objects: real binaries from Debian's packages on loopback
+ports chosen by the OS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+# ---- helpers -----------------------------------------------------------------------------
+
+async def _commands(conn: Connection, handle: Callable[[str, Any], Any]) -> None:
+    """Read ``(command, argument)`` pairs from the pipe until ``stop``; answer each."""
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    loop.add_reader(conn.fileno(), ready.set)
+    try:
+        while True:
+            await ready.wait()
+            ready.clear()
+            while conn.poll():
+                cmd, arg = conn.recv()
+                if cmd == "stop":
+                    return
+                result = handle(cmd, arg)
+                if asyncio.iscoroutine(result):
+                    result = await result
+                conn.send((cmd, result))
+    finally:
+        loop.remove_reader(conn.fileno())
+
+
+def _run(main: Callable[[], Any]) -> None:
+    from simulator.load.worker import raise_fd_limit
+
+    raise_fd_limit()
+    logging.basicConfig(level=logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())
+
+
+# ---- providers ---------------------------------------------------------------------------
+
+@dataclass
+class ProviderSpec:
+    broker_url: str
+    gateway_username: str | None
+    gateway_password: str | None
+    tls_dir: str
+    seed: int = 0
+
+
+def providers_main(spec: ProviderSpec, conn: Connection) -> None:
+    _run(lambda: _providers(spec, conn))
+
+
+async def _providers(spec: ProviderSpec, conn: Connection) -> None:
+    from fake_providers.apns.h2server import start_apns_server
+    from fake_providers.apns.lab import build_lab
+    from fake_providers.mqtt_gateway import MqttGateway
+    from fake_providers.tls import ensure_tls
+    from simulator.core.trace import EventKind
+
+    loop = asyncio.get_running_loop()
+    lab = build_lab(seed=spec.seed, clock=loop.time, wall_clock=time.time, require_auth=False)
+    gone: dict[str, str] = {}  # msg id -> collapsed / expired / dropped
+    final = {EventKind.COLLAPSED: "collapsed", EventKind.EXPIRED: "expired",
+             EventKind.DROPPED: "dropped"}
+
+    def on_event(event: Any) -> None:
+        fate = final.get(event.kind)
+        if fate is not None and "msg" in event.data:
+            gone[event.data["msg"]] = fate
+
+    lab.trace.subscribe(on_event)
+    tls = ensure_tls(Path(spec.tls_dir))
+    server = await start_apns_server(lab.production, tls=tls)
+    gateway = MqttGateway(lab.backend, spec.broker_url, provider="apns",
+                          username=spec.gateway_username, password=spec.gateway_password,
+                          max_inflight=1024)
+    await gateway.start(timeout=30.0)
+    conn.send(("ready", {"apns_url": server.url, "ca": str(tls.ca_path), "pid": os.getpid()}))
+
+    def handle(cmd: str, arg: Any) -> Any:
+        backend = lab.backend
+        if cmd == "outage":
+            lab.faults.set_outage(arg)
+            return {"outage": arg}
+        if cmd == "stats":
+            return {"forwarded": backend.forwarded, "acked": backend.acked,
+                    "stored": backend.store.total(), "sessions": len(backend.sessions),
+                    "gateway_connected": gateway.connected.is_set()}
+        if cmd == "report":
+            fates = dict(gone)
+            for queue in backend.store.queues.values():
+                for env in queue:
+                    fates[env.msg_id] = "forwarded" if env.forwarded_at is not None else "stored"
+            return {"forwarded": backend.forwarded, "acked": backend.acked,
+                    "stored": backend.store.total(), "fates": fates,
+                    "gateway": dataclasses.asdict(gateway.stats)}
+        return {"error": f"unknown command {cmd}"}
+
+    try:
+        await _commands(conn, handle)
+    finally:
+        await gateway.close()
+        await server.close()
+
+
+# ---- app server ----------------------------------------------------------------------------
+
+@dataclass
+class AppSpec:
+    apns_url: str
+    ca: str
+    api_key: str
+    topic: str = "com.example.chat"
+
+
+def app_server_main(spec: AppSpec, conn: Connection) -> None:
+    _run(lambda: _app_server(spec, conn))
+
+
+async def _app_server(spec: AppSpec, conn: Connection) -> None:
+    from app_server.retry import RetryPolicy
+    from app_server.server import ServerConfig, start
+    from app_server.store import MemoryTokenStore
+    from simulator.load.h2client import H2Transport
+
+    apns = H2Transport(spec.apns_url, verify=spec.ca, timeout=30.0)
+    cfg = ServerConfig(api_key=spec.api_key, port=0, apns_topic=spec.topic,
+                       retry=RetryPolicy(max_attempts=8, base=0.5, cap=8.0))
+    running = await start(cfg, apns=apns, store=MemoryTokenStore())
+    conn.send(("ready", {"url": running.url, "pid": os.getpid()}))
+
+    def handle(cmd: str, arg: Any) -> Any:
+        if cmd == "stats":
+            return running.server.stats.as_dict()
+        return {"error": f"unknown command {cmd}"}
+
+    try:
+        await _commands(conn, handle)
+    finally:
+        await running.close()
+        await apns.aclose()
+
+
+# ---- embedded broker ------------------------------------------------------------------------
+
+@dataclass
+class EmbeddedSpec:
+    gateway_password: str
+    device_secret: str
+    port: int = 0
+
+
+def embedded_broker_main(spec: EmbeddedSpec, conn: Connection) -> None:
+    _run(lambda: _embedded(spec, conn))
+
+
+async def _embedded(spec: EmbeddedSpec, conn: Connection) -> None:
+    from simulator.live.broker import EmbeddedBroker
+
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+    broker = EmbeddedBroker(port=spec.port, gateway_password=spec.gateway_password,
+                            device_secret=spec.device_secret)
+    await broker.start()
+    conn.send(("ready", {"url": broker.url, "pid": os.getpid()}))
+
+    async def handle(cmd: str, arg: Any) -> Any:
+        if cmd == "restart":
+            await broker.stop()
+            await asyncio.sleep(float(arg or 0.0))
+            await broker.start()
+            return {"url": broker.url}
+        return {"error": f"unknown command {cmd}"}
+
+    try:
+        await _commands(conn, handle)
+    finally:
+        with contextlib.suppress(Exception):
+            await broker.stop()
+
+
+# ---- bare baseline publisher ------------------------------------------------------------------
+
+@dataclass
+class BareSpec:
+    broker_url: str
+    username: str | None
+    password: str | None
+    devices: int
+    count: int
+    inflight: int = 1024
+
+
+def bare_main(spec: BareSpec, conn: Connection) -> None:
+    _run(lambda: _bare(spec, conn))
+
+
+async def _bare(spec: BareSpec, conn: Connection) -> None:
+    """Publish ``count`` Push frames straight to device downlinks, as fast as QoS 1 allows."""
+    import aiomqtt
+
+    from simulator.core import devicelink as dl
+    from simulator.load.worker import BARE_PREFIX, device_id
+
+    addr = dl.parse_broker_url(spec.broker_url)
+    inflight = asyncio.Semaphore(spec.inflight)
+    quiet = logging.getLogger("pushlab.bare")
+    quiet.setLevel(logging.ERROR)  # aiomqtt warns about every queued publish past a few
+    done = 0
+    async with aiomqtt.Client(addr.host, addr.port, username=spec.username,
+                              password=spec.password, identifier="pushlab-bare",
+                              max_inflight_messages=spec.inflight, logger=quiet) as client:
+        start = time.time()
+        conn.send(("started", {"at": start}))
+
+        async def one(seq: int) -> None:
+            nonlocal done
+            try:
+                push = dl.Push(f"{BARE_PREFIX}{seq}", "", "com.example.chat",
+                               {"aps": {"alert": {"title": "load", "body": str(seq)}},
+                                "t": repr(time.time())}, 10, None, 0.0, 0)
+                await client.publish(dl.down_topic("apns", device_id(seq % spec.devices)),
+                                     dl.encode(push), qos=dl.PUSH_QOS)
+                done += 1
+            finally:
+                inflight.release()
+
+        tasks = set()
+        for seq in range(spec.count):
+            await inflight.acquire()
+            task = asyncio.ensure_future(one(seq))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            if seq % 64 == 63:
+                await asyncio.sleep(0)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        conn.send(("done", {"published": done, "seconds": time.time() - start,
+                            "pid": os.getpid()}))
+
+
+# ---- external broker binaries -------------------------------------------------------------------
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the OS considers free right now (the broker binds it a moment later)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the broker gets SIGTERM if the process that started it dies."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    with contextlib.suppress(Exception):
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def find_binary(name: str) -> str | None:
+    return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}")
+                                       if os.access(p, os.X_OK)), None)
+
+
+def wait_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+class BrokerProcess:
+    """One broker binary on loopback that this run starts, restarts and stops."""
+
+    name = "broker"
+
+    def __init__(self, workdir: str | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix=f"pushlab-{self.name}-") \
+            if workdir is None else None
+        self.dir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def urls(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self.procs.clear()
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> BrokerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        out = open(self.dir / log_name, "ab")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        out.close()
+        self.procs.append(proc)
+        return proc
+
+
+class Mosquitto(BrokerProcess):
+    """Mosquitto (Debian's package) on 127.0.0.1, anonymous, no persistence."""
+
+    name = "mosquitto"
+
+    def __init__(self, port: int = 0, workdir: str | None = None) -> None:
+        super().__init__(workdir)
+        self.binary = find_binary("mosquitto")
+        if self.binary is None:
+            raise FileNotFoundError("mosquitto is not installed (scripts/install-brokers.sh)")
+        self.port = port or free_port()
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"mqtt://127.0.0.1:{self.port}"]
+
+    def config(self) -> str:
+        return "\n".join([
+            f"listener {self.port} 127.0.0.1",
+            "allow_anonymous true",
+            "persistence false",
+            "max_queued_messages 100000",
+            "max_inflight_messages 0",
+            "set_tcp_nodelay true",
+            "log_type error",
+            "log_type warning",
+            "",
+        ])
+
+    def start(self) -> None:
+        conf = self.dir / "mosquitto.conf"
+        conf.write_text(self.config())
+        self._spawn([self.binary, "-c", str(conf)], "mosquitto.log")  # type: ignore[list-item]
+        if not wait_port("127.0.0.1", self.port, 10.0):
+            self.stop()
+            raise RuntimeError(f"mosquitto did not listen on {self.port}: "
+                               f"{(self.dir / 'mosquitto.log').read_text()[-500:]}")
+
+
+class NatsCluster(BrokerProcess):
+    """``nodes`` nats-server processes in one cluster, each with MQTT and JetStream."""
+
+    name = "nats"
+
+    def __init__(self, nodes: int = 3, workdir: str | None = None) -> None:
+        super().__init__(workdir)
+        self.binary = find_binary("nats-server")
+        if self.binary is None:
+            raise FileNotFoundError("nats-server is not installed (scripts/install-brokers.sh)")
+        self.nodes = nodes
+        self.client_ports = [free_port() for _ in range(nodes)]
+        self.cluster_ports = [free_port() for _ in range(nodes)]
+        self.mqtt_ports = [free_port() for _ in range(nodes)]
+
+    @property
+    def urls(self) -> list[str]:
+        return [f"mqtt://127.0.0.1:{p}" for p in self.mqtt_ports]
+
+    def config(self, i: int) -> str:
+        routes = ", ".join(f'"nats://127.0.0.1:{p}"' for j, p in enumerate(self.cluster_ports)
+                           if j != i)
+        store = self.dir / f"js-{i}"
+        return "\n".join([
+            f'server_name: "pushlab-n{i}"',
+            f"listen: 127.0.0.1:{self.client_ports[i]}",
+            f'jetstream {{ store_dir: "{store}", max_memory_store: 256MB, '
+            f"max_file_store: 1GB }}",
+            f'cluster {{ name: "pushlab", listen: 127.0.0.1:{self.cluster_ports[i]}, '
+            f"routes: [{routes}] }}",
+            f"mqtt {{ listen: 127.0.0.1:{self.mqtt_ports[i]}, ack_wait: \"5s\" }}",
+            "",
+        ])
+
+    def start(self) -> None:
+        for i in range(self.nodes):
+            conf = self.dir / f"nats-{i}.conf"
+            conf.write_text(self.config(i))
+            self._spawn([self.binary, "-c", str(conf)], f"nats-{i}.log")  # type: ignore[list-item]
+        for i, port in enumerate(self.mqtt_ports):
+            if not wait_port("127.0.0.1", port, 30.0):
+                logs = (self.dir / f"nats-{i}.log").read_text()[-800:]
+                self.stop()
+                raise RuntimeError(f"nats node {i} did not open MQTT on {port}: {logs}")
+
+    def wait_ready(self, timeout: float = 60.0) -> bool:
+        """JetStream needs a meta leader before MQTT sessions work: try a real session."""
+        import paho.mqtt.client as paho
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok = all(_mqtt_roundtrip(paho, port) for port in self.mqtt_ports)
+            if ok:
+                return True
+            time.sleep(0.5)
+        return False
+
+
+def _mqtt_roundtrip(paho: Any, port: int) -> bool:
+    """Connect, subscribe QoS 1, publish to ourselves, receive: a broker that really works."""
+    got: list[bytes] = []
+    topic = f"pushlab/probe/{port}/{time.monotonic_ns()}"
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                         client_id=f"probe-{port}-{time.monotonic_ns()}")
+    client.on_message = lambda c, u, m: got.append(m.payload)
+    try:
+        client.connect("127.0.0.1", port, keepalive=10)
+        client.loop_start()
+        result, _ = client.subscribe(topic, qos=1)
+        if result != 0:
+            return False
+        time.sleep(0.2)
+        client.publish(topic, b"x", qos=1)
+        deadline = time.monotonic() + 2.0
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return bool(got)
+    except OSError:
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            client.loop_stop()
+            client.disconnect()
+
+
+def describe(broker: BrokerProcess) -> str:
+    return json.dumps({"broker": broker.name, "urls": broker.urls, "pids": broker.pids})

@@ -1,0 +1,173 @@
+"""Figures of a load run: HDR latency histograms, per-second lines, the summary.
+
+Each worker records end-to-end latency (scheduled send -> the device's app got
+it) in its own :class:`Latency` histogram; at the end the encoded histograms are
+merged, so percentiles are those of every message, not an average of averages.
+Everything here is plain data: the orchestrator and the sim runner both feed it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+LOWEST_US = 1
+HIGHEST_US = 3_600_000_000  # one hour
+SIGNIFICANT_DIGITS = 3
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+class Latency:
+    """An HDR histogram of latencies in microseconds (1 us .. 1 h, 3 digits)."""
+
+    __slots__ = ("hist",)
+
+    def __init__(self) -> None:
+        self.hist = HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+    def record(self, seconds: float) -> None:
+        us = int(seconds * 1e6)
+        self.hist.record_value(min(max(us, LOWEST_US), HIGHEST_US))
+
+    @property
+    def count(self) -> int:
+        return self.hist.get_total_count()
+
+    def encode(self) -> bytes:
+        """Compressed, base64: what a worker sends to be merged."""
+        return self.hist.encode()
+
+    def merge(self, encoded: bytes) -> None:
+        if encoded:
+            self.hist.decode_and_add(encoded)
+
+    def percentile_ms(self, p: float) -> float | None:
+        if not self.count:
+            return None
+        return self.hist.get_value_at_percentile(p) / 1000.0
+
+    def max_ms(self) -> float | None:
+        return self.hist.get_max_value() / 1000.0 if self.count else None
+
+    def figures(self) -> dict[str, float | None]:
+        """p50/p90/p99/p99.9/max in milliseconds, rounded for display."""
+        out: dict[str, float | None] = {}
+        for p in PERCENTILES:
+            v = self.percentile_ms(p)
+            out[f"p{str(p).rstrip('0').rstrip('.').replace('.', '_')}_ms"] = \
+                None if v is None else round(v, 3)
+        mx = self.max_ms()
+        out["max_ms"] = None if mx is None else round(mx, 3)
+        return out
+
+
+@dataclass
+class WorkerTally:
+    """What one worker has seen so far (cumulative counters)."""
+
+    devices: int = 0
+    connected: int = 0
+    ready: int = 0  # token registered at the app server: sends can reach it
+    delivered: int = 0
+    duplicates: int = 0
+    reconnects: int = 0
+    link_errors: int = 0
+    register_errors: int = 0
+    bare_received: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def add_tallies(tallies: list[dict[str, int]]) -> dict[str, int]:
+    total: Counter[str] = Counter()
+    for t in tallies:
+        total.update(t)
+    return dict(total)
+
+
+@dataclass
+class SecondLine:
+    """One per-second line, in the shape emqtt-bench prints them."""
+
+    t: int
+    connected: int
+    sent: int
+    accepted: int
+    delivered: int
+    errors: int
+    sent_rate: float
+    delivered_rate: float
+
+    def text(self) -> str:
+        return (f"{self.t:>4}s connected={self.connected} sent={self.sent} "
+                f"({self.sent_rate:.0f}/s) accepted={self.accepted} "
+                f"delivered={self.delivered} ({self.delivered_rate:.0f}/s) "
+                f"errors={self.errors}")
+
+
+@dataclass
+class Fates:
+    """Where every message that was not delivered is, one reason each."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def add(self, reason: str, n: int = 1) -> None:
+        self.counts[reason] += n
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def classify_undelivered(missing: list[int], send_outcome: dict[int, tuple[int, str | None, str]],
+                         provider_fate: dict[str, str], device_online: dict[str, bool],
+                         device_of: Any) -> Fates:
+    """Give each undelivered message (by sequence number) the place it is stuck in.
+
+    ``send_outcome[seq] = (status, reason, msg_id)`` from the app server's answer
+    (status 0: the request itself failed); ``provider_fate[msg_id]`` is what the
+    provider says of it (``stored``, ``forwarded``, ``collapsed``, ``expired``,
+    ``dropped``); ``device_online`` is each device's state at the end.
+    """
+    fates = Fates()
+    for seq in missing:
+        outcome = send_outcome.get(seq)
+        if outcome is None:
+            fates.add("not sent (run ended first)")
+            continue
+        status, reason, msg_id = outcome
+        if status == 0:
+            fates.add(f"app server unreachable: {reason or 'error'}")
+            continue
+        if status != 200:
+            fates.add(f"rejected: {status} {reason or ''}".rstrip())
+            continue
+        fate = provider_fate.get(msg_id)
+        device = device_of(seq)
+        if fate == "forwarded":
+            where = "in broker or device link (forwarded, not acked)"
+            fates.add(where if device_online.get(device, False)
+                      else "provider store: device offline (forwarded before it went)")
+        elif fate == "stored":
+            fates.add("provider store: device online, held" if device_online.get(device, False)
+                      else "provider store: device offline")
+        elif fate in ("collapsed", "expired", "dropped"):
+            fates.add(f"provider {fate}")
+        else:
+            fates.add("acked by device, not counted (lost after ack)")
+    return fates
+
+
+def recovery_after(series: list[tuple[float, int]], at: float, target: int) -> float | None:
+    """Seconds after ``at`` until ``series`` (time, value) is back at ``target``.
+
+    None when it never came back. A value that never dropped gives 0.
+    """
+    drop = next((t for t, v in series if t >= at and v < target), None)
+    if drop is None:
+        return 0.0
+    back = next((t for t, v in series if t > drop and v >= target), None)
+    return None if back is None else round(back - at, 3)

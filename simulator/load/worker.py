@@ -1,0 +1,355 @@
+"""A load worker: one shard of the devices, each a real push daemon on its own MQTT link.
+
+Every device is the real path a live run uses: a sans-IO
+:class:`~devices.daemon.PushDaemon` over an :class:`~devices.mqtt_link.MqttDeviceLink`
+(its own MQTT connection, its own 127.x.y.z source address, its own client id).
+What a load run does not need of a full :class:`~devices.device.Device` (radios,
+battery, polling apps) is left out: :class:`LoadDevice` is the thinnest
+:class:`~devices.daemon.DaemonIO` shell there is.
+
+The worker talks to the orchestrator over a multiprocessing pipe: it sends
+cumulative tallies ten times a second and, when told to stop, its HDR histograms,
+which sequence numbers it received and which devices are online.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import resource
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from devices.daemon import CONNECTED, HeartbeatPolicy, PushDaemon
+from devices.mqtt_link import MqttLinkFactory
+from simulator.core import devicelink as dl
+from simulator.live.broker import device_password
+from simulator.load.stats import Latency, WorkerTally
+
+log = logging.getLogger(__name__)
+
+APP_ID = "com.example.chat"
+BARE_PREFIX = "bare-"
+
+
+def device_id(i: int) -> str:
+    """The id of device number ``i`` (sequence ``seq`` goes to ``device_id(seq % N)``)."""
+    return f"d{i:06d}"
+
+
+def shard_of(i: int, workers: int) -> int:
+    """Which worker carries device number ``i``."""
+    return i % workers
+
+
+def loopback_address(i: int, generation: int = 0) -> str:
+    """Device ``i``'s source address; a new ``generation`` is an address change."""
+    n = i + 1
+    return f"127.{10 + generation % 200}.{(n >> 8) & 255}.{n & 255}"
+
+
+@dataclass
+class WorkerSpec:
+    index: int
+    workers: int
+    devices: int
+    broker_url: str
+    app_url: str
+    api_key: str
+    connect_rate: float  # devices per second, this worker's share
+    device_secret: str | None = None
+    provider: str = "apns"
+    bind_addresses: bool = True
+    heartbeat_s: float = 15 * 60.0
+    seed: int = 0
+
+
+class LoadDevice:
+    """The :class:`DaemonIO` of one load device: timers, links, and counting what arrives."""
+
+    __slots__ = ("index", "device_id", "worker", "daemon", "address", "generation",
+                 "_timer", "_timer_when")
+
+    def __init__(self, index: int, worker: Worker) -> None:
+        self.index = index
+        self.device_id = device_id(index)
+        self.worker = worker
+        self.generation = 0
+        self.address = loopback_address(index) if worker.spec.bind_addresses else ""
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = float("inf")
+        hb = HeartbeatPolicy(cellular_s=worker.spec.heartbeat_s, wifi_s=worker.spec.heartbeat_s)
+        self.daemon = PushDaemon(self.device_id, "ios", self, worker.rng, hb)
+        self.daemon.backoff_base_s = 0.5  # a lab broker restart should not cost minutes
+
+    # DaemonIO ------------------------------------------------------------------------
+    def open_link(self, daemon: PushDaemon) -> Any:
+        return self.worker.factory.open(daemon, self.device_id,
+                                        client_address=self.address or None)
+
+    def set_timer(self, when: float) -> None:
+        if self._timer is not None:
+            if self._timer_when <= when:
+                return
+            self._timer.cancel()
+        self._timer_when = when
+        self._timer = self.worker.loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_when = float("inf")
+        self.daemon.on_timer(self.worker.loop.time())
+
+    def set_watchdog(self, delay: float) -> None:
+        self.worker.loop.call_later(delay, self._fire_watchdog)
+
+    def _fire_watchdog(self) -> None:
+        self.daemon.on_timer(self.worker.loop.time())
+
+    def hand_to_app(self, push: dl.Push) -> bool:
+        self.worker.received(push)
+        return True
+
+    def token_received(self, app_id: str, token: str) -> None:
+        self.worker.register_later(self, token)
+
+    def notice(self, notice: dl.Notice) -> None:
+        """FCM-only notices: nothing to count on APNs."""
+
+    # actions ----------------------------------------------------------------------------
+    def power_on(self) -> None:
+        now = self.worker.loop.time()
+        self.daemon.register(now, APP_ID)
+        self.daemon.network_changed(now, "wifi", self.address)
+
+    def change_address(self) -> None:
+        """A new address at once (e.g. a NAT rebinding or a cell handover): reconnect."""
+        self.generation += 1
+        if self.worker.spec.bind_addresses:
+            self.address = loopback_address(self.index, self.generation)
+        self.daemon.network_changed(self.worker.loop.time(), "wifi", self.address)
+
+    def power_off(self) -> None:
+        self.daemon.network_changed(self.worker.loop.time(), None, "")
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class SeenSet:
+    """Which sequence numbers arrived: a bitmap (compact: 60k messages are 7.5 KB)."""
+
+    __slots__ = ("bits", "count")
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+        self.count = 0
+
+    def add(self, n: int) -> bool:
+        byte, bit = divmod(n, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(byte - len(self.bits) + 1024))
+        if self.bits[byte] >> bit & 1:
+            return False
+        self.bits[byte] |= 1 << bit
+        self.count += 1
+        return True
+
+
+class Worker:
+    """Runs one shard: connect at the asked rate, register tokens, count deliveries."""
+
+    def __init__(self, spec: WorkerSpec, conn: Connection | None) -> None:
+        self.spec = spec
+        self.conn = conn
+        self.loop = asyncio.get_running_loop()
+        self.rng = random.Random(spec.seed * 1000 + spec.index)
+        secret = spec.device_secret
+        self.factory = MqttLinkFactory(
+            spec.broker_url, provider=spec.provider, loop=self.loop,
+            password=(lambda d: device_password(secret, d)) if secret else None,
+            connect_timeout_s=20.0)
+        self.devices: list[LoadDevice] = []
+        self.tally = WorkerTally()
+        self.latency = Latency()
+        self.bare_latency = Latency()
+        self.seen = SeenSet()
+        self._ready: set[int] = set()
+        self._register_queue: asyncio.Queue[tuple[LoadDevice, str]] = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # deliveries -------------------------------------------------------------------------
+    def received(self, push: dl.Push) -> None:
+        now = time.time()
+        payload = push.payload
+        try:
+            sent_at = float(payload.get("t", 0.0))
+        except (TypeError, ValueError):
+            sent_at = 0.0
+        if push.msg_id.startswith(BARE_PREFIX):
+            self.tally.bare_received += 1
+            if sent_at:
+                self.bare_latency.record(now - sent_at)
+            return
+        try:
+            seq = int(payload["seq"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if not self.seen.add(seq):
+            self.tally.duplicates += 1
+            return
+        self.tally.delivered += 1
+        if sent_at:
+            self.latency.record(now - sent_at)
+
+    # tokens -----------------------------------------------------------------------------
+    def register_later(self, device: LoadDevice, token: str) -> None:
+        self._register_queue.put_nowait((device, token))
+
+    async def _registrar(self) -> None:
+        """Post tokens to the app server (the app's job at every launch), a few at a time."""
+        from app_server.client import AppServerHttpClient
+
+        client = AppServerHttpClient(self.spec.app_url, self.spec.api_key)
+        try:
+            while True:
+                device, token = await self._register_queue.get()
+                for attempt in range(5):
+                    try:
+                        await client.register_token(user=None, device_id=device.device_id,
+                                                    app_id=APP_ID, platform="ios", token=token)
+                        self._ready.add(device.index)
+                        break
+                    except Exception as exc:  # noqa: BLE001 - counted, retried
+                        self.tally.register_errors += 1
+                        log.debug("register %s failed: %s", device.device_id, exc)
+                        await asyncio.sleep(0.2 * (attempt + 1))
+        finally:
+            await client.aclose()
+
+    # lifecycle ----------------------------------------------------------------------------
+    def my_devices(self) -> list[int]:
+        s = self.spec
+        return [i for i in range(s.devices) if shard_of(i, s.workers) == s.index]
+
+    async def connect_all(self) -> None:
+        """Power devices on at ``connect_rate`` per second (in 10 ms steps)."""
+        rate = self.spec.connect_rate if self.spec.connect_rate > 0 else float("inf")
+        start = self.loop.time()
+        for n, i in enumerate(self.my_devices()):
+            if self._stop.is_set():
+                return
+            due = start + n / rate
+            delay = due - self.loop.time()
+            if delay > 0.01:
+                await asyncio.sleep(delay)
+            device = LoadDevice(i, self)
+            self.devices.append(device)
+            device.power_on()
+            if n % 50 == 49:
+                await asyncio.sleep(0)
+
+    def snapshot(self) -> dict[str, int]:
+        t = self.tally
+        t.devices = len(self.devices)
+        t.connected = sum(1 for d in self.devices if d.daemon.state == CONNECTED)
+        t.ready = len(self._ready)
+        t.reconnects = sum(d.daemon.reconnects for d in self.devices)
+        return t.as_dict()
+
+    def storm(self, fraction: float) -> int:
+        """A fraction of this shard's devices change address at once."""
+        chosen = self.devices[:max(0, round(len(self.devices) * fraction))]
+        for device in chosen:
+            device.change_address()
+        return len(chosen)
+
+    async def _storm(self, fraction: float) -> None:
+        """Change addresses, then time how long until every changed device is back."""
+        start = self.loop.time()
+        n = self.storm(fraction)
+        chosen = self.devices[:n]
+        while any(d.daemon.state != CONNECTED for d in chosen):
+            if self.loop.time() - start > 120.0:
+                self._send("storm", {"changed": n, "reconnected_after_s": None})
+                return
+            await asyncio.sleep(0.01)
+        self._send("storm", {"changed": n,
+                             "reconnected_after_s": round(self.loop.time() - start, 3)})
+
+    def final(self) -> dict[str, Any]:
+        return {"tally": self.snapshot(), "latency": self.latency.encode(),
+                "bare_latency": self.bare_latency.encode(), "seen": bytes(self.seen.bits),
+                "online": {d.device_id: d.daemon.state == CONNECTED for d in self.devices}}
+
+    async def run(self) -> None:
+        """Serve orchestrator commands until told to stop."""
+        self._tasks.append(self.loop.create_task(self._registrar()))
+        self._send("hello", {"index": self.spec.index})
+        reader = asyncio.Event()
+        assert self.conn is not None
+        self.loop.add_reader(self.conn.fileno(), reader.set)
+        ticker = self.loop.create_task(self._tick())
+        connect: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await reader.wait()
+                reader.clear()
+                while self.conn.poll():
+                    cmd, arg = self.conn.recv()
+                    if cmd == "connect":
+                        connect = self.loop.create_task(self.connect_all())
+                    elif cmd == "storm":
+                        self._tasks.append(self.loop.create_task(self._storm(float(arg))))
+                    elif cmd == "final":
+                        self._send("final", self.final())
+                    elif cmd == "stop":
+                        return
+        finally:
+            self._stop.set()
+            self.loop.remove_reader(self.conn.fileno())
+            ticker.cancel()
+            if connect is not None:
+                connect.cancel()
+            for device in self.devices:
+                device.power_off()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.factory.aclose(), 10.0)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            self._send("tally", self.snapshot())
+
+    def _send(self, kind: str, body: Any) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self.conn.send((kind, body))
+
+
+def raise_fd_limit() -> None:
+    """Many devices are many sockets: lift the soft descriptor limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def worker_main(spec: WorkerSpec, conn: Connection) -> None:
+    """Process entry point (multiprocessing, spawn)."""
+    raise_fd_limit()
+    logging.basicConfig(level=logging.WARNING)
+
+    async def main() -> None:
+        await Worker(spec, conn).run()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

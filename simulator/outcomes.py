@@ -1,0 +1,339 @@
+"""What became of every message, read back from the trace, and the scenario's verdict.
+
+One *delivery* is one message on its way to one app on one device: a send to a
+user with two phones is two deliveries, a topic message is one per subscriber
+it reached, a polling app's inbox item is one. Its *fate* is the furthest it
+got: ``handed`` to the app, ``not_handed`` (the daemon got it but no app took
+it), ``rejected`` (the app server gave up), ``expired``, ``collapsed``,
+``dropped``, ``in_flight`` (forwarded, never acknowledged), ``stored`` (still
+waiting in the provider or the inbox), ``accepted`` or ``sent``.
+
+The app server names a message before the provider does (APNs echoes the
+``apns-id``; FCM answers with its own id), so the app server notes the
+provider's id beside its own (``note what=provider_id``); topic deliveries are
+``<provider id>/<n>``. Everything here is a pure function of the event list.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from simulator.core.trace import EventKind, TraceEvent
+from simulator.scenario import Bounds, DeliveryExpectations, Scenario
+
+if TYPE_CHECKING:
+    from simulator.runner import RunResult
+
+FATES = ("handed", "not_handed", "rejected", "expired", "collapsed", "dropped", "in_flight",
+         "stored", "accepted", "sent")
+HOP_KINDS = (EventKind.SENT, EventKind.ACCEPTED, EventKind.STORED, EventKind.FORWARDED,
+             EventKind.DELIVERED, EventKind.HANDED)
+
+
+@dataclass
+class Delivery:
+    id: str
+    kind: str  # push | topic | poll
+    sent_at: float
+    user: str | None = None
+    device: str | None = None
+    app: str | None = None
+    provider: str | None = None
+    topic: str | None = None
+    priority: str | None = None
+    hops: dict[str, float] = field(default_factory=dict)
+    attempts: int = 1
+    reason: str | None = None
+    failed: bool = False
+    misdelivered: bool = False
+    handed_to: str | None = None  # the user logged in on the device when it was handed
+
+    @property
+    def fate(self) -> str:
+        h = self.hops
+        if EventKind.HANDED in h:
+            return "handed"
+        if EventKind.DELIVERED in h:
+            return "not_handed"
+        if self.failed:
+            return "rejected"
+        for kind in (EventKind.EXPIRED, EventKind.COLLAPSED, EventKind.DROPPED):
+            if kind in h:
+                return str(kind)
+        if EventKind.FORWARDED in h:
+            return "in_flight"
+        if EventKind.STORED in h or self.kind == "poll":
+            return "stored"
+        if EventKind.ACCEPTED in h:
+            return "accepted"
+        return "sent"
+
+    @property
+    def latency(self) -> float | None:
+        t = self.hops.get(EventKind.HANDED)
+        return None if t is None else t - self.sent_at
+
+
+@dataclass
+class Outcome:
+    deliveries: list[Delivery]
+    retries: int = 0
+    tokens_pruned: int = 0
+    topics_without_recipients: int = 0
+
+    def fates(self) -> dict[str, int]:
+        out = dict.fromkeys(FATES, 0)
+        for d in self.deliveries:
+            out[d.fate] += 1
+        return out
+
+    def count(self, fate: str) -> int:
+        return sum(1 for d in self.deliveries if d.fate == fate)
+
+    @property
+    def misdelivered(self) -> int:
+        return sum(1 for d in self.deliveries if d.misdelivered)
+
+    def subset(self, devices: set[str]) -> list[Delivery]:
+        return [d for d in self.deliveries if d.device in devices]
+
+
+def device_groups(scenario: Scenario) -> dict[str, list[str]]:
+    """Group name -> device ids, exactly as the world builder names them."""
+    return {spec.id: [spec.id] if spec.count == 1 else [f"{spec.id}-{i}"
+                                                        for i in range(spec.count)]
+            for spec in scenario.devices}
+
+
+def initial_users(scenario: Scenario) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    groups = device_groups(scenario)
+    for spec in scenario.devices:
+        for device in groups[spec.id]:
+            out[device] = spec.user
+    return out
+
+
+def analyse(events: list[TraceEvent], users: dict[str, str | None] | None = None) -> Outcome:
+    """Every delivery and its fate, from the trace alone."""
+    alias: dict[str, str] = {}
+    accepted_at: dict[str, float] = {}  # by provider id: a topic's children need it
+    for ev in events:
+        if ev.kind == EventKind.NOTE and ev.data.get("what") == "provider_id":
+            alias[str(ev.data["provider_msg"])] = str(ev.data["msg"])
+        elif ev.kind == EventKind.ACCEPTED and ev.data.get("msg") is not None:
+            accepted_at.setdefault(str(ev.data["msg"]), ev.t)
+
+    def canonical(msg: str) -> str:
+        if msg in alias:
+            return alias[msg]
+        head, sep, tail = msg.partition("/")
+        if sep and head in alias:
+            return f"{alias[head]}/{tail}"
+        return msg
+
+    current = dict(users or {})
+    out = Outcome([])
+    by_id: dict[str, Delivery] = {}
+    topics: dict[str, Delivery] = {}
+    children: dict[str, int] = {}
+    for ev in events:
+        d = ev.data
+        kind = ev.kind
+        if kind == EventKind.NOTE:
+            what = d.get("what")
+            if what == "login":
+                current[d["device"]] = d.get("user")
+            elif what == "logout":
+                current[d["device"]] = None
+            elif what == "retry":
+                out.retries += 1
+                target = by_id.get(str(d.get("msg"))) or topics.get(str(d.get("msg")))
+                if target is not None:
+                    target.attempts += 1
+            elif what == "send_failed":
+                target = by_id.get(str(d.get("msg"))) or topics.get(str(d.get("msg")))
+                if target is not None:
+                    target.failed = True
+                    target.reason = f"{d.get('status')} {d.get('reason')}"
+            continue
+        if kind == EventKind.TOKEN_PRUNED:
+            out.tokens_pruned += 1
+            continue
+        msg = d.get("msg")
+        if msg is None:
+            continue
+        if kind == EventKind.SENT:
+            if d.get("topic") is not None:
+                topics[msg] = Delivery(msg, "topic", ev.t, topic=d["topic"],
+                                       provider=d.get("provider"), priority=d.get("priority"))
+                continue
+            rec = Delivery(msg, "poll" if d.get("via") == "poll" else "push", ev.t,
+                           user=d.get("user"), device=d.get("device"), app=d.get("app"),
+                           provider=d.get("provider") or ("poll" if d.get("via") else None),
+                           priority=d.get("priority"))
+            rec.hops[EventKind.SENT] = ev.t
+            by_id[msg] = rec
+            out.deliveries.append(rec)
+            continue
+        cid = canonical(str(msg))
+        rec = by_id.get(cid)
+        if rec is None:
+            parent_id, sep, _ = cid.partition("/")
+            parent = topics.get(parent_id) if sep else None
+            if parent is None:
+                continue
+            rec = Delivery(cid, "topic", parent.sent_at, topic=parent.topic, app=d.get("app"),
+                           device=d.get("device"), provider=parent.provider,
+                           priority=parent.priority, attempts=parent.attempts)
+            rec.hops[EventKind.SENT] = parent.sent_at
+            acc = accepted_at.get(str(msg).partition("/")[0])
+            if acc is not None:
+                rec.hops[EventKind.ACCEPTED] = acc
+            by_id[cid] = rec
+            children[parent_id] = children.get(parent_id, 0) + 1
+            out.deliveries.append(rec)
+        if rec.device is None and d.get("device") is not None:
+            rec.device = d["device"]
+        if rec.app is None and d.get("app") is not None:
+            rec.app = d["app"]
+        rec.hops.setdefault(kind, ev.t)
+        if kind == EventKind.HANDED:
+            holder = current.get(str(d.get("device")))
+            rec.handed_to = holder
+            rec.misdelivered = rec.user is not None and holder != rec.user
+    for tid, parent in topics.items():
+        if tid in children:
+            continue
+        if parent.failed:  # the topic send itself failed: one lost delivery
+            out.deliveries.append(parent)
+        else:
+            out.topics_without_recipients += 1
+    return out
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return None
+    xs = sorted(values)
+    k = (len(xs) - 1) * p / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def delivered_ratio(deliveries: list[Delivery]) -> float:
+    if not deliveries:
+        return 1.0
+    return sum(1 for d in deliveries if d.fate == "handed") / len(deliveries)
+
+
+def latencies(deliveries: list[Delivery]) -> list[float]:
+    return [lat for d in deliveries if (lat := d.latency) is not None]
+
+
+# ---- the verdict ------------------------------------------------------------------------
+
+def _fmt_s(x: float) -> str:
+    return f"{x:.3f}s"
+
+
+def _check_delivery(name: str, exp: DeliveryExpectations, deliveries: list[Delivery],
+                    energy: dict[str, float], battery_j: float, voltage: float) -> list[str]:
+    failed: list[str] = []
+    prefix = f"{name}." if name else ""
+    ratio = delivered_ratio(deliveries)
+    if exp.delivered_ratio is not None and ratio < exp.delivered_ratio:
+        failed.append(f"{prefix}delivered_ratio: expected >= {exp.delivered_ratio}, "
+                      f"observed {ratio:.3f} ({len(deliveries)} messages)")
+    if exp.delivered_ratio_max is not None and ratio > exp.delivered_ratio_max:
+        failed.append(f"{prefix}delivered_ratio_max: expected <= {exp.delivered_ratio_max}, "
+                      f"observed {ratio:.3f} ({len(deliveries)} messages)")
+    lat = latencies(deliveries)
+    for p, bound, op in ((50, exp.latency_p50_max, "<="), (95, exp.latency_p95_max, "<="),
+                         (99, exp.latency_p99_max, "<="), (95, exp.latency_p95_min, ">=")):
+        if bound is None:
+            continue
+        value = percentile(lat, p)
+        label = f"latency_p{p}_{'max' if op == '<=' else 'min'}"
+        if value is None:
+            failed.append(f"{prefix}{label}: expected {op} {_fmt_s(bound)}, "
+                          "observed no message handed")
+        elif (op == "<=" and value > bound) or (op == ">=" and value < bound):
+            failed.append(f"{prefix}{label}: expected {op} {_fmt_s(bound)}, "
+                          f"observed {_fmt_s(value)}")
+    eb = exp.energy
+    if eb is not None and energy:
+        hi_dev = max(energy, key=energy.__getitem__)
+        lo_dev = min(energy, key=energy.__getitem__)
+        hi, lo = energy[hi_dev], energy[lo_dev]
+        if eb.max_j is not None and hi > eb.max_j:
+            failed.append(f"{prefix}energy.max_j: expected <= {eb.max_j} J per device, "
+                          f"observed {hi:.1f} J ({hi_dev})")
+        if eb.min_j is not None and lo < eb.min_j:
+            failed.append(f"{prefix}energy.min_j: expected >= {eb.min_j} J per device, "
+                          f"observed {lo:.1f} J ({lo_dev})")
+        mah = hi / (voltage * 3.6)
+        if eb.max_mah is not None and mah > eb.max_mah:
+            failed.append(f"{prefix}energy.max_mah: expected <= {eb.max_mah} mAh per device, "
+                          f"observed {mah:.2f} mAh ({hi_dev})")
+        pct = 100.0 * hi / battery_j
+        if eb.max_percent is not None and pct > eb.max_percent:
+            failed.append(f"{prefix}energy.max_percent: expected <= {eb.max_percent}% per "
+                          f"device, observed {pct:.2f}% ({hi_dev})")
+    return failed
+
+
+def _check_count(name: str, want: int | Bounds | None, observed: int) -> str | None:
+    if want is None:
+        return None
+    if isinstance(want, int):
+        if observed != want:
+            return f"{name}: expected {want}, observed {observed}"
+        return None
+    if want.min is not None and observed < want.min:
+        return f"{name}: expected >= {want.min:g}, observed {observed}"
+    if want.max is not None and observed > want.max:
+        return f"{name}: expected <= {want.max:g}, observed {observed}"
+    return None
+
+
+VOLTAGE = 3.85
+
+
+def check(result: RunResult, outcome: Outcome | None = None) -> list[str]:
+    """Every failed expectation, one line each, with the value observed."""
+    scenario = result.scenario
+    exp = scenario.expect
+    outcome = outcome or analyse(result.events, initial_users(scenario))
+    battery_j = scenario.battery_mah * VOLTAGE * 3.6
+    failed = _check_delivery("", exp, outcome.deliveries, result.energy_j, battery_j, VOLTAGE)
+    if exp.heartbeats_min is not None and result.heartbeats < exp.heartbeats_min:
+        failed.append(f"heartbeats_min: expected >= {exp.heartbeats_min}, "
+                      f"observed {result.heartbeats}")
+    counts: dict[str, tuple[Any, int]] = {
+        "tokens_pruned": (exp.tokens_pruned, outcome.tokens_pruned),
+        "expired": (exp.expired, outcome.count("expired")),
+        "collapsed": (exp.collapsed, outcome.count("collapsed")),
+        "dropped": (exp.dropped, outcome.count("dropped")),
+        "rejected": (exp.rejected, outcome.count("rejected")),
+        "retries": (exp.retries, outcome.retries),
+        "misdelivered": (exp.misdelivered, outcome.misdelivered),
+    }
+    for name, (want, observed) in counts.items():
+        line = _check_count(name, want, observed)
+        if line:
+            failed.append(line)
+    groups = device_groups(scenario)
+    for name, gexp in exp.groups.items():
+        ids = groups.get(name) or ([name] if name in result.energy_j else [])
+        if not ids:
+            failed.append(f"groups.{name}: no such device or group")
+            continue
+        members = set(ids)
+        energy = {k: v for k, v in result.energy_j.items() if k in members}
+        failed += _check_delivery(f"groups.{name}", gexp, outcome.subset(members), energy,
+                                  battery_j, VOLTAGE)
+    return failed

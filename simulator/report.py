@@ -1,0 +1,212 @@
+"""A run's report: a terminal summary, ``report.json``, ``messages.csv``, the trace, charts.
+
+``pushlab run FILE --report DIR`` writes::
+
+    DIR/report.json      the figures below, machine-readable, plus the verdict
+    DIR/messages.csv     one row per message: its fate and the time of each hop
+    DIR/trace.jsonl      every trace event (the run is replayable from it)
+    DIR/battery.png      battery left over time, one line per device group
+    DIR/latency_cdf.png  latency CDF, one line per provider
+    DIR/fates.png        how many messages met each fate
+
+Everything is computed from the :class:`~simulator.runner.RunResult` (the trace
+plus energy figures) by :func:`simulator.outcomes.analyse`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from simulator.durations import format_duration
+from simulator.outcomes import (
+    FATES,
+    VOLTAGE,
+    Outcome,
+    analyse,
+    check,
+    delivered_ratio,
+    device_groups,
+    initial_users,
+    latencies,
+    percentile,
+)
+from simulator.runner import RunResult
+
+HOPS = ("sent", "accepted", "stored", "forwarded", "delivered", "handed", "expired",
+        "collapsed", "dropped")
+CSV_COLUMNS = ("msg", "kind", "user", "device", "group", "app", "provider", "topic", "priority",
+               "fate", "reason", "attempts", "misdelivered", "handed_to",
+               *(f"{h}_s" for h in HOPS), "latency_s")
+
+
+def _r(x: float | None, nd: int = 6) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+class Report:
+    """The figures of one run, computed once and written in every format."""
+
+    def __init__(self, result: RunResult, outcome: Outcome | None = None) -> None:
+        self.result = result
+        self.scenario = result.scenario
+        self.outcome = outcome or analyse(result.events, initial_users(self.scenario))
+        self.groups = device_groups(self.scenario)
+        self.group_of = {d: g for g, ids in self.groups.items() for d in ids}
+        self.battery_j = self.scenario.battery_mah * VOLTAGE * 3.6
+        self.failed = check(result, self.outcome)
+
+    # figures ------------------------------------------------------------------------
+    def latency(self, deliveries: list[Any] | None = None) -> dict[str, float | None]:
+        lat = latencies(self.outcome.deliveries if deliveries is None else deliveries)
+        return {"p50": _r(percentile(lat, 50)), "p95": _r(percentile(lat, 95)),
+                "p99": _r(percentile(lat, 99)), "max": _r(max(lat) if lat else None)}
+
+    def group_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        energy = self.result.energy_j
+        heartbeats: dict[str, int] = {}
+        for device, n in self.result.heartbeats_by_device.items():
+            g = self.group_of.get(device)
+            if g is not None:
+                heartbeats[g] = heartbeats.get(g, 0) + n
+        for spec in self.scenario.devices:
+            ids = self.groups[spec.id]
+            members = set(ids)
+            deliveries = self.outcome.subset(members)
+            joules = [energy.get(i, 0.0) for i in ids]
+            mean_j = sum(joules) / len(joules)
+            rows.append({
+                "group": spec.id, "devices": len(ids), "platform": spec.platform,
+                "network": spec.network, "messages": len(deliveries),
+                "handed": sum(1 for d in deliveries if d.fate == "handed"),
+                "delivered_ratio": round(delivered_ratio(deliveries), 6),
+                "latency": self.latency(deliveries),
+                "energy_j_mean": round(mean_j, 3), "energy_j_max": round(max(joules), 3),
+                "energy_mah_mean": round(mean_j / (VOLTAGE * 3.6), 3),
+                "battery_percent_mean": round(100.0 * mean_j / self.battery_j, 4),
+                "heartbeats": heartbeats.get(spec.id, 0),
+            })
+        return rows
+
+    def as_dict(self) -> dict[str, Any]:
+        res = self.result
+        out = self.outcome
+        return {
+            "scenario": self.scenario.name,
+            "seed": self.scenario.seed,
+            "duration_s": round(res.duration, 6),
+            "devices": len(res.energy_j),
+            "messages": len(out.deliveries),
+            "handed": out.count("handed"),
+            "delivered_ratio": round(delivered_ratio(out.deliveries), 6),
+            "latency_s": self.latency(),
+            "fates": out.fates(),
+            "retries": out.retries,
+            "tokens_pruned": out.tokens_pruned,
+            "misdelivered": out.misdelivered,
+            "topics_without_recipients": out.topics_without_recipients,
+            "heartbeats": res.heartbeats,
+            "energy_j_total": round(sum(res.energy_j.values()), 3),
+            "groups": self.group_rows(),
+            "app_server": dict(res.app_server_stats),
+            "expectations": {"passed": not self.failed, "failed": list(self.failed)},
+        }
+
+    # files ----------------------------------------------------------------------------
+    def message_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for d in self.outcome.deliveries:
+            row: dict[str, Any] = {
+                "msg": d.id, "kind": d.kind, "user": d.user, "device": d.device,
+                "group": self.group_of.get(d.device or ""), "app": d.app,
+                "provider": d.provider, "topic": d.topic, "priority": d.priority,
+                "fate": d.fate, "reason": d.reason, "attempts": d.attempts,
+                "misdelivered": d.misdelivered, "handed_to": d.handed_to,
+                "latency_s": _r(d.latency)}
+            for h in HOPS:
+                row[f"{h}_s"] = _r(d.hops.get(h))
+            rows.append(row)
+        return rows
+
+    def write(self, directory: str | Path, *, trace: bool = True, charts: bool = True) -> Path:
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text(json.dumps(self.as_dict(), indent=2) + "\n",
+                                         encoding="utf-8")
+        with open(out / "messages.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            writer.writeheader()
+            for row in self.message_rows():
+                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        if trace:
+            with open(out / "trace.jsonl", "w", encoding="utf-8") as fh:
+                for ev in self.result.events:
+                    fh.write(ev.to_json())
+                    fh.write("\n")
+        if charts:
+            from simulator import charts as ch  # matplotlib loads only when asked
+
+            title = self.scenario.name
+            ch.battery_chart(self.result.energy_series, self.battery_j, out / "battery.png",
+                             title)
+            ch.latency_cdf_chart(self.outcome, out / "latency_cdf.png", title)
+            ch.fates_chart(self.outcome, out / "fates.png", title)
+        return out
+
+    # terminal -------------------------------------------------------------------------
+    def print(self, console: Console) -> None:
+        data = self.as_dict()
+        lat = data["latency_s"]
+        overview = Table(title=f"{self.scenario.name}: {format_duration(data['duration_s'])} "
+                               f"run, {data['devices']} devices, seed {data['seed']}")
+        overview.add_column("measure")
+        overview.add_column("value", justify="right")
+        overview.add_row("messages (one per app per device)", str(data["messages"]))
+        overview.add_row("handed to apps", str(data["handed"]))
+        overview.add_row("delivered ratio", f"{data['delivered_ratio']:.3f}")
+        for p in ("p50", "p95", "p99"):
+            overview.add_row(f"latency {p}", "-" if lat[p] is None else format_duration(lat[p]))
+        overview.add_row("heartbeats", str(data["heartbeats"]))
+        overview.add_row("retries by the app server", str(data["retries"]))
+        overview.add_row("tokens pruned", str(data["tokens_pruned"]))
+        if data["misdelivered"]:
+            overview.add_row("[red]handed to the wrong user[/red]", str(data["misdelivered"]))
+        overview.add_row("energy, all devices", f"{data['energy_j_total']:.1f} J")
+        console.print(overview)
+
+        fates = Table(title="message fates")
+        for name in FATES:
+            if data["fates"][name]:
+                fates.add_column(name, justify="right")
+        if fates.columns:
+            fates.add_row(*(str(data["fates"][c.header]) for c in fates.columns))  # type: ignore[index]
+            console.print(fates)
+
+        groups = Table(title="device groups (energy and battery: mean per device)")
+        for col in ("group", "n", "msgs", "ratio", "p95", "energy", "battery", "hb"):
+            groups.add_column(col, justify="left" if col == "group" else "right",
+                              no_wrap=True)
+        for row in data["groups"]:
+            p95 = row["latency"]["p95"]
+            groups.add_row(row["group"], str(row["devices"]), str(row["messages"]), f"{row['delivered_ratio']:.3f}",
+                           "-" if p95 is None else format_duration(p95),
+                           f"{row['energy_j_mean']:.1f} J",
+                           f"{row['battery_percent_mean']:.2f}%", str(row["heartbeats"]))
+        console.print(groups)
+        if self.failed:
+            for line in self.failed:
+                console.print(f"[red]expectation failed[/red] {line}")
+        elif self.scenario.expect.model_dump(exclude_defaults=True):
+            console.print("[green]all expectations met[/green]")
+
+
+def write_report(result: RunResult, directory: str | Path) -> Report:
+    report = Report(result)
+    report.write(directory)
+    return report
