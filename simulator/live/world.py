@@ -23,6 +23,7 @@ from typing import Any
 from devices.device import Device
 from devices.mqtt_link import MqttLinkFactory
 from fake_providers.apns.h2server import start_apns_server
+from fake_providers.fcm.server import start_fcm_server
 from fake_providers.mqtt_gateway import MqttGateway
 from fake_providers.tls import ensure_tls
 from simulator.core.http import HttpxTransport
@@ -96,6 +97,16 @@ class LiveWiring:
         self.transports.append(apns_transport)
         world.app_server.senders["ios"].transport = apns_transport  # type: ignore[attr-defined]
 
+        fcm_server = await start_fcm_server(world.providers.fcm)
+        self.servers.append(fcm_server)
+        fcm_transport = HttpxTransport(fcm_server.url, http2=False)
+        self.transports.append(fcm_transport)
+        fcm_sender = world.app_server.senders["android"]
+        fcm_sender.transport = fcm_transport  # type: ignore[attr-defined]
+        credentials = getattr(fcm_sender, "credentials", None)
+        if credentials is not None and hasattr(credentials, "transport"):
+            credentials.transport = fcm_transport  # the OAuth token endpoint, over HTTP too
+
         for provider, backend in world.providers.backends.items():
             gateway = MqttGateway(backend, self.broker.url, provider=provider,
                                   username=self.broker.gateway_username,
@@ -157,6 +168,11 @@ class LiveWiring:
             self._tmp.cleanup()
 
 
+def _retryable(status: object) -> bool:
+    """Whether the app server may send a rejected message again (5xx and 429)."""
+    return isinstance(status, int) and (status == 429 or status >= 500)
+
+
 class _Settled:
     """Whether every message sent so far has reached a final fate."""
 
@@ -172,6 +188,9 @@ class _Settled:
         if event.kind == EventKind.SENT:
             self.sent += 1
             self.open.add(msg)
+        elif event.kind == EventKind.REJECTED:
+            if not _retryable(event.data.get("status")):
+                self.open.discard(msg)  # a retry would come back as a new send
         elif event.kind in FINAL_KINDS:
             self.open.discard(msg)
 
