@@ -32,7 +32,8 @@ SERVICE_KEY = web.AppKey("app_server", AppServer)
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON 0 is not a boolean and "5" is not a number; say so with a 422
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TokenIn(_Body):
@@ -251,9 +252,12 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
 
 
 def _op(summary: str, body: type[BaseModel] | None, ok: dict[str, Any],
-        params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        params: list[dict[str, Any]] | None = None,
+        errors: dict[str, str] | None = None) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": {
         "200": _json(ok), "401": _json(_ref(ErrorOut), "missing or wrong API key")}}
+    for status, why in (errors or {}).items():
+        op["responses"][status] = _json(_ref(ErrorOut), why)
     if body is not None:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": _ref(body)}}}
@@ -307,11 +311,13 @@ def openapi_document() -> dict[str, Any]:
             "/v1/send/device/{device}": {"post": _op("Send to one device's installs",
                                                      NotificationIn, _ref(SendOut),
                                                      [_path_param("device")])},
-            "/v1/send/topic/{topic}": {"post": _op("Send to an FCM topic", NotificationIn,
-                                                   _ref(SendOut), [_path_param("topic")])},
+            "/v1/send/topic/{topic}": {"post": _op(
+                "Send to an FCM topic", NotificationIn, _ref(SendOut), [_path_param("topic")],
+                {"409": "no FCM sender is configured"})},
             "/v1/poll": {"get": _op("A polling app collects its news", None, _ref(PollOut),
                                     [_query("device", True), _query("app", True),
-                                     _query("user", False)])},
+                                     _query("user", False)],
+                                    {"422": "device or app missing"})},
             "/v1/installs": {"get": _op("Every install the server knows", None, installs)},
             "/v1/stats": {"get": _op("Send counters", None, stats)},
             "/v1/openapi.json": {"get": _op("This document", None, {"type": "object"})},

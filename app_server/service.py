@@ -54,6 +54,9 @@ class SendStats:
         return dict(self.__dict__)
 
 
+NOT_SENT = 0  # a SendResult status: the app server had no way to send it
+
+
 @dataclass
 class AppServer:
     """Ties tokens to installs and installs to users; sends with the providers' rules."""
@@ -131,9 +134,11 @@ class AppServer:
 
     async def send_to_install(self, inst: Install, note: Notification,
                               user: str | None = None) -> SendResult:
-        sender = self.senders[inst.platform]
+        sender = self.senders.get(inst.platform)
         assert inst.token is not None
         token = inst.token
+        if sender is None:  # e.g. an app server run with APNs credentials only
+            return SendResult("", token, NOT_SENT, f"no {inst.platform} sender configured")
         req = sender.build(token, note, inst.app_id)
         msg = sender.message_id(req)
         if self.trace.active:
