@@ -204,6 +204,8 @@ def routes(server: AppServer) -> web.RouteTableDef:
         q = request.query
         if not q.get("device") or not q.get("app"):
             return _error(422, "invalid request", "device and app are required")
+        if "user" in q and not q["user"]:
+            return _error(422, "invalid request", "user, when given, cannot be empty")
         items = await server.poll(user=q.get("user"), device_id=q["device"], app_id=q["app"])
         return web.json_response({"items": items})
 
@@ -317,7 +319,7 @@ def openapi_document() -> dict[str, Any]:
             "/v1/poll": {"get": _op("A polling app collects its news", None, _ref(PollOut),
                                     [_query("device", True), _query("app", True),
                                      _query("user", False)],
-                                    {"422": "device or app missing"})},
+                                    {"422": "device or app missing, or user empty"})},
             "/v1/installs": {"get": _op("Every install the server knows", None, installs)},
             "/v1/stats": {"get": _op("Send counters", None, stats)},
             "/v1/openapi.json": {"get": _op("This document", None, {"type": "object"})},

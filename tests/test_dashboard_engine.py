@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app as cli
@@ -49,10 +51,15 @@ def test_diagram_places_messages_by_hop_and_fate() -> None:
     assert "APNs DOWN" in text and "✗" in text
 
 
-def test_cli_live_mode_says_what_is_missing() -> None:
+def test_cli_live_mode_says_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build without simulator/live/world.py refuses --live with a clear message."""
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "simulator.live.world"
+                        else real(name, *a))
     result = CliRunner().invoke(cli, ["dashboard", "--live"])
     assert result.exit_code == 2
-    assert "live" in result.output
+    assert "simulator/live/world.py" in result.output
 
 
 def test_cli_bad_scenario_exits_2(tmp_path: Path) -> None:

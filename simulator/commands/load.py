@@ -24,7 +24,7 @@ def load(
     duration: Annotated[float, typer.Option(help="seconds of sending")] = 10.0,
     profile: Annotated[str, typer.Option(help="constant | ramp | burst")] = "constant",
     connect_rate: Annotated[float, typer.Option(help="new connections per second, all "
-                                                     "workers together")] = 500.0,
+                                                     "workers together")] = 250.0,
     broker: Annotated[str, typer.Option(help="embedded (amqtt, default) | mosquitto | nats "
                                              "(started on loopback by the run) | "
                                              "mqtt://host:port[,mqtt://...] (external)")]
@@ -85,7 +85,14 @@ def _live(devices: int, rate: float, duration: float, profile: str, connect_rate
           broker: str, workers: int, faults: list[Any], baseline: bool, bare_count: int | None,
           drain: float, inflight: int, prometheus: int | None, quiet: bool, seed: int,
           console: Console) -> dict[str, Any]:
+    import signal
+
     from simulator.load.orchestrator import LoadConfig, run_load
+
+    def stop(*_: object) -> None:  # SIGTERM: clean up children like Ctrl-C does
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
 
     cfg = LoadConfig(devices=devices, rate=rate, duration=duration, profile=profile,
                      connect_rate=connect_rate, broker=broker, workers=workers, faults=faults,

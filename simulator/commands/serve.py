@@ -92,3 +92,21 @@ def app_server(
                                   fcm_url or None))
     except KeyboardInterrupt:
         pass
+
+
+@app.command("broker")
+def broker(
+    kind: str = typer.Option("embedded", help="embedded (amqtt, with PushLab's ACL) | "
+                                              "mosquitto | nats (a 3-node cluster)"),
+    host: str = typer.Option("127.0.0.1", help="address to listen on (embedded)"),
+    port: int = typer.Option(1883, help="port (embedded and mosquitto; 0: any free port)"),
+    gateway_password: str | None = typer.Option(None, envvar="PUSHLAB_GATEWAY_PASSWORD",
+                                                help="embedded: the gateway user's password"),
+    device_secret: str | None = typer.Option(None, envvar="PUSHLAB_DEVICE_SECRET",
+                                             help="embedded: secret device passwords derive "
+                                                  "from"),
+) -> None:
+    """An MQTT broker for live runs and load workers on other machines (see docs/load.md)."""
+    from simulator.load.broker_command import serve_broker
+
+    serve_broker(kind, host, port, gateway_password, device_secret)

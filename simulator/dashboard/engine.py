@@ -127,16 +127,28 @@ class SimEngine:
             self._thread.join(timeout)
 
     # ---- controls (UI thread) ------------------------------------------------------
+    def _live_refuses(self, what: str) -> bool:
+        if self.mode == "live":
+            self.notify(f"{what} is not available in live mode: real time runs on", "warning")
+            return True
+        return False
+
     def set_paused(self, paused: bool) -> None:
+        if self._live_refuses("pause"):
+            return
         self.paused = paused
         self._dirty = True
         self._wake.set()
 
     def toggle_pause(self) -> bool:
+        if self._live_refuses("pause"):
+            return False
         self.set_paused(not self.paused)
         return self.paused
 
     def set_speed(self, speed: float) -> None:
+        if self._live_refuses("changing speed"):
+            return
         self.speed = speed
         self._dirty = True
         self._wake.set()
@@ -160,6 +172,8 @@ class SimEngine:
 
     def step(self) -> None:
         """Advance to the next trace event (paused afterwards)."""
+        if self._live_refuses("step"):
+            return
         self.paused = True
         self.call(_blocking(lambda: self._step()))
 
@@ -228,7 +242,7 @@ class SimEngine:
         return self.world
 
     def _thread_main(self) -> None:
-        loop = VirtualTimeLoop()
+        loop = VirtualTimeLoop() if self.mode == "sim" else asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
             loop.run_until_complete(self._main(loop))
@@ -245,8 +259,37 @@ class SimEngine:
             asyncio.set_event_loop(None)
             loop.close()
 
-    async def _main(self, loop: VirtualTimeLoop) -> None:
+    async def _main(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.mode == "live":
+            await self._main_live(loop)
+            return
         world = self.world = self._world_factory(self.scenario, loop, self.seed)
+        await self._run_world(world, loop)
+
+    async def _main_live(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Real sockets on loopback (simulator/live/world.py); the clock is the wall's."""
+        from simulator.live.world import LiveWiring  # real sockets only when asked for
+
+        t0 = loop.time()
+        world = build_world(self.scenario, loop, self.seed, clock=lambda: loop.time() - t0)
+        world.t0 = t0
+        world.time_scale = 1.0 / self.speed if not math.isinf(self.speed) else 0.01
+        self.paused = False
+        async with LiveWiring(world):
+            self.world = world
+            world.trace.subscribe(self.collector)
+            for device in world.devices.values():
+                device.power_on()
+            self._schedule_timeline(world)
+            loop.call_soon(self._sample_energy)
+            while not self._stop:
+                await self._run_commands()
+                await asyncio.sleep(self.tick)
+                self._publish()
+            for device in world.devices.values():  # close links before the wiring goes
+                device.daemon.network_changed(loop.time(), None, "")
+
+    async def _run_world(self, world: World, loop: asyncio.AbstractEventLoop) -> None:
         world.trace.subscribe(self.collector)
         for device in world.devices.values():
             device.power_on()
@@ -307,7 +350,8 @@ class SimEngine:
                 return
 
     def _check_end(self) -> None:
-        if not self._end_announced and self._w().loop.time() >= self.scenario.duration:
+        world = self._w()
+        if not self._end_announced and world.loop.time() - world.t0 >= self.scenario.duration:
             self._end_announced = True
             self.paused = True
             self.notify(f"end of the scenario ({format_duration(self.scenario.duration)}): "
@@ -373,9 +417,11 @@ class SimEngine:
         def fire(name: str, action: Any) -> None:
             self._spawn(self._guard(name, world.act(name, action)))
 
+        t0 = getattr(world, "t0", 0.0)
+        scale = getattr(world, "time_scale", 1.0)
         for entry in sorted(world.scenario.timeline, key=lambda e: e.at):
             name, action = entry.action
-            loop.call_at(entry.at, fire, name, action)
+            loop.call_at(t0 + entry.at * scale, fire, name, action)
 
     async def _guard(self, name: str, coro: Any) -> None:
         try:
@@ -504,7 +550,7 @@ class SimEngine:
             sums.append(total)
             means.append(sum(pct) / len(pct) if pct else math.nan)
         series = self._energy
-        series["t"].append(now)
+        series["t"].append(now - world.t0)
         series["push"].append(means[0])
         series["poll"].append(means[1])
         if len(series["t"]) > 600:  # keep the plot light on long runs
@@ -541,9 +587,10 @@ class SimEngine:
                 if dev in devices:
                     platform_of[dev] = devices[dev].platform
         self._version += 1
-        clock = datetime.fromtimestamp(world.epoch + now, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        t = now - world.t0
+        clock = datetime.fromtimestamp(world.epoch + t, UTC).strftime("%Y-%m-%d %H:%M:%S")
         self.snapshot = Snapshot(
-            version=self._version, t=now, clock=clock, paused=self.paused, speed=self.speed,
+            version=self._version, t=t, clock=clock, paused=self.paused, speed=self.speed,
             effective_speed=0.0 if self.paused else self._effective,
             duration=self.scenario.duration, scenario=self.scenario.name, mode=self.mode,
             devices_total=len(devices), devices_matched=len(ids), offset=offset, rows=rows,

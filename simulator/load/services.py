@@ -60,8 +60,9 @@ async def _commands(conn: Connection, handle: Callable[[str, Any], Any]) -> None
 
 
 def _run(main: Callable[[], Any]) -> None:
-    from simulator.load.worker import raise_fd_limit
+    from simulator.load.worker import die_with_parent, raise_fd_limit
 
+    die_with_parent()
     raise_fd_limit()
     logging.basicConfig(level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
@@ -283,7 +284,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     """Linux: the broker gets SIGTERM if the process that started it dies."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
     with contextlib.suppress(Exception):
         import resource
 
@@ -388,6 +389,7 @@ class Mosquitto(BrokerProcess):
     def config(self) -> str:
         return "\n".join([
             f"listener {self.port} 127.0.0.1",
+            "user root",  # as root mosquitto would switch user, which clears PDEATHSIG
             "allow_anonymous true",
             "persistence false",
             "max_queued_messages 100000",

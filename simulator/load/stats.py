@@ -161,12 +161,15 @@ def classify_undelivered(missing: list[int], send_outcome: dict[int, tuple[int, 
     return fates
 
 
-def recovery_after(series: list[tuple[float, int]], at: float, target: int) -> float | None:
+def recovery_after(series: list[tuple[float, int]], at: float, target: int,
+                   until: float | None = None) -> float | None:
     """Seconds after ``at`` until ``series`` (time, value) is back at ``target``.
 
-    None when it never came back. A value that never dropped gives 0.
+    Only a drop that starts by ``until`` (default: any time) belongs to this
+    fault. None when it never came back; a value that never dropped gives 0.
     """
-    drop = next((t for t, v in series if t >= at and v < target), None)
+    last = float("inf") if until is None else until
+    drop = next((t for t, v in series if at <= t <= last and v < target), None)
     if drop is None:
         return 0.0
     back = next((t for t, v in series if t > drop and v >= target), None)

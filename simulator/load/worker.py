@@ -65,6 +65,7 @@ class WorkerSpec:
     provider: str = "apns"
     bind_addresses: bool = True
     heartbeat_s: float = 15 * 60.0
+    handshake_timeout_s: float = 5.0
     seed: int = 0
 
 
@@ -85,6 +86,10 @@ class LoadDevice:
         hb = HeartbeatPolicy(cellular_s=worker.spec.heartbeat_s, wifi_s=worker.spec.heartbeat_s)
         self.daemon = PushDaemon(self.device_id, "ios", self, worker.rng, hb)
         self.daemon.backoff_base_s = 0.5  # a lab broker restart should not cost minutes
+        # A Hello published while the provider's gateway is itself reconnecting (after a
+        # broker restart) is lost with the gateway's clean session; the daemon notices
+        # only when its handshake times out, so keep that short (docs/load.md).
+        self.daemon.connect_timeout_s = worker.spec.handshake_timeout_s
 
     # DaemonIO ------------------------------------------------------------------------
     def open_link(self, daemon: PushDaemon) -> Any:
@@ -343,8 +348,20 @@ def raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def die_with_parent() -> None:
+    """Linux: this process gets SIGTERM when the one that started it dies, so a killed
+    run leaves no stray workers behind."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))  # PDEATHSIG
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+
 def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     """Process entry point (multiprocessing, spawn)."""
+    die_with_parent()
     raise_fd_limit()
     logging.basicConfig(level=logging.WARNING)
 

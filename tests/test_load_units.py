@@ -1,0 +1,118 @@
+"""The load run's pure parts: rate profiles, fault syntax, histograms, fates, recovery."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator.load.faults import parse_fault
+from simulator.load.profiles import RateProfile
+from simulator.load.stats import Latency, classify_undelivered, recovery_after
+from simulator.load.worker import SeenSet, device_id, loopback_address, shard_of
+
+
+def test_constant_profile_sends_rate_times_duration_evenly() -> None:
+    p = RateProfile("constant", 100, 10)
+    assert p.total == 1000
+    assert p.due(0) == 0
+    assert p.due(1.0) == 100
+    assert p.due(5.5) == 550
+    assert p.due(99) == 1000
+
+
+def test_ramp_profile_sends_half_and_accelerates() -> None:
+    p = RateProfile("ramp", 100, 10)
+    assert p.total == 500
+    assert p.due(5) == 125  # a quarter of the messages in the first half
+    assert p.rate_at(5) == 50
+
+
+def test_burst_profile_sends_each_second_at_its_start() -> None:
+    p = RateProfile("burst", 100, 3)
+    assert p.due(0) == 100
+    assert p.due(0.99) == 100
+    assert p.due(1.0) == 200
+    assert p.due(10) == 300
+
+
+@given(st.sampled_from(["constant", "ramp", "burst"]), st.floats(0, 5000), st.floats(0.5, 100),
+       st.lists(st.floats(0, 200), min_size=2, max_size=20))
+def test_profiles_never_go_back_and_never_overshoot(kind: str, rate: float, duration: float,
+                                                    times: list[float]) -> None:
+    p = RateProfile(kind, rate, duration)
+    dues = [p.due(t) for t in sorted(times)]
+    assert dues == sorted(dues)
+    assert all(0 <= d <= p.total for d in dues)
+    assert p.due(duration) == p.total
+
+
+def test_bad_profile_is_refused() -> None:
+    with pytest.raises(ValueError):
+        RateProfile("sawtooth", 1, 1)
+
+
+def test_fault_syntax() -> None:
+    f = parse_fault("storm@20:0.3")
+    assert (f.kind, f.at, f.arg) == ("storm", 20.0, 0.3)
+    assert parse_fault("broker-restart@5s").arg == 0.0
+    assert parse_fault("provider-outage@5").lasts == 5.0
+    for bad in ("storm", "meteor@3", "storm@x", "storm@3:2", "provider-outage@-1"):
+        with pytest.raises(ValueError):
+            parse_fault(bad)
+
+
+def test_histograms_merge_across_workers() -> None:
+    a, b, merged = Latency(), Latency(), Latency()
+    for ms in range(1, 101):
+        (a if ms % 2 else b).record(ms / 1000)
+    merged.merge(a.encode())
+    merged.merge(b.encode())
+    assert merged.count == 100
+    assert merged.percentile_ms(50) == pytest.approx(50, rel=0.01)
+    assert merged.percentile_ms(99) == pytest.approx(99, rel=0.01)
+    assert merged.max_ms() == pytest.approx(100, rel=0.01)
+    fig = merged.figures()
+    assert set(fig) == {"p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms"}
+
+
+def test_every_undelivered_message_gets_a_place() -> None:
+    outcome = {0: (200, None, "m0"), 1: (200, None, "m1"), 2: (410, "Unregistered", ""),
+               3: (0, "ClientConnectorError", ""), 4: (200, None, "m4"),
+               5: (200, None, "m5")}
+    fates = {"m0": "stored", "m1": "forwarded", "m4": "collapsed"}
+    online = {"d0": False, "d1": True}
+    got = classify_undelivered([0, 1, 2, 3, 4, 5, 6], outcome, fates, online,
+                               lambda seq: f"d{seq % 2}").as_dict()
+    assert got == {
+        "provider store: device offline": 1,
+        "in broker or device link (forwarded, not acked)": 1,
+        "rejected: 410 Unregistered": 1,
+        "app server unreachable: ClientConnectorError": 1,
+        "provider collapsed": 1,
+        "acked by device, not counted (lost after ack)": 1,
+        "not sent (run ended first)": 1,
+    }
+
+
+def test_recovery_time_is_from_the_fault_to_being_whole_again() -> None:
+    series = [(0.0, 10), (1.0, 10), (1.5, 4), (2.0, 7), (2.6, 10), (3.0, 10)]
+    assert recovery_after(series, 1.2, 10) == pytest.approx(1.4)
+    assert recovery_after(series, 2.7, 10) == 0.0
+    assert recovery_after([(0.0, 10), (1.0, 3)], 0.5, 10) is None
+
+
+def test_seen_set_counts_each_sequence_once() -> None:
+    seen = SeenSet()
+    assert seen.add(5) and seen.add(70000)
+    assert not seen.add(5)
+    assert seen.count == 2
+
+
+def test_devices_shard_and_addresses_are_unique() -> None:
+    ids = {device_id(i) for i in range(5000)}
+    assert len(ids) == 5000
+    assert {shard_of(i, 3) for i in range(10)} == {0, 1, 2}
+    addrs = {loopback_address(i) for i in range(20000)}
+    assert len(addrs) == 20000 and all(a.startswith("127.") for a in addrs)
+    assert loopback_address(7, 1) != loopback_address(7, 0)
