@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="serve commands", no_args_is_help=True)
+app = typer.Typer(help="long-running live parts: the providers, the app server, a broker",
+                  no_args_is_help=True)
 
 
 @app.command("apns")
