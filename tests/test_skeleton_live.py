@@ -39,3 +39,33 @@ def test_live_android_delivers_through_fcm_over_http() -> None:
     accepted = [e for e in live.events if e.kind == EventKind.ACCEPTED]
     assert accepted and accepted[0].data["provider"] == "fcm"
     assert len([e for e in live.events if e.kind == EventKind.HANDED]) == 1
+
+
+NAT_LESSON = """
+name: live-nat
+seed: 3
+duration: 30s
+networks: {wifi: {latency: 5ms, nat_timeout: 1s}}
+heartbeat: {wifi: 4s, cellular: 4s, ack_timeout: 1s}
+devices:
+  - {id: phone, platform: ios, user: ann, network: wifi, apps: [{id: com.example.chat}]}
+timeline:
+  - at: 2500ms
+    send: {user: ann, title: late}
+"""
+
+
+def test_live_carrier_nat_drops_idle_binding_and_push_arrives_after_reconnect() -> None:
+    from simulator.scenario import parse_scenario
+
+    result = run_scenario(parse_scenario(NAT_LESSON), live=True)
+    kinds = [e.kind for e in result.events]
+    assert EventKind.NAT_EXPIRED in kinds  # the relay forgot the idle binding
+    nat = next(e for e in result.events if e.kind == EventKind.NAT_EXPIRED)
+    assert nat.data["live"] is True and nat.data["device"] == "phone"
+    sent = next(e for e in result.events if e.kind == EventKind.SENT)
+    handed = [e for e in result.events if e.kind == EventKind.HANDED]
+    assert len(handed) == 1  # late, not lost, and only once
+    connects = [e.t for e in result.events if e.kind == EventKind.CONNECTED]
+    assert len(connects) >= 2 and handed[0].t > connects[1] > sent.t
+    assert handed[0].t - sent.t > 1.0  # it waited for the heartbeat to fail

@@ -4,7 +4,9 @@
   app server sends to it with a real HTTP/2 client;
 * each device's push daemon connects over MQTT, through the embedded amqtt broker
   (or the broker at ``broker_url``), from its own 127.x.y.z source address, to the
-  provider's device gateway.
+  provider's device gateway;
+* a device whose network has a NAT idle timeout connects through a carrier NAT: a
+  real TCP relay on loopback that drops idle bindings silently (``simulator/live/nat.py``).
 
 Live runs are real time. ``time_scale`` shrinks the timeline's waits (a send "at
 1m" with ``time_scale=0.05`` happens 3 s in) so lessons run in seconds; the run
@@ -26,10 +28,12 @@ from fake_providers.apns.h2server import start_apns_server
 from fake_providers.fcm.server import start_fcm_server
 from fake_providers.mqtt_gateway import MqttGateway
 from fake_providers.tls import ensure_tls
+from simulator.core import devicelink as dl
 from simulator.core.http import HttpxTransport
 from simulator.core.network import Network
 from simulator.core.trace import EventKind
 from simulator.live.broker import open_broker
+from simulator.live.nat import NatRelay
 from simulator.runner import FINAL_KINDS, RunResult, collect, schedule_timeline
 from simulator.scenario import Scenario
 from simulator.world import PROVIDER_FOR, World, build_world
@@ -81,6 +85,9 @@ class LiveWiring:
         self.factories: dict[str, MqttLinkFactory] = {}
         self.transports: list[HttpxTransport] = []
         self.servers: list[Any] = []
+        self.relays: dict[float, NatRelay] = {}
+        self.nat_factories: dict[tuple[float, str], MqttLinkFactory] = {}
+        self._by_address: dict[str, str] = {}
 
     @property
     def http_versions(self) -> list[str]:
@@ -124,13 +131,46 @@ class LiveWiring:
             for iface in device.interfaces.values():
                 iface.path.address = addresses(iface.kind)
             device.link_factory = self._link_factory
+        await self._start_nats(addresses)
         return self
+
+    async def _start_nats(self, addresses: LoopbackAddresses) -> None:
+        """One carrier NAT (a real relay) per idle timeout in use; devices behind it
+        reach the broker through it, and it forgets idle bindings silently."""
+        world = self.world
+        broker = dl.parse_broker_url(self.broker.url)
+        timeouts = sorted({iface.path.conditions.nat_timeout
+                           for device in world.devices.values()
+                           for iface in device.interfaces.values()
+                           if iface.path.conditions.nat_timeout is not None})
+        for timeout in timeouts:
+            relay = NatRelay((broker.host, broker.port), timeout,
+                             public_host=addresses("nat"), on_expired=self._nat_expired)
+            host, port = await relay.start()
+            self.relays[timeout] = relay
+            for provider in world.providers.backends:
+                self.nat_factories[(timeout, provider)] = MqttLinkFactory(
+                    f"mqtt://{host}:{port}", provider=provider, loop=world.loop,
+                    password=self.broker.device_password)
+
+    def _nat_expired(self, binding: Any) -> None:
+        device = self._by_address.get(binding.inside[0])
+        if self.world.trace.active:
+            self.world.trace.emit(EventKind.NAT_EXPIRED, device=device, live=True,
+                                  inside=f"{binding.inside[0]}:{binding.inside[1]}",
+                                  public=f"{binding.public[0]}:{binding.public[1]}")
 
     def _link_factory(self, device: Device, daemon: Any) -> Any:
         iface = device.active_interface()
-        factory = self.factories[PROVIDER_FOR[device.platform]]
-        return factory.open(daemon, device.device_id,
-                            client_address=iface.path.address if iface else None)
+        provider = PROVIDER_FOR[device.platform]
+        factory = self.factories[provider]
+        address = iface.path.address if iface else None
+        if iface is not None and iface.path.conditions.nat_timeout is not None:
+            factory = self.nat_factories.get((iface.path.conditions.nat_timeout, provider),
+                                             factory)
+        if address:
+            self._by_address[address] = device.device_id
+        return factory.open(daemon, device.device_id, client_address=address)
 
     async def run(self, world: World, until: float) -> None:
         """Power on, play the timeline, stop when everything sent has settled."""
@@ -152,9 +192,11 @@ class LiveWiring:
     async def __aexit__(self, *exc: object) -> None:
         for device in self.world.devices.values():
             device.daemon.network_changed(self.world.loop.time(), None, "")
-        for factory in self.factories.values():
+        for factory in [*self.factories.values(), *self.nat_factories.values()]:
             with contextlib.suppress(Exception):
                 await factory.aclose()
+        for relay in self.relays.values():
+            await relay.close()
         for gateway in self.gateways:
             with contextlib.suppress(Exception):
                 await gateway.close()
