@@ -7,12 +7,15 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator.core.clock import run_virtual
 from simulator.core.trace import EventKind, JsonlWriter, Recorder, TraceEvent
 from simulator.scenario import Scenario
 from simulator.world import World, build_world
+
+if TYPE_CHECKING:
+    from simulator.outcomes import Outcome
 
 
 @dataclass
@@ -39,23 +42,30 @@ class RunResult:
             hops.setdefault(ev.kind, ev.t)
         return out
 
+    def outcome(self) -> Outcome:
+        """Every delivery and its fate (provider renames resolved); computed once."""
+        cached = self.__dict__.get("_outcome")
+        if cached is None:
+            from simulator.outcomes import analyse, initial_users
+
+            cached = self.__dict__["_outcome"] = analyse(self.events,
+                                                         initial_users(self.scenario))
+        return cached
+
     @property
     def sent(self) -> int:
-        return sum(1 for e in self.events if e.kind == EventKind.SENT)
+        return len(self.outcome().deliveries)
 
     @property
     def handed(self) -> int:
-        return len({e.data["msg"] for e in self.events if e.kind == EventKind.HANDED})
+        return self.outcome().count("handed")
 
     def delivered_ratio(self) -> float:
         return self.handed / self.sent if self.sent else 1.0
 
     def latencies(self) -> list[float]:
-        out = []
-        for hops in self.lives().values():
-            if EventKind.SENT in hops and EventKind.HANDED in hops:
-                out.append(hops[EventKind.HANDED] - hops[EventKind.SENT])
-        return out
+        """Sent to handed, per delivery (FCM's own message names mapped back)."""
+        return [d.latency for d in self.outcome().deliveries if d.latency is not None]
 
     def latency_p95(self) -> float | None:
         lat = sorted(self.latencies())

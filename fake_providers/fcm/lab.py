@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,13 +23,24 @@ from fake_providers.store import StoreAndForward
 from simulator.core.rand import RandomSource
 from simulator.core.trace import Trace
 
+_last_loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
+
 
 def loop_clock() -> float:
     """The running loop's time (virtual or real), 0.0 outside a loop."""
+    # asyncio.get_running_loop() makes a getpid() system call on Python 3.11 and the
+    # core reads the clock on every send, so the last running loop is remembered: while
+    # it runs in this thread (``_thread_id``, set by run_forever) it is the running loop.
+    global _last_loop
+    loop = _last_loop() if _last_loop is not None else None
+    if loop is not None and getattr(loop, "_thread_id", None) == threading.get_ident():
+        return loop.time()
     try:
-        return asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
     except RuntimeError:
         return 0.0
+    _last_loop = weakref.ref(loop)
+    return loop.time()
 
 
 @dataclass

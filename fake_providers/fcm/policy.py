@@ -51,7 +51,13 @@ class FcmStorePolicy:
 
     def admit(self, queue: DeviceQueue, env: Envelope) -> list[tuple[Envelope, str]]:
         evicted: list[tuple[Envelope, str]] = []
-        mine = [e for e in queue if self._same_scope(e, env)]
+        # what _same_scope selects, without a method call per queued message (and read
+        # straight from the queue's dict, oldest first, instead of a copy of it)
+        if self.scope == "device":
+            mine = list(queue.items.values())
+        else:
+            token = env.token
+            mine = [e for e in queue.items.values() if e.token == token]
         if env.collapse_key is not None:
             keyed = [e for e in mine if e.collapse_key is not None]
             for e in keyed:

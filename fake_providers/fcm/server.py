@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -27,14 +28,37 @@ from fake_providers.fcm.core import FcmCore
 from simulator.core.http import HttpRequest
 
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding"})
+_HEADER_CACHE_MAX = 4096
+
+
+def _header_list(headers: Mapping[str, str], cache: dict[tuple[str, str], tuple[str, str]]
+                 ) -> list[tuple[str, str]]:
+    """The request's headers as (name, value) pairs, equal pairs shared between requests.
+
+    The activity log keeps every request's headers (10,000 requests by default) and a
+    client sends the same few headers each time; sharing the pairs saves memory and,
+    above all, the garbage collector's passes over thousands of new tuples.
+    """
+    out = []
+    for pair in headers.items():
+        known = cache.get(pair)
+        if known is None:
+            if len(cache) >= _HEADER_CACHE_MAX:
+                cache.clear()
+            known = cache[pair] = pair
+        out.append(known)
+    return out
 
 
 def make_handler(core: FcmCore):  # noqa: ANN201 - aiohttp handler type
     """The catch-all aiohttp handler that feeds the core."""
 
+    header_pairs: dict[tuple[str, str], tuple[str, str]] = {}
+
     async def handle(request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        req = HttpRequest(request.method, request.path_qs, list(request.headers.items()), body)
+        req = HttpRequest(request.method, request.path_qs,
+                          _header_list(request.headers, header_pairs), body)
         out = core.process(req, None)
         if out.delay > 0:
             await asyncio.sleep(out.delay)
@@ -44,7 +68,9 @@ def make_handler(core: FcmCore):  # noqa: ANN201 - aiohttp handler type
                 transport.abort()
             raise asyncio.CancelledError  # nothing is written; aiohttp ends the handler
         resp = out.response
-        headers = {k: v for k, v in resp.headers.items() if k not in _HOP_BY_HOP}
+        headers = resp.headers  # aiohttp copies it; filter only when there is something to drop
+        if not _HOP_BY_HOP.isdisjoint(headers):
+            headers = {k: v for k, v in headers.items() if k not in _HOP_BY_HOP}
         response = web.Response(status=resp.status, body=resp.body, headers=headers)
         if out.disconnect == "close":
             response.force_close()

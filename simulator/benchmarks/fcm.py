@@ -14,7 +14,15 @@ keep-alive HTTP/1.1 connections.
 
 Throughput is requests per second over the timed part of a run (after a short
 warm-up); latency is per request, recorded in an HDR histogram (microseconds).
-Runs alternate bare and lab; the figures are medians over the runs.
+
+Measurement method: the machine this runs on is usually shared, and its load can
+change within seconds, so a run does not time bare and then lab. Each run starts a
+fresh server of each kind, warms both up, then drives them in alternating slices
+of ``slice_s`` seconds in ABBA order (bare, lab, lab, bare, ...) until each has had
+``seconds`` of timed load; a load change during the run hits both about equally.
+A run's ratio is its lab rate over its bare rate; ``ratio`` is the median of the
+runs' ratios, and the rates and latencies are medians over the runs
+(``ratio_of_medians`` is the ratio of the two median rates, for comparison).
 """
 
 from __future__ import annotations
@@ -91,95 +99,144 @@ def _bodies(tokens: list[str]) -> list[bytes]:
     return out
 
 
-async def _drive(port: int, bearer: str, tokens: list[str], concurrency: int,
-                 seconds: float, warmup: float) -> tuple[float, HdrHistogram, int]:
-    url = f"http://127.0.0.1:{port}/v1/projects/{PROJECT}/messages:send"
-    headers = {"authorization": f"Bearer {bearer}", "content-type": "application/json"}
-    bodies = _bodies(tokens)
-    hist = HdrHistogram(1, 60_000_000, 3)
-    errors = 0
-    done = 0
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
-    loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession(connector=connector) as session:
-        start = loop.time()
-        measure_from = start + warmup
-        stop_at = measure_from + seconds
+class _Target:
+    """One server as the client drives it: a keep-alive session and what to send."""
 
-        async def worker(w: int) -> None:
-            nonlocal errors, done
-            i = w
+    def __init__(self, info: dict[str, Any], concurrency: int) -> None:
+        self.url = f"http://127.0.0.1:{info['port']}/v1/projects/{PROJECT}/messages:send"
+        self.headers = {"authorization": f"Bearer {info['bearer']}",
+                        "content-type": "application/json"}
+        self.bodies = _bodies(info["tokens"])
+        self.concurrency = concurrency
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency, force_close=False))
+        self.next = 0  # the next body, so slices carry on through the token list
+        self.hist = HdrHistogram(1, 60_000_000, 3)
+        self.done = 0  # timed requests
+        self.timed = 0.0  # timed seconds
+        self.errors = 0
+
+    async def burst(self, seconds: float, timed: bool) -> None:
+        """Keep ``concurrency`` requests in flight for ``seconds``; count them if timed.
+
+        A timed burst's time runs until its last answer arrives, so a rate counts the
+        ramp-up and the drain of a burst the same way for both servers.
+        """
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        stop_at = began + seconds
+        start = self.next
+        n = self.concurrency
+
+        async def worker(w: int) -> int:
+            i = start + w
             while True:
                 t0 = loop.time()
                 if t0 >= stop_at:
-                    return
-                async with session.post(url, data=bodies[i % len(bodies)],
-                                        headers=headers) as resp:
+                    return i
+                async with self.session.post(url=self.url, data=self.bodies[i % len(self.bodies)],
+                                             headers=self.headers) as resp:
                     await resp.read()
                     ok = resp.status == 200
                 t1 = loop.time()
-                if t0 >= measure_from:
-                    done += 1
-                    hist.record_value(max(1, int((t1 - t0) * 1e6)))
+                if timed:
+                    self.done += 1
+                    self.hist.record_value(max(1, int((t1 - t0) * 1e6)))
                     if not ok:
-                        errors += 1
-                i += concurrency
+                        self.errors += 1
+                i += n
 
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-    return done / seconds, hist, errors
+        ends = await asyncio.gather(*(worker(w) for w in range(n)))
+        self.next = max(ends)
+        if timed:
+            self.timed += loop.time() - began
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.timed if self.timed else 0.0
 
 
-def _one_run(kind: str, concurrency: int, seconds: float, warmup: float
-             ) -> tuple[float, HdrHistogram, int]:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child, args=(kind, child), daemon=True)
-    proc.start()
+async def _drive(infos: dict[str, dict[str, Any]], concurrency: int, seconds: float,
+                 warmup: float, slice_s: float) -> dict[str, _Target]:
+    """Warm each server up, then time them in alternating ABBA slices."""
+    targets = {kind: _Target(info, concurrency) for kind, info in infos.items()}
     try:
-        if not parent.poll(60):
-            raise RuntimeError(f"{kind} server did not start")
-        info = parent.recv()
-        return asyncio.run(_drive(info["port"], info["bearer"], info["tokens"], concurrency,
-                                  seconds, warmup))
+        for target in targets.values():
+            await target.burst(warmup, timed=False)
+        slices = max(1, round(seconds / slice_s))
+        order = ["bare", "lab", "lab", "bare"]
+        for k in range(2 * slices):
+            kind = order[k % 4]
+            await targets[kind].burst(seconds / slices, timed=True)
     finally:
-        try:
-            parent.send("stop")
-        except (BrokenPipeError, OSError):
-            pass
-        proc.join(10)
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5)
+        for target in targets.values():
+            await target.session.close()
+    return targets
+
+
+def _one_run(concurrency: int, seconds: float, warmup: float, slice_s: float
+             ) -> dict[str, _Target]:
+    """Fresh bare and lab servers (one child process each), driven in ABBA slices."""
+    ctx = mp.get_context("spawn")
+    procs: dict[str, tuple[Any, Any]] = {}
+    try:
+        for kind in ("bare", "lab"):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_child, args=(kind, child), daemon=True)
+            proc.start()
+            procs[kind] = (proc, parent)
+        infos = {}
+        for kind, (_, parent) in procs.items():
+            if not parent.poll(60):
+                raise RuntimeError(f"{kind} server did not start")
+            infos[kind] = parent.recv()
+        return asyncio.run(_drive(infos, concurrency, seconds, warmup, slice_s))
+    finally:
+        for _proc, parent in procs.values():
+            try:
+                parent.send("stop")
+            except (BrokenPipeError, OSError):
+                pass
+        for proc, _ in procs.values():
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
 
 
 def run(concurrency: int = 32, seconds: float = 2.0, runs: int = 3,
-        warmup: float = 0.5) -> dict[str, Any]:
-    """Alternate bare and lab ``runs`` times; medians of throughput and latency."""
+        warmup: float = 0.5, slice_s: float = 0.25) -> dict[str, Any]:
+    """``runs`` runs of bare and lab in alternating slices; medians over the runs."""
     lab_rates: list[float] = []
     bare_rates: list[float] = []
+    ratios: list[float] = []
     p50s: list[float] = []
     p99s: list[float] = []
     errors = 0
     for _ in range(runs):
-        rate, _, _ = _one_run("bare", concurrency, seconds, warmup)
-        bare_rates.append(rate)
-        rate, hist, errs = _one_run("lab", concurrency, seconds, warmup)
-        lab_rates.append(rate)
-        p50s.append(hist.get_value_at_percentile(50) / 1000)
-        p99s.append(hist.get_value_at_percentile(99) / 1000)
-        errors += errs
-    lab = statistics.median(lab_rates)
-    bare = statistics.median(bare_rates)
+        targets = _one_run(concurrency, seconds, warmup, slice_s)
+        bare, lab = targets["bare"], targets["lab"]
+        bare_rates.append(bare.rate)
+        lab_rates.append(lab.rate)
+        ratios.append(lab.rate / bare.rate if bare.rate else 0.0)
+        p50s.append(lab.hist.get_value_at_percentile(50) / 1000)
+        p99s.append(lab.hist.get_value_at_percentile(99) / 1000)
+        errors += lab.errors
+    lab_rate = statistics.median(lab_rates)
+    bare_rate = statistics.median(bare_rates)
     return {
-        "lab_per_s": round(lab, 1),
-        "bare_per_s": round(bare, 1),
-        "ratio": round(lab / bare, 3) if bare else 0.0,
+        "lab_per_s": round(lab_rate, 1),
+        "bare_per_s": round(bare_rate, 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_of_medians": round(lab_rate / bare_rate, 3) if bare_rate else 0.0,
         "p50_ms": round(statistics.median(p50s), 3),
         "p99_ms": round(statistics.median(p99s), 3),
         "concurrency": concurrency,
         "runs": runs,
         "seconds_per_run": seconds,
+        "slice_s": slice_s,
         "lab_errors": errors,
         "lab_runs_per_s": [round(r, 1) for r in lab_rates],
         "bare_runs_per_s": [round(r, 1) for r in bare_rates],
+        "ratio_runs": [round(r, 3) for r in ratios],
     }
