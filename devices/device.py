@@ -422,6 +422,18 @@ class Device:
             self._route_changed()
         return iface.path.address
 
+    def expire_nat(self) -> bool:
+        """The carrier NAT drops this phone's binding now; nobody is told. The daemon
+        finds out when its next heartbeat goes unanswered. False: no interface."""
+        iface = self.active_interface()
+        if iface is None:
+            return False
+        iface.path.drop_nat_bindings(self.loop.time())
+        if self.trace.active:
+            self.trace.emit(EventKind.NOTE, what="nat_drop", device=self.device_id,
+                            interface=iface.kind)
+        return True
+
     def set_airplane(self, on: bool) -> None:
         self.airplane = on
         self._route_changed()

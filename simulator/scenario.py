@@ -198,13 +198,15 @@ class BrokerRestartAction(Strict):
 
 ACTIONS = ("send", "switch_network", "change_address", "offline", "online", "airplane",
            "reboot", "doze", "install", "uninstall", "login", "logout", "note",
-           "outage", "recover", "fault", "subscribe", "broker_restart")
+           "outage", "recover", "fault", "subscribe", "broker_restart", "nat_drop")
 
 
 class TimelineEntry(Strict):
     at: Duration
     send: SendAction | None = None
     switch_network: DeviceAction | None = None
+    nat_drop: DeviceAction | None = Field(
+        None, description="the carrier NAT silently forgets the device's binding now")
     change_address: DeviceAction | None = None
     offline: DeviceAction | None = None
     online: DeviceAction | None = None

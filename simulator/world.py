@@ -123,6 +123,8 @@ class World:
     def device_action(self, device: Device, name: str, action: Any) -> None:
         if name == "switch_network":
             device.switch_network(action.network or "wifi")
+        elif name == "nat_drop":
+            device.expire_nat()
         elif name == "change_address":
             device.change_address(action.network, notify=not action.unreported)
         elif name == "offline":

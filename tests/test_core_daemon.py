@@ -129,3 +129,25 @@ def test_frames_from_an_abandoned_connection_are_ignored() -> None:
     daemon.network_changed(10.0, "lte", "203.0.0.9")
     daemon.on_frame(old, dl.Push("m2", "t", "com.example.chat", {}), 10.5)
     assert io.handed == []
+
+
+def test_nat_drop_loses_the_push_until_the_next_heartbeat_then_delivers_it() -> None:
+    from simulator.core.trace import EventKind
+    from simulator.runner import run_scenario
+    from simulator.scenario import parse_scenario
+
+    result = run_scenario(parse_scenario("""
+duration: 1h
+devices: [{id: p, platform: ios, user: u, network: lte, apps: [{id: com.example.chat}]}]
+timeline:
+  - {at: 5m, nat_drop: {device: p}}
+  - {at: 6m, send: {user: u}}
+"""))
+    by_kind = {}
+    for e in result.events:
+        by_kind.setdefault(e.kind, []).append(e)
+    assert by_kind[EventKind.NAT_EXPIRED][0].data["dropped"] is True
+    assert len(by_kind[EventKind.FORWARDED]) == 2  # once into the dead binding, once after
+    handed = by_kind[EventKind.HANDED][0].t
+    assert handed > 28 * 60  # the 28-minute cellular heartbeat had to fail first
+    assert len(by_kind[EventKind.CONNECTED]) == 2

@@ -48,7 +48,7 @@ class Path:
     """One device interface's way onto the network."""
 
     __slots__ = ("owner", "interface", "address", "conditions", "up", "meter", "rng",
-                 "generation")
+                 "generation", "nat_reset_at")
 
     def __init__(self, owner: str, interface: str, address: str, conditions: LinkConditions,
                  rng: random.Random, meter: Meter = _no_meter) -> None:
@@ -62,6 +62,7 @@ class Path:
         # Bumped on every address change or outage: connections of an older
         # generation are dead, whatever they believe.
         self.generation = 0
+        self.nat_reset_at = float("-inf")
 
     def one_way_delay(self) -> float:
         c = self.conditions
@@ -80,6 +81,12 @@ class Path:
         if self.up != up:
             self.up = up
             self.generation += 1
+
+    def drop_nat_bindings(self, now: float) -> None:
+        """The NAT in front of this interface forgets every binding now, silently
+        (a carrier NAT's timeout or reboot): connections find out when they next
+        try to carry a frame."""
+        self.nat_reset_at = now
 
 
 Receiver = Callable[[Any], None]
@@ -115,12 +122,14 @@ class Connection:
         if not path.up or path.generation != self.generation:
             return False
         timeout = path.conditions.nat_timeout
-        if timeout is not None and now - self.last_activity > timeout:
+        if (timeout is not None and now - self.last_activity > timeout) or \
+                self.last_activity <= path.nat_reset_at:
             self.nat_dead = True
             if self.trace.active:
                 self.trace.emit(EventKind.NAT_EXPIRED, device=path.owner,
                                 interface=path.interface, idle_s=round(now - self.last_activity, 3),
-                                nat_timeout_s=timeout)
+                                nat_timeout_s=timeout,
+                                dropped=self.last_activity <= path.nat_reset_at)
             return False
         self.last_activity = now
         return True

@@ -233,8 +233,8 @@ class SimEngine:
     def outage(self, provider: str, on: bool | None = None) -> None:
         self.call(lambda: self._set_outage(provider, on))
 
-    def nat_timeout(self, device_id: str, timeout_s: float = 60.0) -> None:
-        self.call(lambda: self._nat_timeout(device_id, timeout_s))
+    def nat_timeout(self, device_id: str) -> None:
+        self.call(lambda: self._nat_timeout(device_id))
 
     # ---- sim thread --------------------------------------------------------------------
     def _w(self) -> World:
@@ -500,31 +500,16 @@ class SimEngine:
                     "warning" if now_on else "information")
         return result
 
-    def _nat_timeout(self, device_id: str, timeout_s: float) -> None:
+    def _nat_timeout(self, device_id: str) -> None:
         """The NAT in front of the device forgets its binding now (silently, as NATs do)."""
-        world = self._w()
-        device = world.devices.get(device_id)
+        device = self._w().devices.get(device_id)
         if device is None:
             return
-        hook = getattr(device, "nat_timeout", None) or getattr(device, "expire_nat", None)
-        if callable(hook):
-            hook()
-            self.notify(f"{device_id}: NAT binding expired")
-            return
-        iface = device.active_interface()
-        if iface is None:
+        if device.expire_nat():
+            self.notify(f"{device_id}: the carrier NAT dropped its binding; the daemon "
+                        "finds out at its next heartbeat")
+        else:
             self.notify(f"{device_id} has no active interface: no NAT to expire", "warning")
-            return
-        path = iface.path
-        cond = path.conditions
-        if cond.nat_timeout is None or cond.nat_timeout > timeout_s:
-            path.conditions = dataclasses.replace(cond, nat_timeout=timeout_s)
-        conn = getattr(getattr(device.daemon, "link", None), "conn", None)
-        if conn is not None and hasattr(conn, "last_activity"):
-            conn.last_activity = world.loop.time() - path.conditions.nat_timeout - 1.0
-        self.notify(f"{device_id}: NAT idle timeout now "
-                    f"{format_duration(path.conditions.nat_timeout)} and the binding is gone; "
-                    "the daemon finds out at its next heartbeat")
 
     # ---- observation (sim thread) -------------------------------------------------------
     def _sample_energy(self) -> None:
