@@ -314,6 +314,9 @@ class SimEngine:
             v0 = loop.time()
             if math.isinf(self.speed):
                 await self._run_for_wall(self.tick)
+                # At full speed this thread would hold the GIL almost all the time and
+                # starve the UI's refresh timer; a short sleep hands it over.
+                time.sleep(self.tick * 0.2)
             else:
                 await asyncio.sleep(self.speed * self.tick)
             self._check_end()
