@@ -69,3 +69,22 @@ def test_live_carrier_nat_drops_idle_binding_and_push_arrives_after_reconnect() 
     connects = [e.t for e in result.events if e.kind == EventKind.CONNECTED]
     assert len(connects) >= 2 and handed[0].t > connects[1] > sent.t
     assert handed[0].t - sent.t > 1.0  # it waited for the heartbeat to fail
+
+
+def test_live_broker_restart_loses_nothing_the_provider_holds() -> None:
+    from simulator.scenario import parse_scenario
+
+    result = run_scenario(parse_scenario("""
+duration: 60s
+devices: [{id: p, platform: ios, user: u, network: wifi, apps: [{id: com.example.chat}]}]
+timeline:
+  - {at: 1s, broker_restart: {down_for: 2s}}
+  - {at: 2s, send: {user: u}}
+"""), live=True)
+    notes = [e for e in result.events if e.kind == EventKind.NOTE
+             and e.data.get("what") == "broker_restart"]
+    assert notes and notes[0].data["live"] is True
+    handed = [e for e in result.events if e.kind == EventKind.HANDED]
+    connected = [e.t for e in result.events if e.kind == EventKind.CONNECTED]
+    assert len(handed) == 1 and len(connected) >= 2
+    assert handed[0].t >= connected[-1]  # held by the provider until the device was back

@@ -132,7 +132,22 @@ class LiveWiring:
                 iface.path.address = addresses(iface.kind)
             device.link_factory = self._link_factory
         await self._start_nats(addresses)
+        world.restart_broker = self._restart_broker
         return self
+
+    async def _restart_broker(self, down_for: float) -> None:
+        """Stop the broker, wait, start it again on the same port: the timeline's
+        ``broker_restart``. Messages the provider still holds are re-sent when the
+        devices say Hello again."""
+        stop = getattr(self.broker, "stop", None)
+        start = getattr(self.broker, "start", None)
+        if not hasattr(self.broker, "restart") or stop is None or start is None:
+            self.world.trace.emit(EventKind.NOTE, what="broker_restart_unsupported",
+                                  broker=type(self.broker).__name__)
+            return
+        await stop()
+        await asyncio.sleep(down_for * self.world.time_scale)
+        await start()
 
     async def _start_nats(self, addresses: LoopbackAddresses) -> None:
         """One carrier NAT (a real relay) per idle timeout in use; devices behind it
