@@ -422,6 +422,13 @@ class Device:
             self._route_changed()
         return iface.path.address
 
+    def set_partitioned(self, on: bool) -> None:
+        """Cut (or heal) the network beyond the phone without the phone noticing."""
+        for iface in self.interfaces.values():
+            iface.path.partitioned = on
+        if self.trace.active:
+            self.trace.emit(EventKind.NOTE, what="partition", device=self.device_id, on=on)
+
     def expire_nat(self) -> bool:
         """The carrier NAT drops this phone's binding now; nobody is told. The daemon
         finds out when its next heartbeat goes unanswered. False: no interface."""

@@ -34,6 +34,8 @@ class LinkSpec(Strict):
     jitter: Duration = 0.0
     loss: float = Field(0.0, ge=0.0, le=1.0)
     nat_timeout: Duration | None = None
+    bandwidth: float | None = Field(None, gt=0, description="Mbps; adds size/bandwidth "
+                                    "to every frame's delay")
 
 
 DEFAULT_NETWORKS: dict[str, LinkSpec] = {
@@ -198,13 +200,17 @@ class BrokerRestartAction(Strict):
 
 ACTIONS = ("send", "switch_network", "change_address", "offline", "online", "airplane",
            "reboot", "doze", "install", "uninstall", "login", "logout", "note",
-           "outage", "recover", "fault", "subscribe", "broker_restart", "nat_drop")
+           "outage", "recover", "fault", "subscribe", "broker_restart", "nat_drop",
+           "partition")
 
 
 class TimelineEntry(Strict):
     at: Duration
     send: SendAction | None = None
     switch_network: DeviceAction | None = None
+    partition: DeviceAction | None = Field(
+        None, description="on: frames to and from the device vanish while its interfaces "
+        "still look up; off: the partition heals")
     nat_drop: DeviceAction | None = Field(
         None, description="the carrier NAT silently forgets the device's binding now")
     change_address: DeviceAction | None = None

@@ -125,6 +125,8 @@ class World:
             device.switch_network(action.network or "wifi")
         elif name == "nat_drop":
             device.expire_nat()
+        elif name == "partition":
+            device.set_partitioned(action.on)
         elif name == "change_address":
             device.change_address(action.network, notify=not action.unreported)
         elif name == "offline":
@@ -268,7 +270,8 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
     conditions = {kind: LinkConditions(latency=scenario.link(kind).latency,
                                        jitter=scenario.link(kind).jitter,
                                        loss=scenario.link(kind).loss,
-                                       nat_timeout=scenario.link(kind).nat_timeout)
+                                       nat_timeout=scenario.link(kind).nat_timeout,
+                                       bandwidth_mbps=scenario.link(kind).bandwidth)
                   for kind in ("wifi", "lte", "3g", "5g")}
     for spec in scenario.devices:
         ids = [spec.id] if spec.count == 1 else [f"{spec.id}-{i}" for i in range(spec.count)]

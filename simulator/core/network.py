@@ -42,13 +42,14 @@ class LinkConditions:
     loss: float = 0.0
     retransmit_delay: float = 1.0
     nat_timeout: float | None = None  # None: no NAT on the path (public address)
+    bandwidth_mbps: float | None = None  # None: serialisation time ignored
 
 
 class Path:
     """One device interface's way onto the network."""
 
     __slots__ = ("owner", "interface", "address", "conditions", "up", "meter", "rng",
-                 "generation", "nat_reset_at")
+                 "generation", "nat_reset_at", "partitioned")
 
     def __init__(self, owner: str, interface: str, address: str, conditions: LinkConditions,
                  rng: random.Random, meter: Meter = _no_meter) -> None:
@@ -63,10 +64,15 @@ class Path:
         # generation are dead, whatever they believe.
         self.generation = 0
         self.nat_reset_at = float("-inf")
+        # A partition the device cannot see: the interface looks up, frames vanish,
+        # connections survive if it heals before anyone gives up on them.
+        self.partitioned = False
 
-    def one_way_delay(self) -> float:
+    def one_way_delay(self, size: int = 0) -> float:
         c = self.conditions
         delay = c.latency
+        if c.bandwidth_mbps:
+            delay += size * 8e-6 / c.bandwidth_mbps
         if c.jitter:
             delay += self.rng.random() * c.jitter
         if c.loss and self.rng.random() < c.loss:
@@ -119,7 +125,7 @@ class Connection:
         if not self.open or self.nat_dead:
             return False
         path = self.path
-        if not path.up or path.generation != self.generation:
+        if not path.up or path.generation != self.generation or path.partitioned:
             return False
         timeout = path.conditions.nat_timeout
         if (timeout is not None and now - self.last_activity > timeout) or \
@@ -142,7 +148,7 @@ class Connection:
             path.meter(now, size, 0, cause)  # the radio wakes even if the frame then vanishes
         if not self._carries(now):
             return False
-        self.loop.call_at(now + path.one_way_delay(), self._arrive_at_server, frame)
+        self.loop.call_at(now + path.one_way_delay(size), self._arrive_at_server, frame)
         return True
 
     def send_down(self, frame: Any, size: int, cause: str) -> bool:
@@ -150,7 +156,7 @@ class Connection:
         now = self.loop.time()
         if not self._carries(now):
             return False
-        self.loop.call_at(now + self.path.one_way_delay(), self._arrive_at_client, frame, size,
+        self.loop.call_at(now + self.path.one_way_delay(size), self._arrive_at_client, frame, size,
                           cause)
         return True
 
@@ -225,7 +231,8 @@ class Network:
 
     @staticmethod
     def _accept(accept: Acceptor, conn: Connection) -> None:
-        if conn.open and conn.path.up and conn.path.generation == conn.generation:
+        path = conn.path
+        if conn.open and path.up and path.generation == conn.generation and not path.partitioned:
             accept(conn)
 
     # inbound (the ip-callback model) --------------------------------------------
@@ -246,7 +253,7 @@ class Network:
         if entry is None:
             return "unreachable"
         path, accept = entry
-        if not path.up or path.address != address:
+        if not path.up or path.address != address or path.partitioned:
             return "unreachable"
         if path.conditions.nat_timeout is not None:
             return "nat"
