@@ -147,7 +147,10 @@ class DevicesTable(Widget):
     def watch_data(self, snap: Snapshot | None) -> None:
         if snap is None or not self.is_mounted:
             return
-        table = self.table
+        tables = self.query("#devices-table").results(DataTable)
+        table = next(tables, None)
+        if table is None:
+            return  # children not mounted yet: the next snapshot (a tick away) draws it
         keys = [r.device_id for r in snap.rows]
         current = [str(k.value) for k in table.rows]
         if keys == current:
@@ -240,8 +243,10 @@ class EnergyPanel(Vertical):
         key = (len(e.times), e.times[-1] if e.times else 0.0)
         if key == self._drawn:  # the series only changes when the sim samples it
             return
+        plot = next(self.query("#energy-plot").results(PlotextPlot), None)
+        if plot is None:
+            return  # not mounted yet: drawn on a later snapshot
         self._drawn = key
-        plot = self.query_one("#energy-plot", PlotextPlot)
         plt = plot.plt
         plt.clear_data()
         plt.clear_figure()
@@ -414,6 +419,8 @@ class EventLog(Vertical):
     def watch_data(self, snap: Snapshot | None) -> None:
         if snap is None or not self.is_mounted or snap.events_total == self._seen:
             return
+        if next(self.query("#event-table").results(DataTable), None) is None:
+            return  # not mounted yet: a later snapshot brings the same events
         total, events = self.collector.tail(self._seen, limit=20_000)
         first = total - len(events)
         self._seen = total
