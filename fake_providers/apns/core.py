@@ -573,10 +573,20 @@ class ApnsCore:
 
 def _split_topic(topic: str) -> tuple[str, str | None]:
     """(bundle id, push type named by the topic's suffix or None)."""
-    for suffix, push_type in _SUFFIXES:
-        if topic.endswith(suffix):
-            return topic[: -len(suffix)], push_type
-    return topic, None
+    split = _TOPICS.get(topic)
+    if split is None:
+        split = (topic, None)
+        for suffix, push_type in _SUFFIXES:
+            if topic.endswith(suffix):
+                split = (topic[: -len(suffix)], push_type)
+                break
+        if len(_TOPICS) >= 4096:  # topics come from clients: keep the cache bounded
+            _TOPICS.clear()
+        _TOPICS[topic] = split
+    return split
+
+
+_TOPICS: dict[str, tuple[str, str | None]] = {}
 
 
 def _is_background(payload: dict[str, Any]) -> bool:

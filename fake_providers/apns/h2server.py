@@ -48,6 +48,11 @@ log = logging.getLogger("pushlab.apns.h2")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 BODY_CAP = 64 * 1024  # bytes of a request body kept; the size is judged on this
+# header names seen on the wire, decoded once (bounded: a client picks the names)
+_NAMES: dict[bytes, str] = {}
+_NAMES_MAX = 256
+_STATUS = {code: str(code).encode() for code in (200, 400, 403, 404, 405, 410, 413, 429, 500,
+                                                 503)}
 _505 = (b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\n"
         b"content-length: 32\r\nconnection: close\r\n\r\nThis server speaks HTTP/2 only.\n")
 
@@ -194,6 +199,7 @@ class ApnsH2Protocol(asyncio.Protocol):
     def _on_headers(self, ev: RequestReceived) -> None:
         method = path = ""
         headers: list[tuple[str, str]] = []
+        names = _NAMES
         for name, value in ev.headers:  # bytes: header_encoding=None  # type: ignore[union-attr]
             if name[:1] == b":":
                 if name == b":method":
@@ -201,7 +207,12 @@ class ApnsH2Protocol(asyncio.Protocol):
                 elif name == b":path":
                     path = value.decode("utf-8", "replace")
             else:
-                headers.append((name.decode("utf-8", "replace"), value.decode("utf-8", "replace")))
+                key = names.get(name)
+                if key is None:
+                    key = name.decode("utf-8", "replace")
+                    if len(names) < _NAMES_MAX:
+                        names[name] = key
+                headers.append((key, value.decode("utf-8", "replace")))
         stream = _Stream(method, path, headers)
         if ev.stream_ended is not None:
             self._on_request(ev.stream_id, stream)  # type: ignore[arg-type]
@@ -256,7 +267,7 @@ class ApnsH2Protocol(asyncio.Protocol):
 
     def _respond_raw(self, stream_id: int, status: int, headers: dict[str, str],
                      body: bytes) -> None:
-        hdrs = [(b":status", str(status).encode())]
+        hdrs = [(b":status", _STATUS.get(status) or str(status).encode())]
         hdrs += [(k.encode(), v.encode()) for k, v in headers.items()]
         try:
             if body:

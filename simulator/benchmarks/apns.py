@@ -12,15 +12,25 @@ Each server runs alone in a child process; this process drives it with one small
 
 Throughput is requests per second over the timed part of a run (after a warm-up);
 latency is per request, from its HEADERS leaving the client to its response ending,
-recorded in an HDR histogram (microseconds). Several runs alternate lab and bare;
-the figures are medians.
+recorded in an HDR histogram (microseconds).
+
+Measurement method (shared with ``bench fcm``, :mod:`simulator.benchmarks.slices`):
+the machine this runs on is usually shared and its load can change within seconds,
+so a run does not time bare and then lab. Each run starts a fresh server of each
+kind, opens one connection to each and warms both up, then drives them in
+alternating slices of ``slice_requests`` requests in ABBA order (bare, lab, lab,
+bare, ...) until each has answered ``requests`` timed requests; each slice is timed
+from its first request to its last answer, so ramp-up and drain count the same for
+both. A run's ratio is its lab rate over its bare rate; ``ratio`` is the median of
+the runs' ratios (``ratio_of_medians``: the ratio of the two median rates). Server
+CPU per answered request (``lab_cpu_us``, ``bare_cpu_us``) is steadier than wall
+rates on a busy machine and is reported alongside.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing as mp
 import statistics
 import time
 from typing import Any
@@ -35,6 +45,8 @@ from h2.events import (
     StreamReset,
 )
 from hdrh.histogram import HdrHistogram
+
+from simulator.benchmarks.slices import child_servers, slice_order, summarize
 
 APP = "com.example.bench"
 PAYLOAD = json.dumps({"aps": {"alert": {"title": "Bench", "body": "A notification"},
@@ -95,7 +107,7 @@ async def _serve(kind: str, pipe: Any, setup: dict[str, Any]) -> None:
         closer = apns
     cpu0 = time.process_time()
     pipe.send(info)
-    await loop.run_in_executor(None, pipe.recv)  # wait for "stop"
+    await loop.run_in_executor(None, pipe.recv)  # any message means stop
     cpu = time.process_time() - cpu0
     if kind == "bare":
         answered = _BareProtocol.answered
@@ -111,66 +123,111 @@ def _child(kind: str, pipe: Any, setup: dict[str, Any]) -> None:
 
 
 # --- the client ------------------------------------------------------------------------
-async def _drive(port: int, headers: list[list[tuple[bytes, bytes]]], total: int, warmup: int,
-                 streams: int) -> dict[str, Any]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    conn = H2Connection(H2Configuration(client_side=True, header_encoding=None))
-    conn.initiate_connection()
-    conn.increment_flow_control_window(1 << 24)
-    writer.write(conn.data_to_send())
-    hist = HdrHistogram(1, 60_000_000, 3)
-    started: dict[int, float] = {}
-    statuses: dict[int, int] = {}
-    errors = 0
-    sent = done = 0
-    goal = warmup + total
-    t0 = 0.0
-    n_headers = len(headers)
-    perf = time.perf_counter
+class _Target:
+    """One server as the client drives it: one HTTP/2 connection kept across slices."""
 
-    def fill() -> None:
-        nonlocal sent
-        limit = min(streams, conn.remote_settings.max_concurrent_streams)
-        while sent < goal and len(started) < limit:
-            sid = conn.get_next_available_stream_id()
-            conn.send_headers(sid, headers[sent % n_headers])
-            conn.send_data(sid, PAYLOAD, end_stream=True)
-            started[sid] = perf()
-            sent += 1
+    def __init__(self, headers: list[list[tuple[bytes, bytes]]], streams: int) -> None:
+        self.headers = headers
+        self.streams = streams
+        self.conn = H2Connection(H2Configuration(client_side=True, header_encoding=None))
+        self.next = 0  # the next header block, so slices carry on through the tokens
+        self.hist = HdrHistogram(1, 60_000_000, 3)
+        self.done = 0  # timed requests
+        self.timed = 0.0  # timed seconds
+        self.errors = 0
 
-    fill()
-    writer.write(conn.data_to_send())
-    while done < goal:
-        data = await reader.read(1 << 16)
-        if not data:
-            raise ConnectionError("server closed the connection")
-        for ev in conn.receive_data(data):
-            t = type(ev)
-            if t is ResponseReceived:
-                statuses[ev.stream_id] = int(dict(ev.headers)[b":status"])  # type: ignore[attr-defined]
-            elif t is DataReceived:
-                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)  # type: ignore[attr-defined]
-            elif t is StreamEnded or t is StreamReset:
-                sid = ev.stream_id  # type: ignore[attr-defined]
-                begun = started.pop(sid)
-                if statuses.pop(sid, 0) != 200:
-                    errors += 1
-                done += 1
-                if done == warmup:
-                    t0 = perf()
-                    hist.reset()
-                elif done > warmup:
-                    hist.record_value(max(1, int((perf() - begun) * 1e6)))
-            elif t is ConnectionTerminated:
-                raise ConnectionError(f"GOAWAY from server: {ev}")
+    async def open(self, port: int) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
+        conn = self.conn
+        conn.initiate_connection()
+        conn.increment_flow_control_window(1 << 24)
+        self.writer.write(conn.data_to_send())
+
+    async def burst(self, count: int, timed: bool) -> None:
+        """Keep ``streams`` requests in flight until ``count`` have been answered.
+
+        A timed burst runs from its first request to its last answer.
+        """
+        conn, reader, writer = self.conn, self.reader, self.writer
+        headers, n_headers = self.headers, len(self.headers)
+        hist = self.hist
+        started: dict[int, float] = {}
+        statuses: dict[int, int] = {}
+        perf = time.perf_counter
+        sent = done = errors = 0
+        began = perf()
+
+        def fill() -> None:
+            nonlocal sent
+            limit = min(self.streams, conn.remote_settings.max_concurrent_streams)
+            while sent < count and len(started) < limit:
+                sid = conn.get_next_available_stream_id()
+                conn.send_headers(sid, headers[self.next % n_headers])
+                conn.send_data(sid, PAYLOAD, end_stream=True)
+                started[sid] = perf()
+                self.next += 1
+                sent += 1
+
         fill()
-        out = conn.data_to_send()
-        if out:
-            writer.write(out)
-    elapsed = perf() - t0
-    writer.close()
-    return {"per_s": total / elapsed, "p50_ms": hist.get_value_at_percentile(50) / 1000,
-            "p99_ms": hist.get_value_at_percentile(99) / 1000, "errors": errors}
+        writer.write(conn.data_to_send())
+        while done < count:
+            data = await reader.read(1 << 16)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            for ev in conn.receive_data(data):
+                t = type(ev)
+                if t is ResponseReceived:
+                    statuses[ev.stream_id] = int(dict(ev.headers)[b":status"])  # type: ignore[attr-defined]
+                elif t is DataReceived:
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)  # type: ignore[attr-defined]
+                elif t is StreamEnded or t is StreamReset:
+                    sid = ev.stream_id  # type: ignore[attr-defined]
+                    begun = started.pop(sid)
+                    if statuses.pop(sid, 0) != 200:
+                        errors += 1
+                    done += 1
+                    if timed:
+                        hist.record_value(max(1, int((perf() - begun) * 1e6)))
+                elif t is ConnectionTerminated:
+                    raise ConnectionError(f"GOAWAY from server: {ev}")
+            fill()
+            out = conn.data_to_send()
+            if out:
+                writer.write(out)
+        if timed:
+            self.timed += perf() - began
+            self.done += count
+            self.errors += errors
+
+    def close(self) -> None:
+        self.writer.close()
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.timed if self.timed else 0.0
+
+
+async def _drive(ports: dict[str, int], headers: list[list[tuple[bytes, bytes]]],
+                 streams: int, requests: int, warmup: int, slice_requests: int
+                 ) -> dict[str, _Target]:
+    """Warm each server up on its connection, then time them in alternating ABBA slices."""
+    targets = {kind: _Target(headers, streams) for kind in ports}
+    try:
+        for kind, target in targets.items():
+            await target.open(ports[kind])
+            await target.burst(warmup, timed=False)
+        slices = max(1, round(requests / slice_requests))
+        per_slice = [requests // slices + (1 if k < requests % slices else 0)
+                     for k in range(slices)]
+        seen = dict.fromkeys(targets, 0)
+        for kind in slice_order(slices):
+            await targets[kind].burst(per_slice[seen[kind]], timed=True)
+            seen[kind] += 1
+    finally:
+        for target in targets.values():
+            if hasattr(target, "writer"):
+                target.close()
+    return targets
 
 
 def _setup() -> dict[str, Any]:
@@ -204,55 +261,64 @@ def _headers(setup: dict[str, Any], n: int) -> list[list[tuple[bytes, bytes]]]:
     return out
 
 
-def run_one(kind: str, streams: int, requests: int, warmup: int,
-            setup: dict[str, Any]) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child, args=(kind, child, setup), daemon=True)
-    proc.start()
-    try:
-        if not parent.poll(30):
-            raise RuntimeError(f"{kind} server did not start")
-        info = parent.recv()
-        headers = _headers(setup, 4096)
-        result = asyncio.run(_drive(info["port"], headers, requests, warmup, streams))
-        parent.send("stop")
-        if parent.poll(10):
-            usage = parent.recv()
-            result["server_cpu_us"] = usage["cpu_s"] / max(usage["answered"], 1) * 1e6
-        return result
-    finally:
-        proc.join(5)
-        if proc.is_alive():
-            proc.kill()
+def run_one(streams: int, requests: int, warmup: int, slice_requests: int,
+            setup: dict[str, Any]) -> tuple[dict[str, _Target], dict[str, Any]]:
+    """Fresh bare and lab servers (one child process each), driven in ABBA slices;
+    the targets and what each server said it used (CPU seconds, requests answered)."""
+    finals: dict[str, Any] = {}
+    headers = _headers(setup, 4096)
+    with child_servers(_child, args=(setup,), start_timeout=30, finals=finals) as infos:
+        ports = {kind: info["port"] for kind, info in infos.items()}
+        targets = asyncio.run(_drive(ports, headers, streams, requests, warmup,
+                                     slice_requests))
+    return targets, finals
 
 
 def bench(streams: int = 100, requests: int = 20_000, runs: int = 3,
-          warmup: int = 2_000) -> dict[str, Any]:
+          warmup: int = 2_000, slice_requests: int = 2_000) -> dict[str, Any]:
+    """``runs`` runs of bare and lab, ``requests`` timed requests each per run in
+    alternating slices; medians over the runs."""
     setup = _setup()
-    lab_runs, bare_runs = [], []
+    lab_rates: list[float] = []
+    bare_rates: list[float] = []
+    p50s: list[float] = []
+    p99s: list[float] = []
+    bare_p50s: list[float] = []
+    bare_p99s: list[float] = []
+    cpu: dict[str, list[float]] = {"lab": [], "bare": []}
+    errors = 0
     for _ in range(runs):
-        bare_runs.append(run_one("bare", streams, requests, warmup, setup))
-        lab_runs.append(run_one("lab", streams, requests, warmup, setup))
-
-    def med(rs: list[dict[str, Any]], k: str) -> float:
-        return statistics.median(r[k] for r in rs)
-
-    lab_per_s, bare_per_s = med(lab_runs, "per_s"), med(bare_runs, "per_s")
+        targets, finals = run_one(streams, requests, warmup, slice_requests, setup)
+        bare, lab = targets["bare"], targets["lab"]
+        bare_rates.append(bare.rate)
+        lab_rates.append(lab.rate)
+        p50s.append(lab.hist.get_value_at_percentile(50) / 1000)
+        p99s.append(lab.hist.get_value_at_percentile(99) / 1000)
+        bare_p50s.append(bare.hist.get_value_at_percentile(50) / 1000)
+        bare_p99s.append(bare.hist.get_value_at_percentile(99) / 1000)
+        errors += lab.errors
+        for kind, usage in finals.items():
+            cpu[kind].append(usage["cpu_s"] / max(usage["answered"], 1) * 1e6)
+    summary = summarize(bare_rates, lab_rates)
+    lab_cpu = statistics.median(cpu["lab"]) if cpu["lab"] else 0.0
+    bare_cpu = statistics.median(cpu["bare"]) if cpu["bare"] else 0.0
     return {
-        "lab_per_s": round(lab_per_s, 1),
-        "bare_per_s": round(bare_per_s, 1),
-        "ratio": round(lab_per_s / bare_per_s, 3),
-        "p50_ms": round(med(lab_runs, "p50_ms"), 3),
-        "p99_ms": round(med(lab_runs, "p99_ms"), 3),
-        "bare_p50_ms": round(med(bare_runs, "p50_ms"), 3),
-        "bare_p99_ms": round(med(bare_runs, "p99_ms"), 3),
-        "lab_errors": sum(r["errors"] for r in lab_runs),
-        # server CPU per request: steadier than wall-clock rates on a busy machine
-        "lab_cpu_us": round(med(lab_runs, "server_cpu_us"), 1),
-        "bare_cpu_us": round(med(bare_runs, "server_cpu_us"), 1),
-        "cpu_ratio": round(med(bare_runs, "server_cpu_us") / med(lab_runs, "server_cpu_us"), 3),
+        "lab_per_s": summary["lab_per_s"],
+        "bare_per_s": summary["bare_per_s"],
+        "ratio": summary["ratio"],
+        "ratio_of_medians": summary["ratio_of_medians"],
+        "p50_ms": round(statistics.median(p50s), 3),
+        "p99_ms": round(statistics.median(p99s), 3),
+        "bare_p50_ms": round(statistics.median(bare_p50s), 3),
+        "bare_p99_ms": round(statistics.median(bare_p99s), 3),
+        "lab_errors": errors,
+        # server CPU per answered request: steadier than wall-clock rates on a busy machine
+        "lab_cpu_us": round(lab_cpu, 1),
+        "bare_cpu_us": round(bare_cpu, 1),
+        "cpu_ratio": round(bare_cpu / lab_cpu, 3) if lab_cpu else 0.0,
         "streams": streams, "requests": requests, "runs": runs,
-        "lab_runs_per_s": [round(r["per_s"], 1) for r in lab_runs],
-        "bare_runs_per_s": [round(r["per_s"], 1) for r in bare_runs],
+        "slice_requests": slice_requests,
+        "lab_runs_per_s": summary["lab_runs_per_s"],
+        "bare_runs_per_s": summary["bare_runs_per_s"],
+        "ratio_runs": summary["ratio_runs"],
     }

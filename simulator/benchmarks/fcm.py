@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing as mp
 import statistics
 import time
 from typing import Any
 
 import aiohttp
 from hdrh.histogram import HdrHistogram
+
+from simulator.benchmarks.slices import child_servers, slice_order, summarize
 
 PROJECT = "pushlab-bench"
 APP = "com.example.bench"
@@ -164,9 +165,7 @@ async def _drive(infos: dict[str, dict[str, Any]], concurrency: int, seconds: fl
         for target in targets.values():
             await target.burst(warmup, timed=False)
         slices = max(1, round(seconds / slice_s))
-        order = ["bare", "lab", "lab", "bare"]
-        for k in range(2 * slices):
-            kind = order[k % 4]
+        for kind in slice_order(slices):
             await targets[kind].burst(seconds / slices, timed=True)
     finally:
         for target in targets.values():
@@ -177,31 +176,8 @@ async def _drive(infos: dict[str, dict[str, Any]], concurrency: int, seconds: fl
 def _one_run(concurrency: int, seconds: float, warmup: float, slice_s: float
              ) -> dict[str, _Target]:
     """Fresh bare and lab servers (one child process each), driven in ABBA slices."""
-    ctx = mp.get_context("spawn")
-    procs: dict[str, tuple[Any, Any]] = {}
-    try:
-        for kind in ("bare", "lab"):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_child, args=(kind, child), daemon=True)
-            proc.start()
-            procs[kind] = (proc, parent)
-        infos = {}
-        for kind, (_, parent) in procs.items():
-            if not parent.poll(60):
-                raise RuntimeError(f"{kind} server did not start")
-            infos[kind] = parent.recv()
+    with child_servers(_child) as infos:
         return asyncio.run(_drive(infos, concurrency, seconds, warmup, slice_s))
-    finally:
-        for _proc, parent in procs.values():
-            try:
-                parent.send("stop")
-            except (BrokenPipeError, OSError):
-                pass
-        for proc, _ in procs.values():
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join(5)
 
 
 def run(concurrency: int = 32, seconds: float = 2.0, runs: int = 3,
@@ -209,7 +185,6 @@ def run(concurrency: int = 32, seconds: float = 2.0, runs: int = 3,
     """``runs`` runs of bare and lab in alternating slices; medians over the runs."""
     lab_rates: list[float] = []
     bare_rates: list[float] = []
-    ratios: list[float] = []
     p50s: list[float] = []
     p99s: list[float] = []
     errors = 0
@@ -218,17 +193,15 @@ def run(concurrency: int = 32, seconds: float = 2.0, runs: int = 3,
         bare, lab = targets["bare"], targets["lab"]
         bare_rates.append(bare.rate)
         lab_rates.append(lab.rate)
-        ratios.append(lab.rate / bare.rate if bare.rate else 0.0)
         p50s.append(lab.hist.get_value_at_percentile(50) / 1000)
         p99s.append(lab.hist.get_value_at_percentile(99) / 1000)
         errors += lab.errors
-    lab_rate = statistics.median(lab_rates)
-    bare_rate = statistics.median(bare_rates)
+    summary = summarize(bare_rates, lab_rates)
     return {
-        "lab_per_s": round(lab_rate, 1),
-        "bare_per_s": round(bare_rate, 1),
-        "ratio": round(statistics.median(ratios), 3),
-        "ratio_of_medians": round(lab_rate / bare_rate, 3) if bare_rate else 0.0,
+        "lab_per_s": summary["lab_per_s"],
+        "bare_per_s": summary["bare_per_s"],
+        "ratio": summary["ratio"],
+        "ratio_of_medians": summary["ratio_of_medians"],
         "p50_ms": round(statistics.median(p50s), 3),
         "p99_ms": round(statistics.median(p99s), 3),
         "concurrency": concurrency,
@@ -236,7 +209,7 @@ def run(concurrency: int = 32, seconds: float = 2.0, runs: int = 3,
         "seconds_per_run": seconds,
         "slice_s": slice_s,
         "lab_errors": errors,
-        "lab_runs_per_s": [round(r, 1) for r in lab_rates],
-        "bare_runs_per_s": [round(r, 1) for r in bare_rates],
-        "ratio_runs": [round(r, 3) for r in ratios],
+        "lab_runs_per_s": summary["lab_runs_per_s"],
+        "bare_runs_per_s": summary["bare_runs_per_s"],
+        "ratio_runs": summary["ratio_runs"],
     }

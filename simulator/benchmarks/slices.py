@@ -1,0 +1,84 @@
+"""Shared machinery of the lab-vs-bare benchmarks that interleave their two servers.
+
+The machine these run on is usually shared and its load can change within
+seconds, so a run never times bare and then lab. It starts a fresh server of
+each kind, each alone in a child process (:func:`child_servers`), warms both up,
+then drives them in alternating slices in ABBA order (bare, lab, lab, bare, ...:
+:func:`slice_order`), so a load change during the run hits both about equally.
+:func:`summarize` turns the runs into medians: ``ratio`` is the median of the
+runs' lab/bare ratios, ``ratio_of_medians`` the ratio of the two median rates.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import statistics
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+ABBA = ("bare", "lab", "lab", "bare")
+
+
+def slice_order(slices: int) -> list[str]:
+    """``slices`` slices of each kind, in ABBA order."""
+    return [ABBA[k % 4] for k in range(2 * slices)]
+
+
+@contextmanager
+def child_servers(target: Callable[..., None], kinds: Sequence[str] = ("bare", "lab"),
+                  args: tuple[Any, ...] = (), start_timeout: float = 60.0,
+                  finals: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Start ``target(kind, pipe, *args)`` in one spawned child per kind; yield the first
+    message each sends (its port and so on).
+
+    On exit each child is sent ``"stop"``; whatever a child sends back before it ends
+    (CPU used, requests answered) lands in ``finals[kind]`` when ``finals`` is given.
+    """
+    ctx = mp.get_context("spawn")
+    procs: dict[str, tuple[Any, Any]] = {}
+    try:
+        for kind in kinds:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=target, args=(kind, child, *args), daemon=True)
+            proc.start()
+            procs[kind] = (proc, parent)
+        infos = {}
+        for kind, (_, parent) in procs.items():
+            if not parent.poll(start_timeout):
+                raise RuntimeError(f"{kind} server did not start")
+            infos[kind] = parent.recv()
+        yield infos
+    finally:
+        for _proc, parent in procs.values():
+            try:
+                parent.send("stop")
+            except (BrokenPipeError, OSError):
+                pass
+        for kind, (proc, parent) in procs.items():
+            if finals is not None:
+                try:
+                    if parent.poll(10):
+                        finals[kind] = parent.recv()
+                except (EOFError, OSError):
+                    pass
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+
+def summarize(bare_rates: list[float], lab_rates: list[float]) -> dict[str, Any]:
+    """Median rates, the median of per-run ratios and the per-run figures."""
+    ratios = [lab / bare if bare else 0.0 for bare, lab in zip(bare_rates, lab_rates, strict=True)]
+    lab_rate = statistics.median(lab_rates)
+    bare_rate = statistics.median(bare_rates)
+    return {
+        "lab_per_s": round(lab_rate, 1),
+        "bare_per_s": round(bare_rate, 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_of_medians": round(lab_rate / bare_rate, 3) if bare_rate else 0.0,
+        "lab_runs_per_s": [round(r, 1) for r in lab_rates],
+        "bare_runs_per_s": [round(r, 1) for r in bare_rates],
+        "ratio_runs": [round(r, 3) for r in ratios],
+    }
