@@ -14,10 +14,44 @@ from rich.table import Table
 
 
 def register(app: typer.Typer) -> None:
-    app.command("load")(load)
+    group = typer.Typer(help="Many phones, a notification rate and faults.",
+                        no_args_is_help=False)
+    group.callback(invoke_without_command=True)(load)
+    group.command("worker")(worker)
+    app.add_typer(group, name="load")
+
+
+def worker(
+    shard: Annotated[str, typer.Option(help="i/n: run shard i of n (devices with id % n == i)")],
+    join: Annotated[str, typer.Option(help="the orchestrator's HOST:PORT (its --listen)")],
+    key: Annotated[str, typer.Option(envvar="PUSHLAB_JOIN_KEY",
+                                     help="the run's join key (its --join-key)")],
+    broker: Annotated[str | None, typer.Option(help="mqtt://host:port this machine uses "
+                                                    "(default: the orchestrator's)")] = None,
+    app_url: Annotated[str | None, typer.Option(help="the app server's URL as seen from "
+                                                     "here (default: the orchestrator's)")]
+    = None,
+    wait: Annotated[float, typer.Option(help="seconds to keep trying to attach")] = 60.0,
+) -> None:
+    """One shard of a run's devices, attached to a `pushlab load --remote-workers` run."""
+    import logging
+
+    from simulator.load.worker import join as join_run
+    from simulator.load.worker import parse_shard
+
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        i, n = parse_shard(shard)
+        host, _, port = join.rpartition(":")
+        address = (host or "127.0.0.1", int(port))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    raise typer.Exit(join_run(address, key.encode(), (i, n), broker_url=broker,
+                              app_url=app_url, wait_s=wait))
 
 
 def load(
+    ctx: typer.Context,
     devices: Annotated[int, typer.Option(help="connected devices (MQTT clients)")] = 50,
     rate: Annotated[float, typer.Option(help="notifications per second (the profile's peak)")]
     = 10.0,
@@ -30,6 +64,19 @@ def load(
                                              "mqtt://host:port[,mqtt://...] (external)")]
     = "embedded",
     workers: Annotated[int, typer.Option(help="worker processes (devices sharded by id)")] = 2,
+    remote_workers: Annotated[int, typer.Option(
+        help="more shards, run by `pushlab load worker --shard i/n --join HOST:PORT` "
+             "(shards workers..workers+remote-1)")] = 0,
+    listen: Annotated[str, typer.Option(help="HOST:PORT remote workers attach to")]
+    = "127.0.0.1:0",
+    join_key: Annotated[str | None, typer.Option(envvar="PUSHLAB_JOIN_KEY",
+                                                 help="remote workers' shared secret "
+                                                      "(default: random, printed)")] = None,
+    app_host: Annotated[str, typer.Option(help="the app server's listen address (remote "
+                                               "workers post their tokens to it)")]
+    = "127.0.0.1",
+    client: Annotated[str, typer.Option(help="device MQTT client in workers: lean | aiomqtt")]
+    = "lean",
     fault: Annotated[list[str] | None, typer.Option(
         help="kind@seconds[:arg]: broker-restart@20[:down_s], provider-outage@20[:secs], "
              "storm@20[:fraction] (repeatable)")] = None,
@@ -48,13 +95,19 @@ def load(
     seed: Annotated[int, typer.Option(help="seed")] = 0,
 ) -> None:
     """Many phones, a notification rate and faults: throughput, latency, where losses are."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if client not in ("lean", "aiomqtt"):
+        raise typer.BadParameter("client is lean or aiomqtt")
+    if workers + remote_workers < 1:
+        raise typer.BadParameter("need at least one worker (local or remote)")
     from simulator.load.faults import parse_fault
     from simulator.load.profiles import PROFILES
 
     if profile not in PROFILES:
         raise typer.BadParameter(f"profile is one of {', '.join(PROFILES)}")
-    if devices < 1 or workers < 1 or duration <= 0 or rate < 0:
-        raise typer.BadParameter("need devices >= 1, workers >= 1, duration > 0, rate >= 0")
+    if devices < 1 or workers < 0 or duration <= 0 or rate < 0:
+        raise typer.BadParameter("need devices >= 1, workers >= 0, duration > 0, rate >= 0")
     try:
         faults = [parse_fault(f) for f in fault or []]
     except ValueError as exc:
@@ -70,8 +123,11 @@ def load(
             summary = run_sim_load(SimLoadConfig(devices, rate, duration, profile, connect_rate,
                                                  faults, seed))
     else:
+        extra = {"remote_workers": remote_workers, "listen": listen, "join_key": join_key,
+                 "app_host": app_host, "client": client}
         summary = _live(devices, rate, duration, profile, connect_rate, broker, workers, faults,
-                        baseline, bare_count, drain, inflight, prometheus, quiet, seed, console)
+                        baseline, bare_count, drain, inflight, prometheus, quiet, seed, console,
+                        extra)
     text = json.dumps(summary, indent=None if as_json else 2, default=str)
     if out is not None:
         out.write_text(text + "\n")
@@ -84,7 +140,7 @@ def load(
 def _live(devices: int, rate: float, duration: float, profile: str, connect_rate: float,
           broker: str, workers: int, faults: list[Any], baseline: bool, bare_count: int | None,
           drain: float, inflight: int, prometheus: int | None, quiet: bool, seed: int,
-          console: Console) -> dict[str, Any]:
+          console: Console, extra: dict[str, Any]) -> dict[str, Any]:
     import signal
 
     from simulator.load.orchestrator import LoadConfig, run_load
@@ -97,7 +153,15 @@ def _live(devices: int, rate: float, duration: float, profile: str, connect_rate
     cfg = LoadConfig(devices=devices, rate=rate, duration=duration, profile=profile,
                      connect_rate=connect_rate, broker=broker, workers=workers, faults=faults,
                      baseline=baseline, bare_count=bare_count, drain_s=drain, inflight=inflight,
-                     prometheus=prometheus, seed=seed)
+                     prometheus=prometheus, seed=seed, **extra)
+
+    def on_listen(host: str, port: int, key: str) -> None:
+        console.print(f"waiting for {extra['remote_workers']} remote worker(s): "
+                      f"pushlab load worker --shard i/{workers + extra['remote_workers']} "
+                      f"--join {host}:{port} --key {key}", highlight=False)
+
+    cfg.on_listen = on_listen
+    cfg.tune_gc = True
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:

@@ -8,7 +8,7 @@ encoded with :func:`encode` and travel as MQTT payloads.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
@@ -112,9 +112,25 @@ MESSAGE_TYPES: dict[str, type] = {
 }
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(f.name for f in fields(cls))
+                                         for cls in MESSAGE_TYPES.values()}
+
+
 def encode(msg: Any) -> bytes:
+    # A shallow dict of the fields gives the same JSON as dataclasses.asdict() for the
+    # JSON values frames carry, without asdict's deep copy of the payload (~10x cheaper
+    # for a Push); anything else (e.g. a dataclass nested in a payload) takes asdict.
+    cls = type(msg)
+    names = _FIELDS.get(cls)
+    if names is not None:
+        body = {name: getattr(msg, name) for name in names}
+        body["type"] = cls.__name__
+        try:
+            return json.dumps(body, separators=(",", ":")).encode()
+        except TypeError:
+            pass
     body = asdict(msg)
-    body["type"] = type(msg).__name__
+    body["type"] = cls.__name__
     return json.dumps(body, separators=(",", ":")).encode()
 
 

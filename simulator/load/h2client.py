@@ -58,6 +58,7 @@ class _H2Protocol(asyncio.Protocol):
         self.closed = False
         self.goaway: tuple[object, bytes | None] | None = None
         self.ready = asyncio.get_running_loop().create_future()
+        self._flush_scheduled = False
 
     # asyncio ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -130,8 +131,11 @@ class _H2Protocol(asyncio.Protocol):
         self.streams[sid] = _Stream(future, req.body)
         self.h2.send_headers(sid, headers, end_stream=not req.body)
         if req.body:
-            self._send_pending()
-        self._flush()
+            self._send_stream(sid, self.streams[sid])
+        # one TLS record and one write for every request made in this loop iteration
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         try:
             return await asyncio.wait_for(future, timeout)
         finally:
@@ -140,17 +144,20 @@ class _H2Protocol(asyncio.Protocol):
 
     def _send_pending(self) -> None:
         for sid, stream in self.streams.items():
-            if not stream.pending:
-                continue
-            try:
-                window = min(self.h2.local_flow_control_window(sid),
-                             self.h2.max_outbound_frame_size)
-            except H2Error:
-                continue
-            if window <= 0:
-                continue
-            chunk, stream.pending = stream.pending[:window], stream.pending[window:]
-            self.h2.send_data(sid, chunk, end_stream=not stream.pending)
+            if stream.pending:
+                self._send_stream(sid, stream)
+
+    def _send_stream(self, sid: int, stream: _Stream) -> None:
+        """As much of one stream's body as flow control allows."""
+        try:
+            window = min(self.h2.local_flow_control_window(sid),
+                         self.h2.max_outbound_frame_size)
+        except H2Error:
+            return
+        if window <= 0:
+            return
+        chunk, stream.pending = stream.pending[:window], stream.pending[window:]
+        self.h2.send_data(sid, chunk, end_stream=not stream.pending)
 
     def _finish(self, sid: int, exc: Exception | None = None) -> None:
         stream = self.streams.pop(sid, None)
@@ -177,6 +184,7 @@ class _H2Protocol(asyncio.Protocol):
         self._wake()
 
     def _flush(self) -> None:
+        self._flush_scheduled = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)

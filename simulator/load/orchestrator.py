@@ -13,6 +13,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import json
 import multiprocessing
 import os
 import secrets
@@ -56,6 +57,16 @@ class LoadConfig:
     prometheus: int | None = None
     bind_addresses: bool = True
     seed: int = 0
+    client: str = "lean"  # the workers' device MQTT client: lean | aiomqtt
+    tune_gc: bool = False  # tune the orchestrator's own GC (the command does; a test's does not)
+    # shards run by `pushlab load worker --shard i/n --join HOST:PORT` (other machines):
+    # local workers take shards 0..workers-1, remote ones workers..workers+remote-1
+    remote_workers: int = 0
+    listen: str = "127.0.0.1:0"  # where remote workers attach
+    join_key: str | None = None  # their shared secret (default: random, in the summary)
+    join_timeout_s: float = 120.0
+    app_host: str = "127.0.0.1"  # the app server's listen address (remote workers post tokens)
+    on_listen: Callable[[str, int, str], None] | None = None  # (host, port, key) once listening
 
 
 class Child:
@@ -123,6 +134,93 @@ class Child:
         self.conn.close()
 
 
+class RemoteChild(Child):
+    """A worker on another machine (or just another process tree) attached over TCP."""
+
+    def __init__(self, name: str, conn: Any) -> None:  # noqa: D107 - no process to start
+        self.name = name
+        self.conn = conn
+        self.process = None  # type: ignore[assignment]
+        self.latest = {}
+        self.queue = asyncio.Queue()
+        self.pid = None  # type: ignore[assignment]
+        self.alive = True
+        asyncio.get_running_loop().add_reader(self.conn.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            super()._readable()
+        except Exception:  # noqa: BLE001
+            self.alive = False
+        if self.conn.closed:
+            self.alive = False
+
+    async def expect(self, kind: str, timeout: float) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError(f"{self.name}: no {kind!r}")
+            try:
+                got, body = await asyncio.wait_for(self.queue.get(), min(left, 0.5))
+            except TimeoutError:
+                continue
+            if got == kind:
+                return body
+
+    async def stop(self) -> None:
+        self.send("stop")
+        with contextlib.suppress(Exception):
+            asyncio.get_running_loop().remove_reader(self.conn.fileno())
+        await asyncio.sleep(0.2)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+async def accept_remote_workers(cfg: LoadConfig, first: int, shards: int,
+                                make_spec: Callable[[int], WorkerSpec]) -> list[RemoteChild]:
+    """Listen for ``cfg.remote_workers`` shard workers; hand each its spec."""
+    import dataclasses
+    from multiprocessing.connection import Listener
+
+    loop = asyncio.get_running_loop()
+    host, _, port = cfg.listen.rpartition(":")
+    key = (cfg.join_key or "").encode()
+    listener = Listener((host or "127.0.0.1", int(port or 0)), authkey=key)
+    got: dict[int, RemoteChild] = {}
+    try:
+        lhost, lport = listener.address
+        if cfg.on_listen is not None:
+            cfg.on_listen(lhost, lport, cfg.join_key or "")
+        deadline = loop.time() + cfg.join_timeout_s
+        wanted = set(range(first, shards))
+        while wanted - set(got):
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError(f"remote workers missing: shards {sorted(wanted - set(got))}"
+                                   f" of {shards} never joined {lhost}:{lport}")
+            try:
+                conn = await asyncio.wait_for(loop.run_in_executor(None, listener.accept),
+                                              left)
+            except Exception as exc:  # noqa: BLE001 - bad key, closed socket
+                if isinstance(exc, TimeoutError):
+                    raise TimeoutError(f"remote workers missing: shards "
+                                       f"{sorted(wanted - set(got))}") from None
+                continue
+            kind, body = conn.recv()
+            shard = body.get("shard") if kind == "join" else None
+            if body.get("of") != shards or shard not in wanted or shard in got:
+                conn.send(("refused", f"this run has shards {sorted(wanted - set(got))} "
+                                      f"of {shards} free"))
+                conn.close()
+                continue
+            conn.send(("spec", dataclasses.asdict(make_spec(shard))))
+            got[shard] = RemoteChild(f"worker-{shard}", conn)
+        return [got[i] for i in sorted(got)]
+    finally:
+        listener.close()
+
+
 class ProcessMeter:
     """CPU seconds and resident memory of the run's processes, by role."""
 
@@ -137,12 +235,12 @@ class ProcessMeter:
         with contextlib.suppress(psutil.Error):
             self.procs.setdefault(role, []).append(psutil.Process(pid))
 
-    def _cpu(self, role: str) -> float:
+    def _cpu(self, role: str, system_only: bool = False) -> float:
         total = 0.0
         for p in self.procs.get(role, []):
             with contextlib.suppress(psutil.Error):
                 t = p.cpu_times()
-                total += t.user + t.system
+                total += t.system if system_only else t.user + t.system
         return total
 
     def rss(self, role: str) -> int:
@@ -155,14 +253,30 @@ class ProcessMeter:
     def start(self) -> None:
         self._t0 = time.monotonic()
         self._cpu0 = {role: self._cpu(role) for role in self.procs}
-        self._sys0 = _busy()
+        self._sys0 = {role: self._cpu(role, True) for role in self.procs}
+        self._busy0 = _busy()
 
     def others_percent(self) -> float:
         """CPU (% of one core) used meanwhile by processes outside this run: on a shared
         machine the figures are only as good as this is small."""
         wall = max(time.monotonic() - self._t0, 1e-9)
         ours = sum(self._cpu(role) - self._cpu0.get(role, 0.0) for role in self.procs)
-        return round(100.0 * max(0.0, _busy() - self._sys0 - ours) / wall, 1)
+        return round(100.0 * max(0.0, _busy() - self._busy0 - ours) / wall, 1)
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """Per role, CPU seconds (user + system) since :meth:`start`."""
+        return {role: round(self._cpu(role) - self._cpu0.get(role, 0.0), 3)
+                for role in self.procs}
+
+    def kernel_share(self) -> dict[str, float]:
+        """Per role, the fraction of its CPU since :meth:`start` spent in the kernel
+        (on loopback, mostly TCP: a send carries the receiver's side too)."""
+        out = {}
+        for role in self.procs:
+            total = self._cpu(role) - self._cpu0.get(role, 0.0)
+            system = self._cpu(role, True) - self._sys0.get(role, 0.0)
+            out[role] = round(system / total, 3) if total > 0 else None
+        return out
 
     def cpu_percent(self) -> dict[str, float]:
         """Per role, % of one core since :meth:`start`."""
@@ -196,13 +310,11 @@ class Sender:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, profile: RateProfile, start_wall: float, stop: asyncio.Event) -> None:
-        import aiohttp
+        from simulator.load.http1 import Http1Pool
 
         self.start_wall = start_wall
-        connector = aiohttp.TCPConnector(limit=self.inflight)
-        timeout = aiohttp.ClientTimeout(total=180)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                         headers={"X-API-Key": self.api_key}) as http:
+        http = Http1Pool(self.url, self.inflight, {"X-API-Key": self.api_key})
+        try:
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             total = profile.total
@@ -224,21 +336,24 @@ class Sender:
                 await asyncio.wait(set(self._tasks), timeout=0.5)
                 if stop.is_set():
                     break
+        finally:
+            http.close()
 
     async def _one(self, http: Any, seq: int, sent_at: float) -> None:
         device = device_id(seq % self.devices)
-        body = {"title": "load", "body": f"message {seq}", "app": APP_ID,
-                "data": {"seq": str(seq), "t": repr(sent_at)}}
+        body = json.dumps({"title": "load", "body": f"message {seq}", "app": APP_ID,
+                           "data": {"seq": str(seq), "t": repr(sent_at)}},
+                          separators=(",", ":")).encode()
         try:
-            async with http.post(f"{self.url}/v1/send/device/{device}", json=body) as resp:
-                answer = await resp.json(content_type=None)
-                if resp.status != 200:
-                    outcome = (resp.status, str(answer.get("error")), "")
-                elif not answer.get("results"):
-                    outcome = (404, "no token at the app server", "")
-                else:
-                    r = answer["results"][0]
-                    outcome = (r["status"], r["reason"], r["msg_id"])
+            status, raw = await http.post_json(f"/v1/send/device/{device}", body, 180.0)
+            answer = json.loads(raw) if raw else {}
+            if status != 200:
+                outcome = (status, str(answer.get("error")), "")
+            elif not answer.get("results"):
+                outcome = (404, "no token at the app server", "")
+            else:
+                r = answer["results"][0]
+                outcome = (r["status"], r["reason"], r["msg_id"])
         except Exception as exc:  # noqa: BLE001 - every failure is a figure
             outcome = (0, type(exc).__name__, "")
         self.answered += 1
@@ -250,13 +365,13 @@ class Sender:
             self.errors += 1
 
 
-def _urls(cfg: LoadConfig, broker_urls: list[str]) -> tuple[str, list[str]]:
+def _urls(cfg: LoadConfig, broker_urls: list[str], shards: int) -> tuple[str, list[str]]:
     """The gateway's URL and each worker's: with several nodes, the gateway takes
     the last one and the workers share the others, so every message crosses nodes."""
     if len(broker_urls) == 1:
-        return broker_urls[0], [broker_urls[0]] * cfg.workers
+        return broker_urls[0], [broker_urls[0]] * shards
     others = broker_urls[:-1]
-    return broker_urls[-1], [others[k % len(others)] for k in range(cfg.workers)]
+    return broker_urls[-1], [others[k % len(others)] for k in range(shards)]
 
 
 class Prometheus:
@@ -327,7 +442,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
                 meter.add("broker", pid)
         else:
             broker_urls = [u.strip() for u in cfg.broker.split(",") if u.strip()]
-        gateway_url, worker_urls = _urls(cfg, broker_urls)
+        cfg_shards = cfg.workers + cfg.remote_workers
+        gateway_url, worker_urls = _urls(cfg, broker_urls, cfg_shards)
         summary["broker_urls"] = broker_urls
         summary["gateway_url"] = gateway_url
         summary["worker_urls"] = worker_urls
@@ -339,23 +455,37 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         p_ready = await prov.expect("ready", 60)
         meter.add("providers", prov.pid)
         app = Child("app-server", services.app_server_main,
-                    services.AppSpec(p_ready["apns_url"], p_ready["ca"], api_key))
+                    services.AppSpec(p_ready["apns_url"], p_ready["ca"], api_key,
+                                     host=cfg.app_host))
         children.append(app)
         a_ready = await app.expect("ready", 60)
         meter.add("app-server", app.pid)
 
         # ---- workers, connect ------------------------------------------------------------
-        workers = []
+        shards = cfg.workers + cfg.remote_workers
+
+        def make_spec(k: int) -> WorkerSpec:
+            return WorkerSpec(k, shards, cfg.devices, worker_urls[k % len(worker_urls)],
+                              a_ready["url"], api_key, cfg.connect_rate / shards, secret,
+                              bind_addresses=cfg.bind_addresses, seed=cfg.seed,
+                              client=cfg.client)
+
+        workers: list[Child] = []
         for k in range(cfg.workers):
-            spec = WorkerSpec(k, cfg.workers, cfg.devices, worker_urls[k], a_ready["url"],
-                              api_key, cfg.connect_rate / cfg.workers, secret,
-                              bind_addresses=cfg.bind_addresses, seed=cfg.seed)
-            w = Child(f"worker-{k}", _worker_entry, spec)
+            w = Child(f"worker-{k}", _worker_entry, make_spec(k))
             children.append(w)
             workers.append(w)
+        if cfg.remote_workers:
+            if cfg.join_key is None:
+                cfg.join_key = secrets.token_urlsafe(16)
+            remote = await accept_remote_workers(cfg, cfg.workers, shards, make_spec)
+            children.extend(remote)
+            workers.extend(remote)
+            summary["remote_workers"] = len(remote)
         for w in workers:
             await w.expect("hello", 60)
-            meter.add("workers", w.pid)
+            if w.pid is not None:
+                meter.add("workers", w.pid)
         await asyncio.sleep(0.3)
         rss_base = {"workers": meter.rss("workers"), "broker": meter.rss("broker")}
         t_connect = loop.time()
@@ -383,15 +513,21 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
                               if connected_s else None}
         await asyncio.sleep(1.0)  # let registrations settle before measuring memory
         rss_connected = {"workers": meter.rss("workers"), "broker": meter.rss("broker")}
-        n_conn = max(t.get("connected", 0), 1)
+        # memory is measured for local workers only: divide by the devices they carry
+        n_conn = max(sum(w.latest.get("tally", {}).get("connected", 0) for w in workers
+                         if w.pid is not None), 1)
         summary["bytes_per_device"] = round((rss_connected["workers"] - rss_base["workers"])
-                                            / n_conn)
+                                            / n_conn) if cfg.workers else None
         if meter.procs.get("broker"):
             summary["broker_bytes_per_device"] = round(
-                (rss_connected["broker"] - rss_base["broker"]) / n_conn)
+                (rss_connected["broker"] - rss_base["broker"]) / max(t.get("connected", 0), 1))
 
         # ---- send ---------------------------------------------------------------------------
         profile = RateProfile(cfg.profile, cfg.rate, cfg.duration)
+        if cfg.tune_gc:
+            from simulator.load.worker import tune_gc
+
+            tune_gc()  # the sender's latency clock should not stop for a full collection
         sender = Sender(a_ready["url"], api_key, cfg.devices, cfg.inflight)
         stop = asyncio.Event()
         load_before = round(os.getloadavg()[0], 2)
@@ -438,7 +574,10 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         stop.set()
         await send_task
         cpu = meter.cpu_percent()
+        cpu_s = meter.cpu_seconds()
+        kernel = meter.kernel_share()
         summary["machine"] = {"cpus": os.cpu_count(), "loadavg_1m_at_start": load_before,
+                              "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
                               "other_processes_cpu_percent": meter.others_percent()}
         for task in fault_tasks:
             task.cancel()
@@ -449,9 +588,13 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         latency = Latency()
         seen = bytearray()
         online: dict[str, bool] = {}
+        remote_cpu_s = 0.0
         for w in workers:
             final = await w.ask("final", timeout=60)
+            w.latest["tally"] = final["tally"]  # complete (reconnects are counted here)
             latency.merge(final["latency"])
+            if w.pid is None:
+                remote_cpu_s += final.get("cpu_s", 0.0)  # since start: connects included
             bits = final["seen"]
             if len(bits) > len(seen):
                 seen.extend(bytes(len(bits) - len(seen)))
@@ -493,8 +636,15 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
             "reconnects": t.get("reconnects", 0),
             "register_errors": t.get("register_errors", 0),
             "cpu_percent": cpu,
+            # CPU (user + system) per delivered notification, by role, while sending
+            "cpu_ms_per_notification": {
+                role: round(1000.0 * sec / max(delivered_n, 1), 3)
+                for role, sec in {**cpu_s, "total": sum(cpu_s.values())}.items()},
+            "cpu_kernel_share": kernel,
             "rss_mb": {role: round(meter.rss(role) / 2**20, 1) for role in meter.procs},
         })
+        if remote_cpu_s:
+            summary["remote_workers_cpu_s"] = round(remote_cpu_s, 3)
         summary["fault_report"] = _fault_report(fault_log, samples, cfg.devices, sender,
                                                 was_seen, cfg.rate)
 

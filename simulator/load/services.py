@@ -59,6 +59,12 @@ async def _commands(conn: Connection, handle: Callable[[str, Any], Any]) -> None
         loop.remove_reader(conn.fileno())
 
 
+def tune_gc() -> None:
+    from simulator.load.worker import tune_gc as tune
+
+    tune()
+
+
 def _run(main: Callable[[], Any]) -> None:
     from simulator.load.worker import die_with_parent, raise_fd_limit
 
@@ -109,6 +115,7 @@ async def _providers(spec: ProviderSpec, conn: Connection) -> None:
                           username=spec.gateway_username, password=spec.gateway_password,
                           max_inflight=1024)
     await gateway.start(timeout=30.0)
+    tune_gc()
     conn.send(("ready", {"apns_url": server.url, "ca": str(tls.ca_path), "pid": os.getpid()}))
 
     def handle(cmd: str, arg: Any) -> Any:
@@ -145,6 +152,7 @@ class AppSpec:
     ca: str
     api_key: str
     topic: str = "com.example.chat"
+    host: str = "127.0.0.1"
 
 
 def app_server_main(spec: AppSpec, conn: Connection) -> None:
@@ -158,9 +166,10 @@ async def _app_server(spec: AppSpec, conn: Connection) -> None:
     from simulator.load.h2client import H2Transport
 
     apns = H2Transport(spec.apns_url, verify=spec.ca, timeout=30.0)
-    cfg = ServerConfig(api_key=spec.api_key, port=0, apns_topic=spec.topic,
+    cfg = ServerConfig(api_key=spec.api_key, host=spec.host, port=0, apns_topic=spec.topic,
                        retry=RetryPolicy(max_attempts=8, base=0.5, cap=8.0))
     running = await start(cfg, apns=apns, store=MemoryTokenStore())
+    tune_gc()
     conn.send(("ready", {"url": running.url, "pid": os.getpid()}))
 
     def handle(cmd: str, arg: Any) -> Any:

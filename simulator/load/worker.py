@@ -28,6 +28,7 @@ from devices.daemon import CONNECTED, HeartbeatPolicy, PushDaemon
 from devices.mqtt_link import MqttLinkFactory
 from simulator.core import devicelink as dl
 from simulator.live.broker import device_password
+from simulator.load.lean_mqtt import LeanLinkFactory
 from simulator.load.stats import Latency, WorkerTally
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,15 @@ class WorkerSpec:
     heartbeat_s: float = 15 * 60.0
     handshake_timeout_s: float = 5.0
     seed: int = 0
+    client: str = "lean"  # lean (simulator/load/lean_mqtt.py) | aiomqtt (devices/mqtt_link.py)
+    max_connecting: int = 64  # MQTT handshakes in flight at once (lean client)
 
 
 class LoadDevice:
     """The :class:`DaemonIO` of one load device: timers, links, and counting what arrives."""
 
     __slots__ = ("index", "device_id", "worker", "daemon", "address", "generation",
-                 "_timer", "_timer_when")
+                 "_timer", "_timer_when", "_up")
 
     def __init__(self, index: int, worker: Worker) -> None:
         self.index = index
@@ -90,6 +93,14 @@ class LoadDevice:
         # broker restart) is lost with the gateway's clean session; the daemon notices
         # only when its handshake times out, so keep that short (docs/load.md).
         self.daemon.connect_timeout_s = worker.spec.handshake_timeout_s
+        self._up = False
+        self.daemon.on_state = self._state_changed  # keeps the worker's counts current
+
+    def _state_changed(self, state: str) -> None:
+        up = state == CONNECTED
+        if up != self._up:
+            self._up = up
+            self.worker.connected += 1 if up else -1
 
     # DaemonIO ------------------------------------------------------------------------
     def open_link(self, daemon: PushDaemon) -> Any:
@@ -174,16 +185,24 @@ class Worker:
         self.loop = asyncio.get_running_loop()
         self.rng = random.Random(spec.seed * 1000 + spec.index)
         secret = spec.device_secret
-        self.factory = MqttLinkFactory(
-            spec.broker_url, provider=spec.provider, loop=self.loop,
-            password=(lambda d: device_password(secret, d)) if secret else None,
-            connect_timeout_s=20.0)
+        password = (lambda d: device_password(secret, d)) if secret else None
+        self.factory: Any
+        if spec.client == "aiomqtt":
+            self.factory = MqttLinkFactory(spec.broker_url, provider=spec.provider,
+                                           loop=self.loop, password=password,
+                                           connect_timeout_s=20.0)
+        else:
+            self.factory = LeanLinkFactory(spec.broker_url, provider=spec.provider,
+                                           loop=self.loop, password=password,
+                                           connect_timeout_s=10.0,
+                                           max_connecting=spec.max_connecting)
         self.devices: list[LoadDevice] = []
         self.tally = WorkerTally()
         self.latency = Latency()
         self.bare_latency = Latency()
         self.seen = SeenSet()
         self._ready: set[int] = set()
+        self.connected = 0  # devices whose daemon is CONNECTED (kept by LoadDevice)
         self._register_queue: asyncio.Queue[tuple[LoadDevice, str]] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -259,12 +278,13 @@ class Worker:
             if n % 50 == 49:
                 await asyncio.sleep(0)
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self, full: bool = False) -> dict[str, int]:
         t = self.tally
         t.devices = len(self.devices)
-        t.connected = sum(1 for d in self.devices if d.daemon.state == CONNECTED)
+        t.connected = self.connected
         t.ready = len(self._ready)
-        t.reconnects = sum(d.daemon.reconnects for d in self.devices)
+        if full:  # a walk over every device: at the end, not ten times a second
+            t.reconnects = sum(d.daemon.reconnects for d in self.devices)
         return t.as_dict()
 
     def storm(self, fraction: float) -> int:
@@ -288,7 +308,9 @@ class Worker:
                              "reconnected_after_s": round(self.loop.time() - start, 3)})
 
     def final(self) -> dict[str, Any]:
-        return {"tally": self.snapshot(), "latency": self.latency.encode(),
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {"tally": self.snapshot(full=True), "latency": self.latency.encode(),
+                "cpu_s": usage.ru_utime + usage.ru_stime,
                 "bare_latency": self.bare_latency.encode(), "seen": bytes(self.seen.bits),
                 "online": {d.device_id: d.daemon.state == CONNECTED for d in self.devices}}
 
@@ -348,6 +370,21 @@ def raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections in load processes.
+
+    What a process built before the run (imports, servers, devices) is moved to
+    the permanent generation, and the young generation is collected less often,
+    so a full collection does not walk hundreds of thousands of long-lived
+    objects in the middle of a latency measurement. Objects are still collected.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 50)
+
+
 def die_with_parent() -> None:
     """Linux: this process gets SIGTERM when the one that started it dies, so a killed
     run leaves no stray workers behind."""
@@ -366,7 +403,68 @@ def worker_main(spec: WorkerSpec, conn: Connection) -> None:
     logging.basicConfig(level=logging.WARNING)
 
     async def main() -> None:
+        tune_gc()
         await Worker(spec, conn).run()
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with ``0 <= i < n``; raises ValueError otherwise."""
+    try:
+        i_s, n_s = text.split("/")
+        i, n = int(i_s), int(n_s)
+    except ValueError:
+        raise ValueError(f"shard is i/n (e.g. 0/2), not {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
+def join(address: tuple[str, int], key: bytes, shard: tuple[int, int], *,
+         broker_url: str | None = None, app_url: str | None = None,
+         wait_s: float = 60.0) -> int:
+    """``pushlab load worker``: attach to an orchestrator over TCP and run one shard.
+
+    The orchestrator listens with :class:`multiprocessing.connection.Listener`
+    (HMAC challenge with ``key``); it answers our shard claim with the run's
+    :class:`WorkerSpec`, then the worker speaks the same protocol as a local one.
+    ``broker_url``/``app_url`` override the orchestrator's URLs (they are what this
+    machine must use to reach them). Returns an exit code.
+    """
+    import dataclasses
+    from multiprocessing.connection import Client
+
+    raise_fd_limit()
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            conn = Client(address, authkey=key)
+            break
+        except (ConnectionRefusedError, OSError) as exc:
+            if time.monotonic() > deadline:
+                log.error("no orchestrator at %s:%s: %s", *address, exc)
+                return 2
+            time.sleep(0.2)
+    try:
+        conn.send(("join", {"shard": shard[0], "of": shard[1]}))
+        kind, body = conn.recv()
+        if kind != "spec":
+            log.error("orchestrator refused shard %s/%s: %s", *shard, body)
+            return 3
+        spec = WorkerSpec(**body)
+        if broker_url:
+            spec = dataclasses.replace(spec, broker_url=broker_url)
+        if app_url:
+            spec = dataclasses.replace(spec, app_url=app_url)
+
+        async def main() -> None:
+            tune_gc()
+            await Worker(spec, conn).run()
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+        return 0
+    finally:
+        conn.close()
