@@ -92,7 +92,7 @@ class DaemonIO(Protocol):
         only the earliest armed time, and the daemon re-arms what is still due."""
 
     def set_watchdog(self, delay: float) -> None:
-        """Call ``daemon.on_timer(now)`` about ``delay`` seconds from now. Armed on
+        """Call ``daemon.on_watchdog(now)`` about ``delay`` seconds from now. Armed on
         every heartbeat and rarely needed, so a shell may batch these coarsely."""
 
     def hand_to_app(self, push: dl.Push) -> bool:
@@ -239,6 +239,11 @@ class PushDaemon:
         if link is self.link:
             self._drop_link()
             self._schedule_retry(now)
+
+    def on_watchdog(self, now: float) -> None:
+        """The ack deadline armed by a heartbeat: only a ping still unanswered matters."""
+        if self._awaiting_pong and now >= self._ping_sent_at + self.heartbeat.ack_timeout_s:
+            self.on_timer(now)
 
     def on_timer(self, now: float) -> None:
         state = self.state

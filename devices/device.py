@@ -226,7 +226,7 @@ class Device:
         self.daemon.on_callback(frame, self.loop.time())
 
     def _watchdog(self) -> None:
-        self.daemon.on_timer(self.loop.time())
+        self.daemon.on_watchdog(self.loop.time())
 
     def _fire(self) -> None:
         self._timer = None

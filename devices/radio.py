@@ -14,7 +14,7 @@ a scenario.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +30,29 @@ class RadioProfile:
     up_mbps: float
     down_mbps: float
     placeholder: bool = False
+    _up_s_per_byte: float = field(default=0.0, init=False, repr=False, compare=False)
+    _down_s_per_byte: float = field(default=0.0, init=False, repr=False, compare=False)
+    _up_j_per_byte: float = field(default=0.0, init=False, repr=False, compare=False)
+    _down_j_per_byte: float = field(default=0.0, init=False, repr=False, compare=False)
+    _tail_w: float = field(default=-1.0, init=False, repr=False, compare=False)
     tail_s: float = 0.0  # derived: the tail's total length
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tail_s", sum(d for _, d in self.tail))
+        # Derived per-byte figures and the single-stage tail power: every frame is
+        # priced, so the hot path multiplies instead of recomputing these.
+        up_s = 8e-6 / self.up_mbps
+        down_s = 8e-6 / self.down_mbps
+        derived = {
+            "_up_s_per_byte": up_s,
+            "_down_s_per_byte": down_s,
+            "_up_j_per_byte": (self.alpha_up_w_per_mbps * self.up_mbps + self.beta_w) * up_s,
+            "_down_j_per_byte": (self.alpha_down_w_per_mbps * self.down_mbps
+                                 + self.beta_w) * down_s,
+            "_tail_w": self.tail[0][0] if len(self.tail) == 1 else -1.0,
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     def tail_energy(self, elapsed: float) -> float:
         """Energy of the first ``elapsed`` seconds of the tail."""
@@ -125,9 +144,12 @@ class RadioStateMachine:
         tail_end = self._last_end + p.tail_s
         if start < tail_end:
             upto = now if now < tail_end else tail_end
-            done = start - self._last_end
-            self._charge(self._last_cause,
-                         p.tail_energy(upto - self._last_end) - p.tail_energy(done))
+            if p._tail_w >= 0.0:
+                joules = p._tail_w * (upto - start)
+            else:
+                joules = (p.tail_energy(upto - self._last_end)
+                          - p.tail_energy(start - self._last_end))
+            self._charge(self._last_cause, joules)
             self.high_power_s += upto - start
             if upto < now:
                 if self.on_state is not None:
@@ -149,10 +171,7 @@ class RadioStateMachine:
         if now > self._settled:
             self._settle(now)
         start = now
-        t_up = up_bytes * 8e-6 / p.up_mbps
-        t_down = down_bytes * 8e-6 / p.down_mbps
-        joules = (p.alpha_up_w_per_mbps * p.up_mbps + p.beta_w) * t_up \
-            + (p.alpha_down_w_per_mbps * p.down_mbps + p.beta_w) * t_down
+        joules = up_bytes * p._up_j_per_byte + down_bytes * p._down_j_per_byte
         if now - self._last_end >= p.tail_s:
             self.promotions += 1
             joules += p.promotion_w * p.promotion_s
@@ -166,7 +185,7 @@ class RadioStateMachine:
         self.energy += joules
         by = self.by_cause
         by[cause] = by.get(cause, 0.0) + joules
-        end = start + t_up + t_down
+        end = start + up_bytes * p._up_s_per_byte + down_bytes * p._down_s_per_byte
         self.high_power_s += end - now if end > now else 0.0
         self._last_end = end
         self._last_cause = cause
