@@ -17,13 +17,20 @@ from datetime import datetime
 from typing import Any
 
 from app_server.retry import RetryPolicy
-from app_server.senders import ApnsSender, FcmSender, Notification, OAuthTokenSource
+from app_server.senders import (
+    ApnsSender,
+    ApnsTokenSigner,
+    FcmSender,
+    Notification,
+    OAuthTokenSource,
+)
 from app_server.service import AppServer
 from app_server.store import MemoryTokenStore, SqliteTokenStore, TokenStore
 from devices.apps import PollingApp, PushApp
 from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
 from devices.device import Battery, Device, memory_link_factory
 from fake_providers.apns.core import ApnsCore
+from fake_providers.apns.keys import ProviderKey, generate_key
 from fake_providers.apns.policy import ApnsStorePolicy
 from fake_providers.backend import PushBackend
 from fake_providers.faults import FaultPlan
@@ -254,15 +261,19 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
     IpCallbackGateway(network, "apns-gateway-ip-callback", apns_backend)
     IpCallbackGateway(network, "fcm-gateway-ip-callback", fcm_backend)
     faults = {"apns": FaultPlan(), "fcm": FaultPlan()}
+    # The app server authenticates to APNs as real providers do: an ES256 provider
+    # token signed with a .p8 key that this APNs trusts (team and key ids are seeded).
+    apns_key = generate_key(rng=rng.stream("apns-key"))
     apns = ApnsCore(apns_backend, rng.stream("apns-ids"), wall_clock=wall,
-                    faults=faults["apns"], call_later=loop.call_later)
+                    faults=faults["apns"], call_later=loop.call_later,
+                    trusted_keys={apns_key.key_id: apns_key.trusted()})
     fcm = FcmCore(fcm_backend, rng.stream("fcm-core"), project_id=FCM_PROJECT, wall_clock=wall,
                   faults=faults["fcm"])
     account = lab_service_account()
     fcm.oauth.trust(account)
     providers = Providers({"apns": apns_backend, "fcm": fcm_backend}, apns, fcm, faults)
     app_server = build_app_server(scenario.app_server, loop, trace, rng, apns, fcm, account,
-                                  wall)
+                                  wall, apns_key)
     world = World(scenario, loop, trace, rng, network, providers, app_server, epoch=epoch)
     world.watchdogs = Watchdogs(loop)
 
@@ -283,12 +294,15 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
 
 def build_app_server(spec: AppServerSpec, loop: asyncio.AbstractEventLoop, trace: Trace,
                      rng: RandomSource, apns: ApnsCore, fcm: FcmCore,
-                     account: dict[str, str], wall: Callable[[], float]) -> AppServer:
+                     account: dict[str, str], wall: Callable[[], float],
+                     apns_key: ProviderKey | None = None) -> AppServer:
     """The app server as the scenario describes it, talking to the providers in memory."""
     fcm_transport = MemoryTransport(fcm.handle, latency=0.02)
     senders: dict[str, Any] = {
         "ios": ApnsSender(MemoryTransport(apns.handle, latency=0.02), "com.example.app",
-                          rng.stream("app-server"), wall_clock=wall),
+                          rng.stream("app-server"), wall_clock=wall,
+                          auth=None if apns_key is None else ApnsTokenSigner(
+                              apns_key.private_pem, apns_key.key_id, apns_key.team_id, wall)),
         "android": FcmSender(fcm_transport, OAuthTokenSource(account, fcm_transport, wall),
                              rng.stream("app-server-fcm"), api=spec.fcm_api),
     }

@@ -93,3 +93,23 @@ def test_broken_expectation_exits_1(tmp_path) -> None:
     out = CliRunner().invoke(app, ["run", str(path)])
     assert out.exit_code == 1
     assert "latency_p95_max" in out.output and "observed" in out.output
+
+
+def test_app_server_authenticates_to_apns_with_a_provider_token() -> None:
+    import asyncio
+
+    from app_server.senders import Notification
+    from simulator.core.clock import run_virtual
+    from simulator.world import build_world
+
+    async def check() -> tuple[int, str | None, str]:
+        world = build_world(load_scenario(HELLO), asyncio.get_running_loop())
+        sender = world.app_server.senders["ios"]
+        req = sender.build("ab" * 32, Notification(), "com.example.chat")
+        bare = world.providers.apns.handle(req, None)  # no provider token at all
+        signed = sender._authorize(req).header("authorization") or ""
+        return bare.status, bare.json()["reason"], signed
+
+    status, reason, header = run_virtual(check())
+    assert (status, reason) == (403, "MissingProviderToken")
+    assert header.startswith("bearer ey")  # an ES256 JWT the lab's APNs trusts
