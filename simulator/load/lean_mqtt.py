@@ -28,24 +28,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import math
 import socket
 import ssl
 import struct
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from devices.mqtt_link import MqttLinkFactory, PasswordSource
 from simulator.core import devicelink as dl
 
 if TYPE_CHECKING:
     from devices.daemon import PushDaemon
 
 log = logging.getLogger(__name__)
-
-MIN_KEEPALIVE_S = 5
-MAX_KEEPALIVE_S = 65535
 
 CONNECT, CONNACK, PUBLISH, PUBACK = 0x10, 0x20, 0x30, 0x40
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 0x82, 0x90, 0xC0, 0xD0, 0xE0
@@ -131,10 +126,7 @@ def parse_packets(buf: bytearray) -> tuple[list[tuple[int, bytes]], int]:
     return out, pos
 
 
-PasswordSource = str | Callable[[str], str | None] | None
-
-
-class LeanLinkFactory:
+class LeanLinkFactory(MqttLinkFactory):
     """Opens :class:`LeanDeviceLink` objects; a drop-in for ``MqttLinkFactory`` in workers."""
 
     def __init__(self, url: str, *, provider: str, loop: asyncio.AbstractEventLoop,
@@ -142,20 +134,11 @@ class LeanLinkFactory:
                  tls_context: ssl.SSLContext | None = None,
                  connect_timeout_s: float = 10.0, handover_wait_s: float = 2.0,
                  max_connecting: int = 64) -> None:
-        self.address = dl.parse_broker_url(url)
-        self.url = url
-        self.provider = provider
-        self.loop = loop
-        self.password = password
-        self.keepalive_s = keepalive_s
-        self.tls_context = tls_context if tls_context is not None else (
-            ssl.create_default_context() if self.address.tls else None)
-        self.connect_timeout_s = connect_timeout_s
-        self.handover_wait_s = handover_wait_s
+        super().__init__(url, provider=provider, loop=loop, password=password,
+                         keepalive_s=keepalive_s, tls_context=tls_context,
+                         connect_timeout_s=connect_timeout_s, handover_wait_s=handover_wait_s)
         self.connecting = asyncio.Semaphore(max_connecting)
-        self.links: dict[str, LeanDeviceLink] = {}
-        self._conn_ids = itertools.count(1)
-        self._closed = False
+        self.links: dict[str, LeanDeviceLink] = {}  # type: ignore[assignment]
         self.connect_failures = 0
         self.connects = 0
 
@@ -169,27 +152,6 @@ class LeanLinkFactory:
                               previous)
         self.links[device_id] = link
         return link
-
-    def keepalive_for(self, daemon: PushDaemon) -> int:
-        if self.keepalive_s is not None:
-            seconds = self.keepalive_s
-        else:
-            hb = daemon.heartbeat
-            seconds = hb.interval(daemon.interface or "") + hb.ack_timeout_s
-        return max(MIN_KEEPALIVE_S, min(MAX_KEEPALIVE_S, math.ceil(seconds)))
-
-    def password_for(self, device_id: str) -> str | None:
-        if callable(self.password):
-            return self.password(device_id)
-        return self.password
-
-    async def aclose(self) -> None:
-        self._closed = True
-        links = list(self.links.values())
-        for link in links:
-            link.close()
-        await asyncio.gather(*(link.wait_closed() for link in links), return_exceptions=True)
-        self.links.clear()
 
 
 class LeanDeviceLink(asyncio.Protocol):
