@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-import tracemalloc
 from typing import Any
 
 from devices.apps import PollingApp, PushApp
@@ -42,7 +41,7 @@ from fake_providers.backend import PushBackend
 from fake_providers.gateway import MemoryGateway
 from fake_providers.registry import TokenRegistry, apns_token
 from fake_providers.store import Envelope, StoreAndForward
-from simulator.benchmarks.kernel import CELL_PERIOD, WIFI_PERIOD, _bare
+from simulator.benchmarks.kernel import CELL_PERIOD, WIFI_PERIOD, _bare, bytes_per_device
 from simulator.core.clock import Watchdogs, run_virtual
 from simulator.core.network import LinkConditions, Network
 from simulator.core.rand import RandomSource
@@ -176,20 +175,6 @@ async def _lab(n: int, hours: float) -> dict[str, Any]:
     }
 
 
-async def _memory(n: int) -> float:
-    """Bytes per device: population built, everyone connected, a full cycle done."""
-    gc.collect()
-    tracemalloc.start()
-    base = tracemalloc.get_traced_memory()[0]
-    pop = Population(n, asyncio.get_running_loop())
-    await asyncio.sleep(61.0 + CELL_PERIOD + 61.0)
-    gc.collect()
-    used = tracemalloc.get_traced_memory()[0] - base
-    tracemalloc.stop()
-    del pop
-    return used / n
-
-
 def bench_devices(devices: int = 10_000, hours: float = 24.0) -> dict[str, Any]:
     gc.collect()
     lab = run_virtual(_lab(devices, hours))
@@ -199,7 +184,7 @@ def bench_devices(devices: int = 10_000, hours: float = 24.0) -> dict[str, Any]:
     bare_cpu = time.process_time() - c0
     gc.collect()
     mem_n = min(devices, 2000)
-    bytes_per_device = run_virtual(_memory(mem_n))
+    per_device = run_virtual(bytes_per_device(lambda loop: Population(mem_n, loop), mem_n))
     lab_rate = lab["events"] / lab["wall"]
     bare_rate = bare_events / bare_wall
     return {
@@ -215,7 +200,7 @@ def bench_devices(devices: int = 10_000, hours: float = 24.0) -> dict[str, Any]:
         "ratio": round(lab_rate / bare_rate, 3),
         # the same ratio on CPU seconds: steadier when other work shares the cores
         "cpu_ratio": round((lab["events"] / lab["cpu"]) / (bare_events / bare_cpu), 3),
-        "bytes_per_device": round(bytes_per_device),
+        "bytes_per_device": round(per_device),
         "memory_sample_devices": mem_n,
         "heartbeats": lab["heartbeats"],
         "deliveries": lab["deliveries"],

@@ -13,6 +13,7 @@ import asyncio
 import gc
 import time
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 from devices.daemon import HeartbeatPolicy
@@ -83,18 +84,18 @@ async def _bare(n: int, hours: float) -> tuple[int, float]:
     return count, time.perf_counter() - t0
 
 
-async def _memory(n: int) -> float:
-    """Bytes per connected device: world built, every device connected, one cycle done."""
+async def bytes_per_device(build: Callable[[asyncio.AbstractEventLoop], object],
+                           n: int) -> float:
+    """Bytes per device with ``n`` built, every one connected and one cycle done."""
     gc.collect()
     tracemalloc.start()
     base = tracemalloc.get_traced_memory()[0]
-    loop = asyncio.get_running_loop()
-    devices = _build(n, loop)
+    built = build(asyncio.get_running_loop())
     await asyncio.sleep(61.0 + CELL_PERIOD + 61.0)
     gc.collect()
     used = tracemalloc.get_traced_memory()[0] - base
     tracemalloc.stop()
-    del devices
+    del built
     return used / n
 
 
@@ -105,7 +106,7 @@ def kernel(devices: int = 10_000, hours: float = 24.0) -> dict[str, Any]:
     bare_events, bare_wall = run_virtual(_bare(devices, hours))
     gc.collect()
     mem_n = min(devices, 2000)
-    bytes_per_device = run_virtual(_memory(mem_n))
+    per_device = run_virtual(bytes_per_device(lambda loop: _build(mem_n, loop), mem_n))
     lab_rate = lab_events / lab_wall
     bare_rate = bare_events / bare_wall
     return {
@@ -118,6 +119,6 @@ def kernel(devices: int = 10_000, hours: float = 24.0) -> dict[str, Any]:
         "lab_events_per_s": round(lab_rate, 1),
         "bare_events_per_s": round(bare_rate, 1),
         "ratio": round(lab_rate / bare_rate, 3),
-        "bytes_per_device": round(bytes_per_device),
+        "bytes_per_device": round(per_device),
         "memory_sample_devices": mem_n,
     }
