@@ -22,8 +22,10 @@ provider dialling nowhere.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -106,6 +108,42 @@ class DaemonIO(Protocol):
     def listen(self, daemon: PushDaemon, address: str | None) -> None:
         """Accept inbound deliveries on ``address`` (None: stop listening); they
         arrive via ``daemon.on_callback(msg, now)``."""
+
+
+class DaemonTimer:
+    """The one timer a daemon's shell keeps (``DaemonIO.set_timer``).
+
+    Only the earliest armed time is scheduled; the daemon re-arms whatever is still
+    due when it fires, so a later ``arm`` never needs its own handle.
+    """
+
+    __slots__ = ("loop", "on_fire", "_handle", "_when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 on_fire: Callable[[float], None]) -> None:
+        self.loop = loop
+        self.on_fire = on_fire  # called with the loop's time, e.g. daemon.on_timer
+        self._handle: asyncio.TimerHandle | None = None
+        self._when = float("inf")
+
+    def arm(self, when: float) -> None:
+        if self._handle is not None:
+            if self._when <= when:
+                return
+            self._handle.cancel()
+        self._when = when
+        self._handle = self.loop.call_at(when, self._fire)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+            self._when = float("inf")
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._when = float("inf")
+        self.on_fire(self.loop.time())
 
 
 class PushDaemon:

@@ -22,7 +22,7 @@ from devices.apps import (
     Received,
     effective_poll_interval,
 )
-from devices.daemon import PERSISTENT, DaemonLink, HeartbeatPolicy, PushDaemon
+from devices.daemon import PERSISTENT, DaemonLink, DaemonTimer, HeartbeatPolicy, PushDaemon
 from devices.radio import PROFILES, RadioProfile, RadioStateMachine
 from simulator.core import devicelink as dl
 from simulator.core.clock import Watchdogs
@@ -160,8 +160,7 @@ class Device:
         self._doze: _DozeCycle | None = None
         self._deferred_polls: dict[str, PollingApp] = {}
         self._last_alarm: dict[str, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = float("inf")
+        self._timer = DaemonTimer(loop, self.daemon.on_timer)
         self._poll_handles: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
 
@@ -199,12 +198,7 @@ class Device:
         return self.link_factory(self, daemon)
 
     def set_timer(self, when: float) -> None:
-        if self._timer is not None:
-            if self._timer_when <= when:
-                return
-            self._timer.cancel()
-        self._timer_when = when
-        self._timer = self.loop.call_at(when, self._fire)
+        self._timer.arm(when)
 
     def set_watchdog(self, delay: float) -> None:
         if self.watchdogs is None:
@@ -227,11 +221,6 @@ class Device:
 
     def _watchdog(self) -> None:
         self.daemon.on_watchdog(self.loop.time())
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_when = float("inf")
-        self.daemon.on_timer(self.loop.time())
 
     def hand_to_app(self, push: dl.Push) -> bool:
         now = self.loop.time()

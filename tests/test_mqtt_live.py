@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections.abc import AsyncIterator, Callable
 
 import aiomqtt
 import pytest
 
-from devices.daemon import CONNECTED, HeartbeatPolicy, PushDaemon
+from devices.daemon import CONNECTED, DaemonTimer, HeartbeatPolicy, PushDaemon
 from devices.mqtt_link import MqttLinkFactory
 from fake_providers.backend import PushBackend
 from fake_providers.mqtt_gateway import MqttGateway
@@ -44,9 +43,8 @@ class DaemonShell:
         self.handed: list[dl.Push] = []
         self.tokens: dict[str, str] = {}
         self.links_opened = 0
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
         self.daemon = PushDaemon(device_id, "ios", self, random.Random(7), heartbeat)
+        self._timer = DaemonTimer(self.loop, self.daemon.on_timer)
         self.daemon.backoff_base_s = 0.2
         self.daemon.connect_timeout_s = 5.0
 
@@ -56,19 +54,10 @@ class DaemonShell:
         return self.factory.open(daemon, daemon.device_id, daemon.address or None)
 
     def set_timer(self, when: float) -> None:
-        if self._timer is not None and when >= self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.loop.call_at(when, self._fire)
+        self._timer.arm(when)
 
     def set_watchdog(self, delay: float) -> None:
         self.set_timer(self.loop.time() + delay)
-
-    def _fire(self) -> None:
-        self._timer, self._timer_at = None, math.inf
-        self.daemon.on_timer(self.loop.time())
 
     def hand_to_app(self, push: dl.Push) -> bool:
         self.handed.append(push)
@@ -85,8 +74,7 @@ class DaemonShell:
         self.daemon.network_changed(self.loop.time(), interface, address)
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         self.daemon.network_changed(self.loop.time(), None, "")
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import random
 from dataclasses import dataclass
 
-from devices.daemon import PushDaemon
+from devices.daemon import DaemonTimer, PushDaemon
 from devices.mqtt_link import MqttLinkFactory
 from fake_providers.backend import PushBackend
 from fake_providers.mqtt_gateway import MqttGateway
@@ -37,28 +36,18 @@ class _Shell:
         self.factory = factory
         self.latencies = latencies
         self.token: str | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
         self.daemon = PushDaemon(device_id, "ios", self, random.Random(device_id))
+        self._timer = DaemonTimer(self.loop, self.daemon.on_timer)
         self.daemon.connect_timeout_s = 120.0
 
     def open_link(self, daemon: PushDaemon):  # noqa: ANN201
         return self.factory.open(daemon, daemon.device_id, daemon.address or None)
 
     def set_timer(self, when: float) -> None:
-        if self._timer is not None and when >= self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = when
-        self._timer = self.loop.call_at(when, self._fire)
+        self._timer.arm(when)
 
     def set_watchdog(self, delay: float) -> None:
         self.set_timer(self.loop.time() + delay)
-
-    def _fire(self) -> None:
-        self._timer, self._timer_at = None, math.inf
-        self.daemon.on_timer(self.loop.time())
 
     def hand_to_app(self, push: dl.Push) -> bool:
         self.latencies.append(self.loop.time() - push.accepted_at)
@@ -71,8 +60,7 @@ class _Shell:
         return None
 
     def stop(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         self.daemon.network_changed(self.loop.time(), None, "")
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from devices.daemon import CONNECTED, HeartbeatPolicy, PushDaemon
+from devices.daemon import CONNECTED, DaemonTimer, HeartbeatPolicy, PushDaemon
 from devices.mqtt_link import MqttLinkFactory
 from simulator.core import devicelink as dl
 from simulator.live.broker import device_password
@@ -76,7 +76,7 @@ class LoadDevice:
     """The :class:`DaemonIO` of one load device: timers, links, and counting what arrives."""
 
     __slots__ = ("index", "device_id", "worker", "daemon", "address", "generation",
-                 "_timer", "_timer_when", "_up")
+                 "_timer", "_up")
 
     def __init__(self, index: int, worker: Worker) -> None:
         self.index = index
@@ -84,10 +84,9 @@ class LoadDevice:
         self.worker = worker
         self.generation = 0
         self.address = loopback_address(index) if worker.spec.bind_addresses else ""
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = float("inf")
         hb = HeartbeatPolicy(cellular_s=worker.spec.heartbeat_s, wifi_s=worker.spec.heartbeat_s)
         self.daemon = PushDaemon(self.device_id, "ios", self, worker.rng, hb)
+        self._timer = DaemonTimer(worker.loop, self.daemon.on_timer)
         self.daemon.backoff_base_s = 0.5  # a lab broker restart should not cost minutes
         # A Hello published while the provider's gateway is itself reconnecting (after a
         # broker restart) is lost with the gateway's clean session; the daemon notices
@@ -108,17 +107,7 @@ class LoadDevice:
                                         client_address=self.address or None)
 
     def set_timer(self, when: float) -> None:
-        if self._timer is not None:
-            if self._timer_when <= when:
-                return
-            self._timer.cancel()
-        self._timer_when = when
-        self._timer = self.worker.loop.call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        self._timer = None
-        self._timer_when = float("inf")
-        self.daemon.on_timer(self.worker.loop.time())
+        self._timer.arm(when)
 
     def set_watchdog(self, delay: float) -> None:
         self.worker.loop.call_later(delay, self._fire_watchdog)
@@ -151,9 +140,7 @@ class LoadDevice:
 
     def power_off(self) -> None:
         self.daemon.network_changed(self.worker.loop.time(), None, "")
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
 
 
 class SeenSet:
