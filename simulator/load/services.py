@@ -252,6 +252,7 @@ async def _bare(spec: BareSpec, conn: Connection) -> None:
     async with aiomqtt.Client(addr.host, addr.port, username=spec.username,
                               password=spec.password, identifier="pushlab-bare",
                               max_inflight_messages=spec.inflight, logger=quiet) as client:
+        # wall clock: workers in other processes compare it with their own (live only)
         start = time.time()
         conn.send(("started", {"at": start}))
 

@@ -196,6 +196,8 @@ class Worker:
 
     # deliveries -------------------------------------------------------------------------
     def received(self, push: dl.Push) -> None:
+        # Wall clock on purpose: the sender stamped ``t`` in another process, maybe on
+        # another machine, and load runs are live only (never virtual time).
         now = time.time()
         payload = push.payload
         try:
@@ -424,6 +426,7 @@ def join(address: tuple[str, int], key: bytes, shard: tuple[int, int], *,
     from multiprocessing.connection import Client
 
     raise_fd_limit()
+    # before any event loop exists: a plain blocking wait for the orchestrator
     deadline = time.monotonic() + wait_s
     while True:
         try:
