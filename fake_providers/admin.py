@@ -32,6 +32,7 @@ from aiohttp import web
 
 from fake_providers.activity import ActivityLog
 from fake_providers.faults import FaultError, FaultPlan
+from fake_providers.store import StoreAndForward
 
 ACTIVITY_KEY = web.AppKey("activity", ActivityLog)
 FAULTS_KEY = web.AppKey("faults", FaultPlan)
@@ -165,3 +166,16 @@ async def start_admin_server(app: web.Application, *, host: str = "127.0.0.1",
     bound = sockets[0].getsockname()[1] if sockets else port
     await asyncio.sleep(0)
     return AdminServer(runner, site, host, bound)
+
+
+def store_route(store: StoreAndForward) -> web.RouteDef:
+    """``GET /admin/store``: what each provider still holds for each device."""
+
+    async def get_store(_: web.Request) -> web.Response:
+        return web.json_response({"total": store.total(), "devices": {
+            device: [{"id": e.msg_id, "priority": e.priority, "topic": e.extra.get("topic"),
+                      "collapse_key": e.collapse_key,
+                      "forwarded": e.forwarded_at is not None} for e in queue]
+            for device, queue in store.queues.items() if len(queue)}})
+
+    return web.get("/admin/store", get_store)

@@ -173,6 +173,14 @@ async def test_admin_token_routes(lab_server) -> None:
         assert (await c.delete(f"/admin/tokens/{token}")).status_code == 200
         assert (await c.post("/admin/tokens", json={})).status_code == 400
 
+        fresh = (await c.post("/admin/tokens", json={"device_id": "e", "app_id": "a"})).json()
+        sent = await c.post(SEND, json={"message": {"token": fresh["token"],
+                                                    "data": {"k": "v"}}}, headers=bearer)
+        assert sent.status_code == 200  # device e is offline: FCM keeps it
+        held = (await c.get("/admin/store")).json()
+        assert held["total"] == 1
+        assert [m["forwarded"] for m in held["devices"]["e"]] == [False]
+
 
 async def test_google_auth_service_account_gets_a_token_from_the_lab(lab_server) -> None:
     from google.auth.transport.requests import Request

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from fake_providers.admin import AdminServer, admin_app, start_admin_server
+from fake_providers.admin import AdminServer, admin_app, start_admin_server, store_route
 from fake_providers.apns.h2server import ApnsServer, start_apns_server
 from fake_providers.apns.lab import ApnsLab
 from fake_providers.tls import TlsMaterial
@@ -60,15 +60,8 @@ def apns_admin_routes(lab: ApnsLab) -> list[web.RouteDef]:
         lab.uninstall(record.device_id, record.app_id)
         return web.json_response({"token": record.token, "active": record.active})
 
-    async def store(_: web.Request) -> web.Response:
-        queues = lab.backend.store.queues
-        return web.json_response({"total": lab.backend.store.total(), "devices": {
-            d: [{"id": e.msg_id, "priority": e.priority, "topic": e.extra.get("topic"),
-                 "forwarded": e.forwarded_at is not None} for e in q]
-            for d, q in queues.items() if len(q)}})
-
     return [web.get("/admin/tokens", list_tokens), web.post("/admin/tokens", issue_token),
-            web.delete("/admin/tokens/{token}", delete_token), web.get("/admin/store", store)]
+            web.delete("/admin/tokens/{token}", delete_token), store_route(lab.backend.store)]
 
 
 def apns_admin_app(lab: ApnsLab) -> web.Application:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from fake_providers.admin import admin_app
+from fake_providers.admin import admin_app, store_route
 from fake_providers.fcm.core import FcmCore
 from simulator.core.http import HttpRequest
 
@@ -152,11 +152,6 @@ def fcm_admin_routes(core: FcmCore) -> list[web.RouteDef]:
         core.assign_app(app_id, project)
         return web.json_response({"app_id": app_id, "project": project})
 
-    async def store(_: web.Request) -> web.Response:
-        return web.json_response({d: [e.msg_id for e in backend.store.pending(d)]
-                                  for d in sorted(backend.store.queues)
-                                  if backend.store.pending(d)})
-
     return [
         web.post("/admin/tokens", issue),
         web.delete("/admin/tokens/{token}", uninstall),
@@ -164,7 +159,7 @@ def fcm_admin_routes(core: FcmCore) -> list[web.RouteDef]:
         web.post("/admin/tokens/{token}/age", age),
         web.get("/admin/topics", topics),
         web.post("/admin/apps", apps),
-        web.get("/admin/store", store),
+        store_route(backend.store),
     ]
 
 
