@@ -103,9 +103,11 @@ class Child:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             left = deadline - asyncio.get_running_loop().time()
-            if left <= 0 or not self.process.is_alive() and self.queue.empty():
-                raise TimeoutError(f"{self.name}: no {kind!r} (exit code "
-                                   f"{self.process.exitcode})")
+            # a remote worker has no process here: only the deadline ends its wait
+            exited = self.process is not None and not self.process.is_alive()
+            if left <= 0 or exited and self.queue.empty():
+                code = f" (exit code {self.process.exitcode})" if self.process else ""
+                raise TimeoutError(f"{self.name}: no {kind!r}{code}")
             try:
                 got, body = await asyncio.wait_for(self.queue.get(), min(left, 0.5))
             except TimeoutError:
@@ -154,19 +156,6 @@ class RemoteChild(Child):
             self.alive = False
         if self.conn.closed:
             self.alive = False
-
-    async def expect(self, kind: str, timeout: float) -> Any:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            left = deadline - asyncio.get_running_loop().time()
-            if left <= 0:
-                raise TimeoutError(f"{self.name}: no {kind!r}")
-            try:
-                got, body = await asyncio.wait_for(self.queue.get(), min(left, 0.5))
-            except TimeoutError:
-                continue
-            if got == kind:
-                return body
 
     async def stop(self) -> None:
         self.send("stop")

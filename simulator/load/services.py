@@ -95,20 +95,11 @@ async def _providers(spec: ProviderSpec, conn: Connection) -> None:
     from fake_providers.apns.lab import build_lab
     from fake_providers.mqtt_gateway import MqttGateway
     from fake_providers.tls import ensure_tls
-    from simulator.core.trace import EventKind
+    from simulator.load.stats import track_losses
 
     loop = asyncio.get_running_loop()
     lab = build_lab(seed=spec.seed, clock=loop.time, wall_clock=time.time, require_auth=False)
-    gone: dict[str, str] = {}  # msg id -> collapsed / expired / dropped
-    final = {EventKind.COLLAPSED: "collapsed", EventKind.EXPIRED: "expired",
-             EventKind.DROPPED: "dropped"}
-
-    def on_event(event: Any) -> None:
-        fate = final.get(event.kind)
-        if fate is not None and "msg" in event.data:
-            gone[event.data["msg"]] = fate
-
-    lab.trace.subscribe(on_event)
+    gone = track_losses(lab.trace)  # msg id -> collapsed / expired / dropped
     tls = ensure_tls(Path(spec.tls_dir))
     server = await start_apns_server(lab.production, tls=tls)
     gateway = MqttGateway(lab.backend, spec.broker_url, provider="apns",

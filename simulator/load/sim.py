@@ -26,7 +26,7 @@ import psutil
 
 from simulator.load.faults import FaultSpec
 from simulator.load.profiles import RateProfile
-from simulator.load.stats import Latency, classify_undelivered, recovery_after
+from simulator.load.stats import Latency, classify_undelivered, recovery_after, track_losses
 from simulator.load.worker import APP_ID
 
 
@@ -69,7 +69,6 @@ def run_sim_load(cfg: SimLoadConfig) -> dict[str, Any]:
 async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
     from app_server.senders import Notification
     from devices.daemon import CONNECTED
-    from simulator.core.trace import EventKind
     from simulator.world import build_world
 
     loop = asyncio.get_running_loop()
@@ -77,16 +76,7 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
     ids = [f"d-{i}" for i in range(cfg.devices)]  # the world names group members d-<i>
     devices = [world.devices[i] for i in ids]
     backend = world.providers.backends["apns"]
-    gone: dict[str, str] = {}
-    final = {EventKind.COLLAPSED: "collapsed", EventKind.EXPIRED: "expired",
-             EventKind.DROPPED: "dropped"}
-
-    def on_event(event: Any) -> None:
-        fate = final.get(event.kind)
-        if fate is not None and "msg" in event.data:
-            gone[event.data["msg"]] = fate
-
-    world.trace.subscribe(on_event)
+    gone = track_losses(world.trace)  # msg id -> collapsed / expired / dropped
 
     # connect at the asked rate
     t_connect = loop.time()

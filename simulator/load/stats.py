@@ -14,6 +14,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from simulator.core.trace import EventKind, Trace
+
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
@@ -174,3 +176,20 @@ def recovery_after(series: list[tuple[float, int]], at: float, target: int,
         return 0.0
     back = next((t for t, v in series if t > drop and v >= target), None)
     return None if back is None else round(back - at, 3)
+
+
+_LOST = {EventKind.COLLAPSED: "collapsed", EventKind.EXPIRED: "expired",
+         EventKind.DROPPED: "dropped"}
+
+
+def track_losses(trace: Trace) -> dict[str, str]:
+    """Msg id -> ``collapsed``/``expired``/``dropped``, filled as the provider decides."""
+    lost: dict[str, str] = {}
+
+    def on_event(event: Any) -> None:
+        fate = _LOST.get(event.kind)
+        if fate is not None and "msg" in event.data:
+            lost[event.data["msg"]] = fate
+
+    trace.subscribe(on_event)
+    return lost
