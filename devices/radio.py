@@ -65,14 +65,6 @@ class RadioProfile:
             elapsed -= step
         return energy
 
-    def tail_stage(self, elapsed: float) -> int:
-        """Index of the tail stage ``elapsed`` seconds after the last packet (len = idle)."""
-        for i, (_, duration) in enumerate(self.tail):
-            if elapsed < duration:
-                return i
-            elapsed -= duration
-        return len(self.tail)
-
     def with_overrides(self, **fields: float) -> RadioProfile:
         return replace(self, **fields)
 

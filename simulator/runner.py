@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,41 +32,27 @@ class RunResult:
     app_server_stats: dict[str, int] = field(default_factory=dict)
     heartbeats_by_device: dict[str, int] = field(default_factory=dict)
 
-    def lives(self) -> dict[str, dict[str, float]]:
-        """Each message's hops: msg id -> {event kind: first time}."""
-        out: dict[str, dict[str, float]] = {}
-        for ev in self.events:
-            msg = ev.data.get("msg")
-            if msg is None:
-                continue
-            hops = out.setdefault(msg, {})
-            hops.setdefault(ev.kind, ev.t)
-        return out
-
+    @functools.cached_property
     def outcome(self) -> Outcome:
-        """Every delivery and its fate (provider renames resolved); computed once."""
-        cached = self.__dict__.get("_outcome")
-        if cached is None:
-            from simulator.outcomes import analyse, initial_users
+        """Every delivery and its fate (provider renames resolved)."""
+        from simulator.outcomes import analyse, initial_users
 
-            cached = self.__dict__["_outcome"] = analyse(self.events,
-                                                         initial_users(self.scenario))
-        return cached
+        return analyse(self.events, initial_users(self.scenario))
 
     @property
     def sent(self) -> int:
-        return len(self.outcome().deliveries)
+        return len(self.outcome.deliveries)
 
     @property
     def handed(self) -> int:
-        return self.outcome().count("handed")
+        return self.outcome.count("handed")
 
     def delivered_ratio(self) -> float:
         return self.handed / self.sent if self.sent else 1.0
 
     def latencies(self) -> list[float]:
         """Sent to handed, per delivery (FCM's own message names mapped back)."""
-        return [d.latency for d in self.outcome().deliveries if d.latency is not None]
+        return [d.latency for d in self.outcome.deliveries if d.latency is not None]
 
     def latency_p95(self) -> float | None:
         lat = sorted(self.latencies())
