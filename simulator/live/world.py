@@ -46,9 +46,12 @@ class LoopbackAddresses:
         self._next = 0
 
     def __call__(self, kind: str) -> str:
-        self._next += 1
         n = self._next
-        return f"127.{(n >> 16) & 255 or 1}.{(n >> 8) & 255}.{(n & 255) or 1}"
+        self._next += 1
+        # 127.a.b.c with c in 1..254: distinct for the first 254 * 256 * 254 calls
+        a, rest = divmod(n, 254 * 256)
+        b, c = divmod(rest, 254)
+        return f"127.{1 + a}.{b}.{c + 1}"
 
 
 def run_live(scenario: Scenario, *, seed: int | None = None,
