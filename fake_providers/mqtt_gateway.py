@@ -6,6 +6,10 @@ device's ``up`` topic are decoded and fed to :meth:`PushBackend.on_frame` with
 that device's :class:`MqttSession`; the session's :meth:`~MqttSession.send`
 publishes to the device's ``down`` topic. All frames travel at QoS 1.
 
+Two clients can carry the gateway's connection: ``aiomqtt`` (the default) or
+``lean`` (:mod:`fake_providers.mqtt_lean`: the same packets, written once per
+event-loop turn, which load runs use to keep the provider's cost per message low).
+
 How the gateway learns a device went away: each device connection publishes
 ``online`` on its ``status`` topic when it connects and sets ``gone`` as its
 MQTT Last Will, which the broker publishes when the connection dies (crash,
@@ -33,7 +37,9 @@ from dataclasses import dataclass
 import aiomqtt
 
 from fake_providers.backend import PushBackend
+from fake_providers.mqtt_lean import LeanBrokerConnection
 from simulator.core import devicelink as dl
+from simulator.core.mqtt_wire import MqttProtocolError, mqtt_string
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +47,26 @@ log = logging.getLogger(__name__)
 NO_DELAY = ((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),)
 
 
+CLIENTS = ("aiomqtt", "lean")
+
+
 class MqttSession:
     """One device connection as the backend sees it; frames go to its ``down`` topic."""
 
-    __slots__ = ("gateway", "device_id", "conn", "topic", "closed")
+    __slots__ = ("gateway", "device_id", "conn", "topic", "topic_bytes", "closed")
 
     def __init__(self, gateway: MqttGateway, device_id: str, conn: str | None) -> None:
         self.gateway = gateway
         self.device_id = device_id
         self.conn = conn  # the device connection's id from its ``online`` presence
         self.topic = dl.down_topic(gateway.provider, device_id)
+        self.topic_bytes = mqtt_string(self.topic)
         self.closed = False
 
     def send(self, msg: object) -> None:
         """Queue ``msg`` for the device; returns at once (the backend is synchronous)."""
         if not self.closed:
-            self.gateway._outgoing.put_nowait((self, dl.encode(msg)))
+            self.gateway._send(self, dl.encode(msg))
 
     def close(self) -> None:
         """The backend replaced this session; frames for it are no longer sent."""
@@ -83,7 +93,9 @@ class MqttGateway:
                  username: str | None = None, password: str | None = None,
                  client_id: str | None = None, tls_context: ssl.SSLContext | None = None,
                  reconnect_min_s: float = 0.1, reconnect_max_s: float = 5.0,
-                 max_inflight: int = 256) -> None:
+                 max_inflight: int = 256, client: str = "aiomqtt") -> None:
+        if client not in CLIENTS:
+            raise ValueError(f"gateway client must be one of {', '.join(CLIENTS)}, not {client!r}")
         address = dl.parse_broker_url(url)
         self.backend = backend
         self.url = url
@@ -97,6 +109,8 @@ class MqttGateway:
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self._max_inflight = max_inflight
+        self.client = client
+        self._lean: LeanBrokerConnection | None = None
         self.sessions: dict[str, MqttSession] = {}  # device id -> current connection
         self.stats = GatewayStats()
         self.connected = asyncio.Event()
@@ -148,21 +162,33 @@ class MqttGateway:
         client.pending_calls_threshold = self._max_inflight + 16  # many PUBACKs in flight is normal
         return client
 
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        return [(dl.up_wildcard(self.provider), dl.PUSH_QOS),
+                (dl.status_wildcard(self.provider), dl.PUSH_QOS)]
+
+    def _send(self, session: MqttSession, payload: bytes) -> None:
+        if self.client == "aiomqtt":
+            self._outgoing.put_nowait((session, payload))
+        elif self._lean is not None and self._lean.publish(session.topic_bytes, payload):
+            self.stats.frames_out += 1
+        else:
+            self.stats.publish_failed += 1  # the backend still holds what matters
+
     async def _run(self) -> None:
         delay = self.reconnect_min_s
         while not self._closing:
+            was_up = False
             try:
+                if self.client == "lean":
+                    await self._run_lean()
                 async with self._client() as client:
-                    granted = await client.subscribe(
-                        [(dl.up_wildcard(self.provider), dl.PUSH_QOS),
-                         (dl.status_wildcard(self.provider), dl.PUSH_QOS)])
+                    granted = await client.subscribe(self._subscriptions())
                     if any(_refused(code) for code in granted):
                         raise aiomqtt.MqttError(f"broker refused the gateway's subscriptions: {granted}")
                     self.stats.connects += 1
                     self.connected.set()
-                    delay = self.reconnect_min_s
                     await self._serve(client)
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, OSError, TimeoutError, MqttProtocolError) as exc:
                 if self._first_error is None:
                     self._first_error = exc
                 if not self.connected.is_set() and self.stats.connects == 0 and _is_auth_error(exc):
@@ -170,10 +196,29 @@ class MqttGateway:
                 log.info("gateway %s lost the broker (%s); retrying in %.1fs",
                          self.provider, exc, delay)
             finally:
+                was_up = self.connected.is_set()
                 self.connected.clear()
                 self._drop_all_sessions()
+            if was_up:
+                delay = self.reconnect_min_s
             await asyncio.sleep(delay)
             delay = min(self.reconnect_max_s, delay * 2)
+
+    async def _run_lean(self) -> None:
+        """One lean connection's life; raises when it ends (so ``_run`` reconnects)."""
+        conn = await LeanBrokerConnection.open(
+            self._address.host, self._address.port, self._on_message,
+            client_id=self._client_id, username=self._username, password=self._password,
+            subscriptions=self._subscriptions(), tls=self._tls, keepalive_s=30)
+        self._lean = conn
+        try:
+            self.stats.connects += 1
+            self.connected.set()
+            exc = await conn.closed
+        finally:
+            self._lean = None
+            conn.disconnect()
+        raise ConnectionError(f"broker connection lost: {exc or 'closed by the broker'}")
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         drain = asyncio.get_running_loop().create_task(self._drain(client))

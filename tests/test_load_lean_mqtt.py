@@ -8,13 +8,13 @@ import aiomqtt
 import pytest
 
 from simulator.core import devicelink as dl
-from simulator.load.lean_mqtt import (
-    LeanLinkFactory,
+from simulator.core.mqtt_wire import (
     connect_packet,
     packet,
     parse_packets,
     puback_packet,
 )
+from simulator.load.lean_mqtt import LeanLinkFactory
 from simulator.load.services import Mosquitto, find_binary
 
 

@@ -109,8 +109,8 @@ class Lab:
         return shell.tokens[APP]
 
 
-@pytest.fixture
-async def lab() -> AsyncIterator[Lab]:
+@pytest.fixture(params=["aiomqtt", "lean"])
+async def lab(request: pytest.FixtureRequest) -> AsyncIterator[Lab]:
     loop = asyncio.get_running_loop()
     broker = EmbeddedBroker()
     await broker.start()
@@ -119,7 +119,7 @@ async def lab() -> AsyncIterator[Lab]:
     trace.subscribe(recorder)
     backend = PushBackend(PROVIDER, TokenRegistry(random.Random(1), apns_token),
                           StoreAndForward(KeepAllPolicy()), loop.time, trace)
-    gateway = MqttGateway(backend, broker.url, provider=PROVIDER,
+    gateway = MqttGateway(backend, broker.url, provider=PROVIDER, client=request.param,
                           username=broker.gateway_username, password=broker.gateway_password)
     await gateway.start()
     factory = MqttLinkFactory(broker.url, provider=PROVIDER, loop=loop,
@@ -379,7 +379,14 @@ async def test_link_bench_runs_small() -> None:
 
 async def test_gateway_with_wrong_password_fails_to_start(lab: Lab) -> None:
     gateway = MqttGateway(lab.backend, lab.broker.url, provider=PROVIDER, client_id="gw-bad",
-                          username=lab.broker.gateway_username, password="wrong")
+                          username=lab.broker.gateway_username, password="wrong",
+                          client=lab.gateway.client)
     with pytest.raises(ConnectionError):
         await gateway.start()
     assert not gateway.connected.is_set()
+    assert gateway.stats.connects == 0
+
+
+def test_gateway_client_must_be_known(lab: Lab) -> None:
+    with pytest.raises(ValueError, match="aiomqtt, lean"):
+        MqttGateway(lab.backend, lab.broker.url, client="paho")

@@ -75,7 +75,7 @@ def load(
     app_host: Annotated[str, typer.Option(help="the app server's listen address (remote "
                                                "workers post their tokens to it)")]
     = "127.0.0.1",
-    client: Annotated[str, typer.Option(help="device MQTT client in workers: lean | aiomqtt")]
+    client: Annotated[str, typer.Option(help="MQTT client of the device workers, the provider gateway and the bare publisher: lean | aiomqtt")]
     = "lean",
     fault: Annotated[list[str] | None, typer.Option(
         help="kind@seconds[:arg]: broker-restart@20[:down_s], provider-outage@20[:secs], "

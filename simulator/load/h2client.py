@@ -50,7 +50,11 @@ class _H2Protocol(asyncio.Protocol):
     def __init__(self, authority: str, scheme: str) -> None:
         self.authority = authority
         self.scheme = scheme
-        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+        # the app server's sender builds every header (names lowercased below), so h2's
+        # per-request validation and normalisation of them is skipped: ~10 % of its CPU
+        self.h2 = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8",
+                                               validate_outbound_headers=False,
+                                               normalize_outbound_headers=False))
         self.transport: asyncio.Transport | None = None
         self.streams: dict[int, _Stream] = {}
         self.max_streams = 100

@@ -31,100 +31,32 @@ import contextlib
 import logging
 import socket
 import ssl
-import struct
 from typing import TYPE_CHECKING, Any
 
 from devices.mqtt_link import MqttLinkFactory, PasswordSource
 from simulator.core import devicelink as dl
+from simulator.core.mqtt_wire import (
+    CONNACK,
+    DISCONNECT_PACKET,
+    PINGREQ_PACKET,
+    PINGRESP,
+    PUBACK,
+    PUBLISH,
+    SUBACK,
+    U16,
+    MqttProtocolError,
+    connect_packet,
+    mqtt_string,
+    parse_packets,
+    puback_packet,
+    publish_packet,
+    subscribe_packet,
+)
 
 if TYPE_CHECKING:
     from devices.daemon import PushDaemon
 
 log = logging.getLogger(__name__)
-
-CONNECT, CONNACK, PUBLISH, PUBACK = 0x10, 0x20, 0x30, 0x40
-SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 0x82, 0x90, 0xC0, 0xD0, 0xE0
-_PINGREQ = bytes((PINGREQ, 0))
-_DISCONNECT = bytes((DISCONNECT, 0))
-_H = struct.Struct("!H")
-
-
-class MqttProtocolError(Exception):
-    """The broker said something a device link cannot accept."""
-
-
-def _remaining(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _str(s: str | bytes) -> bytes:
-    b = s.encode() if isinstance(s, str) else s
-    return _H.pack(len(b)) + b
-
-
-def packet(first: int, body: bytes) -> bytes:
-    return bytes((first,)) + _remaining(len(body)) + body
-
-
-def connect_packet(client_id: str, keepalive: int, username: str | None,
-                   password: str | None, will_topic: str | None,
-                   will_message: bytes = b"", will_qos: int = 1) -> bytes:
-    flags = 0x02  # clean session
-    payload = _str(client_id)
-    if will_topic is not None:
-        flags |= 0x04 | (will_qos << 3)
-        payload += _str(will_topic) + _str(will_message)
-    if username is not None:
-        flags |= 0x80
-        payload += _str(username)
-        if password is not None:
-            flags |= 0x40
-            payload += _str(password)
-    return packet(CONNECT, _str("MQTT") + bytes((4, flags)) + _H.pack(keepalive) + payload)
-
-
-def publish_packet(topic_bytes: bytes, pid: int, payload: bytes) -> bytes:
-    """QoS 1 PUBLISH; ``topic_bytes`` is the topic already length-prefixed."""
-    return packet(PUBLISH | 0x02, topic_bytes + _H.pack(pid) + payload)
-
-
-def puback_packet(pid: int) -> bytes:
-    return bytes((PUBACK, 2)) + _H.pack(pid)
-
-
-def subscribe_packet(pid: int, topic: str, qos: int = 1) -> bytes:
-    return packet(SUBSCRIBE, _H.pack(pid) + _str(topic) + bytes((qos,)))
-
-
-def parse_packets(buf: bytearray) -> tuple[list[tuple[int, bytes]], int]:
-    """Complete packets at the start of ``buf`` and how many bytes they took."""
-    out = []
-    pos, n = 0, len(buf)
-    while pos + 2 <= n:
-        first = buf[pos]
-        length, mult, i = 0, 1, pos + 1
-        while True:
-            if i >= n:
-                return out, pos
-            byte = buf[i]
-            length += (byte & 0x7F) * mult
-            i += 1
-            if not byte & 0x80:
-                break
-            mult <<= 7
-            if mult > 128 ** 3:
-                raise MqttProtocolError("bad remaining length")
-        if i + length > n:
-            return out, pos
-        out.append((first, bytes(buf[i:i + length])))
-        pos = i + length
-    return out, pos
-
 
 class LeanLinkFactory(MqttLinkFactory):
     """Opens :class:`LeanDeviceLink` objects; a drop-in for ``MqttLinkFactory`` in workers."""
@@ -184,8 +116,8 @@ class LeanDeviceLink(asyncio.Protocol):
         self._in_read = False
         self._pid = 0
         self._phase = "tcp"  # tcp -> connack -> suback -> online -> up
-        self._up = _str(dl.up_topic(factory.provider, device_id))
-        self._status = _str(dl.status_topic(factory.provider, device_id))
+        self._up = mqtt_string(dl.up_topic(factory.provider, device_id))
+        self._status = mqtt_string(dl.status_topic(factory.provider, device_id))
         self._done: asyncio.Future[None] = factory.loop.create_future()
         self._lost_reported = False
         self._last_write = 0.0
@@ -216,7 +148,7 @@ class LeanDeviceLink(asyncio.Protocol):
         if t is not None and not t.is_closing():
             if self._phase == "up":
                 self._publish(self._status, dl.presence(dl.GONE, self.conn))
-                self._write(_DISCONNECT)
+                self._write(DISCONNECT_PACKET)
             self._flush()
             t.close()
         elif t is None:
@@ -313,10 +245,10 @@ class LeanDeviceLink(asyncio.Protocol):
     def _handle(self, kind: int, first: int, body: bytes) -> None:
         if kind == PUBLISH:
             qos = (first >> 1) & 3
-            tlen = _H.unpack_from(body)[0]
+            tlen = U16.unpack_from(body)[0]
             pos = 2 + tlen
             if qos:
-                pid = _H.unpack_from(body, pos)[0]
+                pid = U16.unpack_from(body, pos)[0]
                 pos += 2
                 self._write(puback_packet(pid))
             if self.closed:
@@ -390,7 +322,7 @@ class LeanDeviceLink(asyncio.Protocol):
         if self._transport is None or self.closed:
             return
         if self.factory.loop.time() - self._last_write >= self.keepalive_s * 0.5:
-            self._write(_PINGREQ)
+            self._write(PINGREQ_PACKET)
         self._arm_keepalive()
 
     # endings ------------------------------------------------------------------------------

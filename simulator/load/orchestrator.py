@@ -57,7 +57,7 @@ class LoadConfig:
     prometheus: int | None = None
     bind_addresses: bool = True
     seed: int = 0
-    client: str = "lean"  # the workers' device MQTT client: lean | aiomqtt
+    client: str = "lean"  # MQTT client of the workers, the gateway and the bare publisher
     tune_gc: bool = False  # tune the orchestrator's own GC (the command does; a test's does not)
     # shards run by `pushlab load worker --shard i/n --join HOST:PORT` (other machines):
     # local workers take shards 0..workers-1, remote ones workers..workers+remote-1
@@ -439,7 +439,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
 
         # ---- providers and app server ------------------------------------------------
         prov = Child("providers", services.providers_main,
-                     services.ProviderSpec(gateway_url, gw_user, gw_pass, tmp.name, cfg.seed))
+                     services.ProviderSpec(gateway_url, gw_user, gw_pass, tmp.name, cfg.seed,
+                                           client=cfg.client))
         children.append(prov)
         p_ready = await prov.expect("ready", 60)
         meter.add("providers", prov.pid)
@@ -642,7 +643,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
             count = cfg.bare_count or min(max(total, 1000), 20_000)
             bare_before = t.get("bare_received", 0)
             bare = Child("bare", services.bare_main,
-                         services.BareSpec(gateway_url, gw_user, gw_pass, cfg.devices, count))
+                         services.BareSpec(gateway_url, gw_user, gw_pass, cfg.devices, count,
+                                          client=cfg.client))
             children.append(bare)
             started = await bare.expect("started", 60)
             b_start = loop.time() - (time.time() - started["at"])

@@ -84,6 +84,7 @@ class ProviderSpec:
     gateway_password: str | None
     tls_dir: str
     seed: int = 0
+    client: str = "lean"  # the gateway's MQTT client: lean | aiomqtt
 
 
 def providers_main(spec: ProviderSpec, conn: Connection) -> None:
@@ -104,7 +105,7 @@ async def _providers(spec: ProviderSpec, conn: Connection) -> None:
     server = await start_apns_server(lab.production, tls=tls)
     gateway = MqttGateway(lab.backend, spec.broker_url, provider="apns",
                           username=spec.gateway_username, password=spec.gateway_password,
-                          max_inflight=1024)
+                          max_inflight=1024, client=spec.client)
     await gateway.start(timeout=30.0)
     tune_gc()
     conn.send(("ready", {"apns_url": server.url, "ca": str(tls.ca_path), "pid": os.getpid()}))
@@ -222,18 +223,31 @@ class BareSpec:
     devices: int
     count: int
     inflight: int = 1024
+    client: str = "lean"  # the same MQTT client as the gateway's: lean | aiomqtt
 
 
 def bare_main(spec: BareSpec, conn: Connection) -> None:
     _run(lambda: _bare(spec, conn))
 
 
+def _bare_push(seq: int) -> bytes:
+    from simulator.core import devicelink as dl
+    from simulator.load.worker import BARE_PREFIX
+
+    return dl.encode(dl.Push(f"{BARE_PREFIX}{seq}", "", "com.example.chat",
+                             {"aps": {"alert": {"title": "load", "body": str(seq)}},
+                              "t": repr(time.time())}, 10, None, 0.0, 0))
+
+
 async def _bare(spec: BareSpec, conn: Connection) -> None:
     """Publish ``count`` Push frames straight to device downlinks, as fast as QoS 1 allows."""
+    if spec.client == "lean":
+        await _bare_lean(spec, conn)
+        return
     import aiomqtt
 
     from simulator.core import devicelink as dl
-    from simulator.load.worker import BARE_PREFIX, device_id
+    from simulator.load.worker import device_id
 
     addr = dl.parse_broker_url(spec.broker_url)
     inflight = asyncio.Semaphore(spec.inflight)
@@ -250,11 +264,8 @@ async def _bare(spec: BareSpec, conn: Connection) -> None:
         async def one(seq: int) -> None:
             nonlocal done
             try:
-                push = dl.Push(f"{BARE_PREFIX}{seq}", "", "com.example.chat",
-                               {"aps": {"alert": {"title": "load", "body": str(seq)}},
-                                "t": repr(time.time())}, 10, None, 0.0, 0)
                 await client.publish(dl.down_topic("apns", device_id(seq % spec.devices)),
-                                     dl.encode(push), qos=dl.PUSH_QOS)
+                                     _bare_push(seq), qos=dl.PUSH_QOS)
                 done += 1
             finally:
                 inflight.release()
@@ -270,6 +281,35 @@ async def _bare(spec: BareSpec, conn: Connection) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
         conn.send(("done", {"published": done, "seconds": time.time() - start,
                             "pid": os.getpid()}))
+
+
+async def _bare_lean(spec: BareSpec, conn: Connection) -> None:
+    """The same publishes on the gateway's lean connection, ``inflight`` unacked at most."""
+    from fake_providers.mqtt_lean import LeanBrokerConnection
+    from simulator.core import devicelink as dl
+    from simulator.core.mqtt_wire import mqtt_string
+    from simulator.load.worker import device_id
+
+    addr = dl.parse_broker_url(spec.broker_url)
+    client = await LeanBrokerConnection.open(
+        addr.host, addr.port, lambda topic, payload: None, client_id="pushlab-bare",
+        username=spec.username, password=spec.password, subscriptions=[])
+    topics = [mqtt_string(dl.down_topic("apns", device_id(i))) for i in range(spec.devices)]
+    try:
+        start = time.time()  # wall clock: workers in other processes compare it with theirs
+        conn.send(("started", {"at": start}))
+        for seq in range(spec.count):
+            if client.published - client.acked >= spec.inflight:
+                await client.wait_unacked(spec.inflight // 2)
+            if not client.publish(topics[seq % spec.devices], _bare_push(seq)):
+                break
+            if seq % 64 == 63:
+                await asyncio.sleep(0)  # let this turn's publishes leave
+        await client.wait_unacked(0)
+        conn.send(("done", {"published": client.acked, "seconds": time.time() - start,
+                            "pid": os.getpid()}))
+    finally:
+        client.disconnect()
 
 
 # ---- external broker binaries -------------------------------------------------------------------
