@@ -67,7 +67,6 @@ class AppServer:
     store: TokenStore = field(default_factory=MemoryTokenStore)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     rng: random.Random = field(default_factory=lambda: random.Random(0))
-    results: list[SendResult] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     stats: SendStats = field(default_factory=SendStats)
     _next_inbox: int = 0
@@ -159,9 +158,7 @@ class AppServer:
         if self.trace.active:
             self.trace.emit(EventKind.SENT, msg=msg, topic=topic, provider=sender.provider,
                             priority=note.priority, collapse=note.collapse_key)
-        result = await self._with_retries(sender, req, msg)
-        self.results.append(result)
-        return result
+        return await self._with_retries(sender, req, msg)
 
     async def _with_retries(self, sender: Sender, req: HttpRequest, msg: str) -> SendResult:
         attempt = 1
@@ -194,7 +191,6 @@ class AppServer:
         return result
 
     def _after(self, result: SendResult, token: str, inst: Install) -> None:
-        self.results.append(result)
         if result.token_dead:
             self.store.prune_token(token)
             self.pruned.append(token)

@@ -76,3 +76,33 @@ def devices(
     from simulator.benchmarks.devices import bench_devices
 
     emit(bench_devices(devices, hours), as_json, "bench devices")
+
+
+@app.command("load")
+def load(
+    devices: Annotated[int, typer.Option(help="connected devices")] = 5000,
+    rate: Annotated[float, typer.Option(help="target run: notifications/s")] = 1000.0,
+    duration: Annotated[float, typer.Option(help="target run: seconds")] = 60.0,
+    ceiling_rate: Annotated[float, typer.Option(help="ceiling run: the ramp's last rate")]
+    = 6000.0,
+    ceiling_duration: Annotated[float, typer.Option(help="ceiling run: seconds of ramp")] = 40.0,
+    bare_count: Annotated[int, typer.Option(help="messages of the bare baseline")] = 40_000,
+    broker: Annotated[str, typer.Option(help="embedded | mosquitto | nats | mqtt://...")]
+    = "mosquitto",
+    workers: Annotated[int, typer.Option(help="worker processes")] = 2,
+    connect_rate: Annotated[float, typer.Option(help="connections per second")] = 250.0,
+    client: Annotated[str, typer.Option(help="MQTT client: lean | aiomqtt")] = "lean",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """The load targets: a constant-rate run, then a ramp to the lab's and the bare ceiling."""
+    from simulator.benchmarks.load import bench_load
+
+    if client not in ("lean", "aiomqtt"):
+        raise typer.BadParameter("client is lean or aiomqtt")
+    if devices < 1 or rate <= 0 or duration <= 0 or ceiling_rate <= 0 or ceiling_duration <= 0:
+        raise typer.BadParameter("devices, rates and durations must be positive")
+    result = bench_load(devices=devices, rate=rate, duration=duration,
+                        ceiling_rate=ceiling_rate, ceiling_duration=ceiling_duration,
+                        bare_count=bare_count, broker=broker, workers=workers,
+                        connect_rate=connect_rate, client=client)
+    emit(result, as_json, "bench load")
