@@ -143,3 +143,18 @@ async def test_publish_after_the_connection_is_lost_says_so() -> None:
     transport.abort()
     assert conn.closed.done()
     assert not conn.publish(mqtt_string("apns/d1/down"), b"x")
+
+
+@pytest.mark.parametrize("body", [b"", b"\x00", b"\x00\x09apns", b"\x00\x02\xff\xfe\x00\x01"])
+def test_malformed_publish_is_a_protocol_error(body: bytes) -> None:
+    from simulator.core.mqtt_wire import MqttProtocolError
+
+    with pytest.raises(MqttProtocolError):
+        parse_publish(PUBLISH | 0x02, body)
+
+
+async def test_a_broker_sending_garbage_loses_the_connection() -> None:
+    received: list[tuple[str, bytes]] = []
+    conn, transport = await _connected([("apns/+/up", 1)], received)
+    conn.data_received(packet(PUBLISH | 0x02, b"\x00\x09apns"))
+    assert transport.closed and conn.closed.done() and received == []

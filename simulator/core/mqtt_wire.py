@@ -77,16 +77,17 @@ def subscribe_packet(pid: int, topics: list[tuple[str, int]] | str, qos: int = 1
 
 def parse_publish(first: int, body: bytes) -> tuple[str, int | None, bytes]:
     """(topic, packet id or None for QoS 0, payload) of a PUBLISH body."""
-    tlen = U16.unpack_from(body)[0]
-    pos = 2 + tlen
     try:
+        pos = 2 + U16.unpack_from(body)[0]
         topic = body[2:pos].decode()
-    except UnicodeDecodeError as exc:
-        raise MqttProtocolError("topic is not UTF-8") from exc
-    pid = None
-    if (first >> 1) & 3:
-        pid = U16.unpack_from(body, pos)[0]
-        pos += 2
+        pid = None
+        if (first >> 1) & 3:
+            pid = U16.unpack_from(body, pos)[0]
+            pos += 2
+    except (struct.error, UnicodeDecodeError) as exc:
+        raise MqttProtocolError(f"malformed PUBLISH: {exc}") from exc
+    if pos > len(body):
+        raise MqttProtocolError("malformed PUBLISH: topic longer than the packet")
     return topic, pid, body[pos:]
 
 
