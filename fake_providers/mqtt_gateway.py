@@ -93,7 +93,8 @@ class MqttGateway:
                  username: str | None = None, password: str | None = None,
                  client_id: str | None = None, tls_context: ssl.SSLContext | None = None,
                  reconnect_min_s: float = 0.1, reconnect_max_s: float = 5.0,
-                 max_inflight: int = 256, client: str = "aiomqtt") -> None:
+                 max_inflight: int = 256, client: str = "aiomqtt",
+                 persistent_session: bool = False) -> None:
         if client not in CLIENTS:
             raise ValueError(f"gateway client must be one of {', '.join(CLIENTS)}, not {client!r}")
         address = dl.parse_broker_url(url)
@@ -110,6 +111,10 @@ class MqttGateway:
         self.reconnect_max_s = reconnect_max_s
         self._max_inflight = max_inflight
         self.client = client
+        # a persistent session keeps the gateway's subscriptions (and queues what devices
+        # publish) while it is away; with a broker that persists sessions, that includes
+        # a broker restart, so a device's first Hello after it is not lost
+        self.persistent_session = persistent_session
         self._lean: LeanBrokerConnection | None = None
         self.sessions: dict[str, MqttSession] = {}  # device id -> current connection
         self.stats = GatewayStats()
@@ -143,6 +148,8 @@ class MqttGateway:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if self.persistent_session:
+                await self._forget_session()
         self._drop_all_sessions()
 
     async def __aenter__(self) -> MqttGateway:
@@ -156,7 +163,8 @@ class MqttGateway:
     def _client(self) -> aiomqtt.Client:
         client = aiomqtt.Client(
             self._address.host, self._address.port, username=self._username,
-            password=self._password, identifier=self._client_id, clean_session=True,
+            password=self._password, identifier=self._client_id,
+            clean_session=not self.persistent_session,
             tls_context=self._tls, keepalive=30,
             socket_options=NO_DELAY)
         client.pending_calls_threshold = self._max_inflight + 16  # many PUBACKs in flight is normal
@@ -174,8 +182,31 @@ class MqttGateway:
         else:
             self.stats.publish_failed += 1  # the backend still holds what matters
 
+    async def _forget_session(self) -> None:
+        """A clean CONNECT ends the session the broker keeps under this client id.
+
+        Done before the first connection (a session left by an earlier run would hand
+        over frames queued for it) and after the last one (nothing should queue for a
+        gateway that is gone)."""
+        host, port = self._address.host, self._address.port
+        with contextlib.suppress(Exception):
+            if self.client == "lean":
+                conn = await LeanBrokerConnection.open(
+                    host, port, lambda topic, payload: None, client_id=self._client_id,
+                    username=self._username, password=self._password, subscriptions=[],
+                    tls=self._tls, timeout_s=3.0)
+                conn.disconnect()
+            else:
+                async with asyncio.timeout(3.0), aiomqtt.Client(
+                        host, port, username=self._username, password=self._password,
+                        identifier=self._client_id, clean_session=True,
+                        tls_context=self._tls):
+                    pass
+
     async def _run(self) -> None:
         delay = self.reconnect_min_s
+        if self.persistent_session:
+            await self._forget_session()
         while not self._closing:
             was_up = False
             try:
@@ -206,12 +237,12 @@ class MqttGateway:
 
     async def _run_lean(self) -> None:
         """One lean connection's life; raises when it ends (so ``_run`` reconnects)."""
-        conn = await LeanBrokerConnection.open(
-            self._address.host, self._address.port, self._on_message,
-            client_id=self._client_id, username=self._username, password=self._password,
-            subscriptions=self._subscriptions(), tls=self._tls, keepalive_s=30)
-        self._lean = conn
+        conn = self._lean = LeanBrokerConnection(self._on_message, keepalive_s=30)
         try:
+            await conn.connect(self._address.host, self._address.port,
+                               client_id=self._client_id, username=self._username,
+                               password=self._password, subscriptions=self._subscriptions(),
+                               tls=self._tls, clean_session=not self.persistent_session)
             self.stats.connects += 1
             self.connected.set()
             exc = await conn.closed

@@ -57,6 +57,7 @@ class LeanBrokerConnection(asyncio.Protocol):
         self.closed: asyncio.Future[Exception | None] = self.loop.create_future()
         self.published = 0
         self.acked = 0
+        self.session_present = False  # the broker kept our session (and what it queued)
         self._transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._wbuf: list[bytes] = []
@@ -72,28 +73,38 @@ class LeanBrokerConnection(asyncio.Protocol):
 
     @classmethod
     async def open(cls, host: str, port: int, on_message: Callable[[str, bytes], None], *,
-                   client_id: str, username: str | None, password: str | None,
-                   subscriptions: list[tuple[str, int]], tls: ssl.SSLContext | None = None,
-                   keepalive_s: int = 30, timeout_s: float = 10.0) -> LeanBrokerConnection:
-        """Connect, log in and subscribe; raises OSError, TimeoutError or BrokerRefused."""
-        loop = asyncio.get_running_loop()
+                   keepalive_s: int = 30, **login: Any) -> LeanBrokerConnection:
+        """A new connection, connected (see :meth:`connect` for ``login``)."""
         conn = cls(on_message, keepalive_s=keepalive_s)
-        async with asyncio.timeout(timeout_s):
-            await loop.create_connection(lambda: conn, host, port, ssl=tls,
-                                         server_hostname=host if tls else None)
-            try:
-                await conn._login(client_id, username, password, subscriptions)
-            except BaseException:
-                conn.abort()
-                raise
+        await conn.connect(host, port, **login)
         return conn
 
+    async def connect(self, host: str, port: int, *, client_id: str, username: str | None,
+                      password: str | None, subscriptions: list[tuple[str, int]],
+                      tls: ssl.SSLContext | None = None, timeout_s: float = 10.0,
+                      clean_session: bool = True) -> None:
+        """Connect, log in and subscribe; raises OSError, TimeoutError or BrokerRefused.
+
+        With a kept session the broker may deliver queued messages before the SUBACK;
+        ``on_message`` gets them at once and :meth:`publish` works from the CONNACK on,
+        so whoever holds this object can answer them.
+        """
+        async with asyncio.timeout(timeout_s):
+            await self.loop.create_connection(lambda: self, host, port, ssl=tls,
+                                              server_hostname=host if tls else None)
+            try:
+                await self._login(client_id, username, password, subscriptions, clean_session)
+            except BaseException:
+                self.abort()
+                raise
+
     async def _login(self, client_id: str, username: str | None, password: str | None,
-                     subscriptions: list[tuple[str, int]]) -> None:
+                     subscriptions: list[tuple[str, int]], clean_session: bool = True) -> None:
         self._handshake = self.loop.create_future()
         self._subscriptions = subscriptions
         self._phase = "connack"
-        self._write(connect_packet(client_id, self.keepalive_s, username, password))
+        self._write(connect_packet(client_id, self.keepalive_s, username, password,
+                                   clean_session=clean_session))
         await asyncio.wait({self._handshake, self.closed}, return_when=asyncio.FIRST_COMPLETED)
         if not self._handshake.done():
             raise ConnectionError("the broker closed the connection during the handshake")
@@ -103,7 +114,7 @@ class LeanBrokerConnection(asyncio.Protocol):
     # what the gateway calls -----------------------------------------------------------
     def publish(self, topic_bytes: bytes, payload: bytes) -> bool:
         """Queue a QoS 1 PUBLISH (``topic_bytes`` length-prefixed); False if the link is down."""
-        if self._phase != "up" or self._transport is None:
+        if self._phase not in ("suback", "up") or self._transport is None:
             return False
         self._pid = self._pid % 65535 + 1
         self._write(publish_packet(topic_bytes, self._pid, payload))
@@ -188,6 +199,7 @@ class LeanBrokerConnection(asyncio.Protocol):
             if len(body) < 2 or body[1] != 0:
                 fut.set_exception(BrokerRefused("connection", body[1] if len(body) > 1 else -1))
                 return
+            self.session_present = bool(body[0] & 1)
             if not self._subscriptions:  # a publisher only
                 self._phase = "up"
                 fut.set_result(None)

@@ -116,3 +116,16 @@ def test_devices_shard_and_addresses_are_unique() -> None:
     addrs = {loopback_address(i) for i in range(20000)}
     assert len(addrs) == 20000 and all(a.startswith("127.") for a in addrs)
     assert loopback_address(7, 1) != loopback_address(7, 0)
+
+
+def test_load_options_with_unknown_values_exit_2_and_name_the_option() -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    for args, name in ((["--client", "paho"], "client"),
+                       (["--gateway-session", "sticky"], "gateway-session"),
+                       (["--profile", "zigzag"], "profile")):
+        out = CliRunner().invoke(app, ["load", "--devices", "2", "--duration", "1", *args])
+        assert out.exit_code == 2, out.output
+        assert name in out.output

@@ -77,6 +77,9 @@ def load(
     = "127.0.0.1",
     client: Annotated[str, typer.Option(help="MQTT client of the device workers, the provider gateway and the bare publisher: lean | aiomqtt")]
     = "lean",
+    gateway_session: Annotated[str, typer.Option(
+        help="the provider gateway's MQTT session: kept (survives a broker restart, "
+             "so Hellos sent meanwhile wait for it) | clean")] = "kept",
     fault: Annotated[list[str] | None, typer.Option(
         help="kind@seconds[:arg]: broker-restart@20[:down_s], provider-outage@20[:secs], "
              "storm@20[:fraction] (repeatable)")] = None,
@@ -99,6 +102,8 @@ def load(
         return
     if client not in ("lean", "aiomqtt"):
         raise typer.BadParameter("client is lean or aiomqtt")
+    if gateway_session not in ("kept", "clean"):
+        raise typer.BadParameter("gateway-session is kept or clean")
     if workers + remote_workers < 1:
         raise typer.BadParameter("need at least one worker (local or remote)")
     from simulator.load.faults import parse_fault
@@ -124,7 +129,8 @@ def load(
                                                  faults, seed))
     else:
         extra = {"remote_workers": remote_workers, "listen": listen, "join_key": join_key,
-                 "app_host": app_host, "client": client}
+                 "app_host": app_host, "client": client,
+                 "gateway_session": gateway_session}
         summary = _live(devices, rate, duration, profile, connect_rate, broker, workers, faults,
                         baseline, bare_count, drain, inflight, prometheus, quiet, seed, console,
                         extra)

@@ -43,9 +43,10 @@ def packet(first: int, body: bytes) -> bytes:
 
 def connect_packet(client_id: str, keepalive: int, username: str | None,
                    password: str | None, will_topic: str | None = None,
-                   will_message: bytes = b"", will_qos: int = 1) -> bytes:
-    """CONNECT with a clean session (every PushLab connection starts afresh)."""
-    flags = 0x02
+                   will_message: bytes = b"", will_qos: int = 1, *,
+                   clean_session: bool = True) -> bytes:
+    """CONNECT; devices start a clean session, a gateway may keep its own across outages."""
+    flags = 0x02 if clean_session else 0
     payload = mqtt_string(client_id)
     if will_topic is not None:
         flags |= 0x04 | (will_qos << 3)

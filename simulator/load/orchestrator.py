@@ -58,6 +58,7 @@ class LoadConfig:
     bind_addresses: bool = True
     seed: int = 0
     client: str = "lean"  # MQTT client of the workers, the gateway and the bare publisher
+    gateway_session: str = "kept"  # kept: the gateway's subscriptions survive a broker restart
     tune_gc: bool = False  # tune the orchestrator's own GC (the command does; a test's does not)
     # shards run by `pushlab load worker --shard i/n --join HOST:PORT` (other machines):
     # local workers take shards 0..workers-1, remote ones workers..workers+remote-1
@@ -405,7 +406,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
     summary: dict[str, Any] = {
         "devices": cfg.devices, "workers": cfg.workers, "rate": cfg.rate,
         "duration_s": cfg.duration, "profile": cfg.profile, "broker": cfg.broker,
-        "faults": [str(f) for f in cfg.faults]}
+        "faults": [str(f) for f in cfg.faults], "client": cfg.client,
+        "gateway_session": cfg.gateway_session}
     try:
         # ---- broker ----------------------------------------------------------------
         gw_user: str | None = None
@@ -440,7 +442,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         # ---- providers and app server ------------------------------------------------
         prov = Child("providers", services.providers_main,
                      services.ProviderSpec(gateway_url, gw_user, gw_pass, tmp.name, cfg.seed,
-                                           client=cfg.client))
+                                           client=cfg.client,
+                                           persistent_session=cfg.gateway_session == "kept"))
         children.append(prov)
         p_ready = await prov.expect("ready", 60)
         meter.add("providers", prov.pid)

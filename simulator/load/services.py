@@ -85,6 +85,7 @@ class ProviderSpec:
     tls_dir: str
     seed: int = 0
     client: str = "lean"  # the gateway's MQTT client: lean | aiomqtt
+    persistent_session: bool = True  # the gateway's subscriptions outlive a broker restart
 
 
 def providers_main(spec: ProviderSpec, conn: Connection) -> None:
@@ -105,7 +106,8 @@ async def _providers(spec: ProviderSpec, conn: Connection) -> None:
     server = await start_apns_server(lab.production, tls=tls)
     gateway = MqttGateway(lab.backend, spec.broker_url, provider="apns",
                           username=spec.gateway_username, password=spec.gateway_password,
-                          max_inflight=1024, client=spec.client)
+                          max_inflight=1024, client=spec.client,
+                          persistent_session=spec.persistent_session)
     await gateway.start(timeout=30.0)
     tune_gc()
     conn.send(("ready", {"apns_url": server.url, "ca": str(tls.ca_path), "pid": os.getpid()}))
@@ -412,7 +414,11 @@ class BrokerProcess:
 
 
 class Mosquitto(BrokerProcess):
-    """Mosquitto (Debian's package) on 127.0.0.1, anonymous, no persistence."""
+    """Mosquitto (Debian's package) on 127.0.0.1, anonymous.
+
+    Sessions persist across a restart (saved when it stops, not while it runs), as on a
+    production broker: the provider gateway's subscriptions survive ``broker-restart``.
+    """
 
     name = "mosquitto"
 
@@ -432,7 +438,9 @@ class Mosquitto(BrokerProcess):
             f"listener {self.port} 127.0.0.1",
             "user root",  # as root mosquitto would switch user, which clears PDEATHSIG
             "allow_anonymous true",
-            "persistence false",
+            "persistence true",
+            f"persistence_location {self.dir}/",
+            "autosave_interval 0",  # save on shutdown only: no disk writes during a run
             "max_queued_messages 100000",
             "max_inflight_messages 0",
             "set_tcp_nodelay true",
