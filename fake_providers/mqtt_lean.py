@@ -16,12 +16,11 @@ again on the device's next Hello), exactly as with the library client.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
 
+from simulator.core.mqtt_stream import MqttStream
 from simulator.core.mqtt_wire import (
     CONNACK,
     DISCONNECT_PACKET,
@@ -31,7 +30,6 @@ from simulator.core.mqtt_wire import (
     SUBACK,
     MqttProtocolError,
     connect_packet,
-    parse_packets,
     parse_publish,
     puback_packet,
     publish_packet,
@@ -47,22 +45,17 @@ class BrokerRefused(ConnectionError):
         self.rc = rc
 
 
-class LeanBrokerConnection(asyncio.Protocol):
+class LeanBrokerConnection(MqttStream):
     """One MQTT client connection; ``on_message(topic, payload)`` is called per PUBLISH."""
 
     def __init__(self, on_message: Callable[[str, bytes], None], *, keepalive_s: int = 30) -> None:
+        super().__init__(asyncio.get_running_loop())
         self.on_message = on_message
         self.keepalive_s = keepalive_s
-        self.loop = asyncio.get_running_loop()
         self.closed: asyncio.Future[Exception | None] = self.loop.create_future()
         self.published = 0
         self.acked = 0
         self.session_present = False  # the broker kept our session (and what it queued)
-        self._transport: asyncio.Transport | None = None
-        self._buf = bytearray()
-        self._wbuf: list[bytes] = []
-        self._flush_scheduled = False
-        self._in_read = False
         self._pid = 0
         self._handshake: asyncio.Future[None] | None = None
         self._phase = "tcp"  # tcp -> connack -> suback -> up
@@ -137,50 +130,31 @@ class LeanBrokerConnection(asyncio.Protocol):
             t.close()
 
     def abort(self) -> None:
-        if self._transport is not None:
-            self._transport.abort()
+        self._abort_transport()
 
-    # asyncio.Protocol -------------------------------------------------------------------
-    def connection_made(self, transport: Any) -> None:
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
+    # MqttStream ---------------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
         self._last_in = self.loop.time()
-        buf = self._buf
-        buf += data
-        try:
-            packets, used = parse_packets(buf)
-        except MqttProtocolError as exc:
-            self._fail(exc)
-            return
-        if used:
-            del buf[:used]
-        self._in_read = True
-        try:
-            for first, body in packets:
-                if first & 0xF0 == PUBLISH:
-                    topic, pid, payload = parse_publish(first, body)
-                    if pid is not None:
-                        self._write(puback_packet(pid))
-                    self.on_message(topic, payload)
-                elif first == PUBACK:  # of one of ours
-                    self.acked += 1
-                    waiter = self._unacked_waiter
-                    if waiter is not None and self.published - self.acked <= waiter[0]:
-                        self._unacked_waiter = None
-                        if not waiter[1].done():
-                            waiter[1].set_result(None)
-                elif self._phase != "up":
-                    self._handshake_step(first, body)
-        except MqttProtocolError as exc:
-            self._fail(exc)
-        finally:
-            self._in_read = False
-            self._flush()
+        super().data_received(data)
+
+    def _on_packet(self, first: int, body: bytes) -> None:
+        if first & 0xF0 == PUBLISH:
+            topic, pid, payload = parse_publish(first, body)
+            if pid is not None:
+                self._write(puback_packet(pid))
+            self.on_message(topic, payload)
+        elif first == PUBACK:  # of one of ours
+            self.acked += 1
+            waiter = self._unacked_waiter
+            if waiter is not None and self.published - self.acked <= waiter[0]:
+                self._unacked_waiter = None
+                if not waiter[1].done():
+                    waiter[1].set_result(None)
+        elif self._phase != "up":
+            self._handshake_step(first, body)
+
+    def _on_bad_bytes(self, exc: MqttProtocolError) -> None:
+        self._fail(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -219,23 +193,6 @@ class LeanBrokerConnection(asyncio.Protocol):
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(exc)
         self.abort()
-
-    def _write(self, data: bytes) -> None:
-        self._wbuf.append(data)
-        if not self._in_read and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        if not self._wbuf:
-            return
-        data = b"".join(self._wbuf)
-        self._wbuf.clear()
-        t = self._transport
-        if t is not None and not t.is_closing():
-            t.write(data)
-            self._last_out = self.loop.time()
 
     def _arm_keepalive(self) -> None:
         self._ka_timer = self.loop.call_later(self.keepalive_s / 2, self._keepalive)

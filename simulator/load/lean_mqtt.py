@@ -29,12 +29,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
 from typing import TYPE_CHECKING, Any
 
 from devices.mqtt_link import MqttLinkFactory, PasswordSource
 from simulator.core import devicelink as dl
+from simulator.core.mqtt_stream import MqttStream
 from simulator.core.mqtt_wire import (
     CONNACK,
     DISCONNECT_PACKET,
@@ -47,7 +47,6 @@ from simulator.core.mqtt_wire import (
     MqttProtocolError,
     connect_packet,
     mqtt_string,
-    parse_packets,
     puback_packet,
     publish_packet,
     subscribe_packet,
@@ -86,18 +85,19 @@ class LeanLinkFactory(MqttLinkFactory):
         return link
 
 
-class LeanDeviceLink(asyncio.Protocol):
+class LeanDeviceLink(MqttStream):
     """One MQTT connection of one device (see the module docstring)."""
 
     __slots__ = ("factory", "daemon", "device_id", "client_address", "keepalive_s", "conn",
                  "closed", "connected", "frames_in", "frames_out", "malformed",
-                 "_transport", "_buf", "_pending", "_wbuf", "_in_read", "_pid", "_phase",
+                 "_pending", "_pid", "_phase",
                  "_up", "_status", "_connect_task", "_done", "_lost_reported",
-                 "_last_write", "_ka_timer")
+                 "_ka_timer")
 
     def __init__(self, factory: LeanLinkFactory, daemon: PushDaemon, device_id: str,
                  client_address: str | None, keepalive_s: int, conn: str,
                  previous: LeanDeviceLink | None) -> None:
+        super().__init__(factory.loop)
         self.factory = factory
         self.daemon = daemon
         self.device_id = device_id
@@ -109,18 +109,13 @@ class LeanDeviceLink(asyncio.Protocol):
         self.frames_in = 0
         self.frames_out = 0
         self.malformed = 0
-        self._transport: asyncio.Transport | None = None
-        self._buf = bytearray()
         self._pending: list[bytes] = []  # frames the daemon sent before the session was up
-        self._wbuf: list[bytes] = []
-        self._in_read = False
         self._pid = 0
         self._phase = "tcp"  # tcp -> connack -> suback -> online -> up
         self._up = mqtt_string(dl.up_topic(factory.provider, device_id))
         self._status = mqtt_string(dl.status_topic(factory.provider, device_id))
         self._done: asyncio.Future[None] = factory.loop.create_future()
         self._lost_reported = False
-        self._last_write = 0.0
         self._ka_timer: asyncio.TimerHandle | None = None
         self._connect_task: asyncio.Task[None] | None = factory.loop.create_task(
             self._open(previous))
@@ -198,13 +193,9 @@ class LeanDeviceLink(asyncio.Protocol):
         else:
             self._lost()
 
-    # asyncio.Protocol ---------------------------------------------------------------------
+    # MqttStream -----------------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
         if self.closed:
             transport.abort()
             return
@@ -215,24 +206,12 @@ class LeanDeviceLink(asyncio.Protocol):
                                    dl.status_topic(f.provider, self.device_id),
                                    dl.presence(dl.GONE, self.conn), dl.PUSH_QOS))
 
-    def data_received(self, data: bytes) -> None:
-        buf = self._buf
-        buf += data
-        try:
-            packets, used = parse_packets(buf)
-        except MqttProtocolError as exc:
-            log.debug("link %s: %s", self.device_id, exc)
-            self._transport.abort()  # type: ignore[union-attr]
-            return
-        if used:
-            del buf[:used]
-        self._in_read = True
-        try:
-            for first, body in packets:
-                self._handle(first & 0xF0, first, body)
-        finally:
-            self._in_read = False
-            self._flush()
+    def _on_bad_bytes(self, exc: MqttProtocolError) -> None:
+        log.debug("link %s: %s", self.device_id, exc)
+        self._abort_transport()
+
+    def _on_packet(self, first: int, body: bytes) -> None:
+        self._handle(first & 0xF0, first, body)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -295,25 +274,6 @@ class LeanDeviceLink(asyncio.Protocol):
     def _publish(self, topic: bytes, payload: bytes) -> None:
         self._write(publish_packet(topic, self._next_pid(), payload))
 
-    def _write(self, data: bytes) -> None:
-        if self._in_read:
-            self._wbuf.append(data)
-            return
-        t = self._transport
-        if t is not None and not t.is_closing():
-            t.write(data)
-            self._last_write = self.factory.loop.time()
-
-    def _flush(self) -> None:
-        if not self._wbuf:
-            return
-        data = b"".join(self._wbuf)
-        self._wbuf.clear()
-        t = self._transport
-        if t is not None and not t.is_closing():
-            t.write(data)
-            self._last_write = self.factory.loop.time()
-
     def _arm_keepalive(self) -> None:
         self._ka_timer = self.factory.loop.call_later(self.keepalive_s * 0.75, self._keepalive)
 
@@ -321,7 +281,7 @@ class LeanDeviceLink(asyncio.Protocol):
         self._ka_timer = None
         if self._transport is None or self.closed:
             return
-        if self.factory.loop.time() - self._last_write >= self.keepalive_s * 0.5:
+        if self.loop.time() - self._last_out >= self.keepalive_s * 0.5:
             self._write(PINGREQ_PACKET)
         self._arm_keepalive()
 
