@@ -105,4 +105,15 @@ def load(
                         ceiling_rate=ceiling_rate, ceiling_duration=ceiling_duration,
                         bare_count=bare_count, broker=broker, workers=workers,
                         connect_rate=connect_rate, client=client)
-    emit(result, as_json, "bench load")
+    if as_json:
+        emit(result, True, "bench load")
+        return
+    targets = result.pop("targets")
+    emit(result, False, "bench load")
+    table = Table(title="targets")
+    for column in ("target", "bound", "measured", "met"):
+        table.add_column(column)
+    for name, t in targets.items():
+        table.add_row(name, t["target"], str(t["measured"]),
+                      "[green]yes[/green]" if t["met"] else "[red]no[/red]")
+    Console().print(table)
