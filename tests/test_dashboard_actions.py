@@ -291,3 +291,17 @@ async def test_widgets_update_on_the_timer_not_per_event(h: Harness) -> None:
     events = h.engine.collector.total
     versions = len(set(seen))
     assert versions <= 11 < events
+
+
+def test_speed_option_reads_numbers_multipliers_and_max() -> None:
+    import math
+
+    import typer
+
+    from simulator.commands.dashboard import _speed
+
+    assert _speed("60") == 60 and _speed("120x") == 120 and _speed(" 2.5 ") == 2.5
+    assert _speed("max") == _speed("MAX") == _speed("inf") == math.inf
+    for bad in ("0", "-3", "fast", "x"):
+        with pytest.raises(typer.BadParameter):
+            _speed(bad)

@@ -20,9 +20,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _speed(text: str) -> float:
-    text = text.strip().lower().removesuffix("x")
+    text = text.strip().lower()
     if text in ("max", "inf", "fastest"):
         return math.inf
+    text = text.removesuffix("x")  # "60x" reads as 60
     try:
         value = float(text)
     except ValueError:
