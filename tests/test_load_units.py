@@ -73,7 +73,8 @@ def test_histograms_merge_across_workers() -> None:
     assert merged.percentile_ms(99) == pytest.approx(99, rel=0.01)
     assert merged.max_ms() == pytest.approx(100, rel=0.01)
     fig = merged.figures()
-    assert set(fig) == {"p50_ms", "p90_ms", "p99_ms", "p99_9_ms", "max_ms"}
+    assert set(fig) == {"p50_ms", "p90_ms", "p95_ms", "p99_ms", "p99_9_ms", "max_ms"}
+    assert merged.buckets()["100"] == 100 and merged.buckets()["50"] == 50
 
 
 def test_every_undelivered_message_gets_a_place() -> None:
@@ -129,3 +130,26 @@ def test_load_options_with_unknown_values_exit_2_and_name_the_option() -> None:
         out = CliRunner().invoke(app, ["load", "--devices", "2", "--duration", "1", *args])
         assert out.exit_code == 2, out.output
         assert name in out.output
+
+
+def test_latency_buckets_are_cumulative_and_end_with_every_message() -> None:
+    from simulator.load.stats import Latency
+
+    lat = Latency()
+    for seconds in (0.0005, 0.0015, 0.003, 0.0099, 0.0101, 0.5, 2.0, 30.0):
+        lat.record(seconds)
+    b = lat.buckets()
+    assert (b["1"], b["2"], b["5"], b["10"], b["20"], b["500"], b["2000"]) == (1, 2, 3, 4, 5, 6, 7)
+    assert b["10000"] == 7 and b["+Inf"] == 8  # 30 s is past the last bound
+    counts = list(b.values())
+    assert counts == sorted(counts)
+    assert lat.figures()["p95_ms"] is not None
+
+
+def test_rate_spread_reads_only_the_steady_seconds() -> None:
+    from simulator.load.stats import rate_spread
+
+    lines = [{"t": t, "delivered_rate": r} for t, r in
+             ((1, 10.0), (2, 100.0), (3, 90.0), (4, 110.0), (5, 100.0), (6, 0.0))]
+    assert rate_spread(lines, 6.0) == {"min": 90.0, "median": 100.0, "max": 110.0}
+    assert rate_spread(lines[:3], 3.0) is None  # too short to say

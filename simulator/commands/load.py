@@ -198,11 +198,22 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
             t.add_row(key, str(s[key]))
     t.add_row("delivered ratio", f"{s.get('delivered_ratio', 0):.4f}")
     t.add_row("throughput", f"{s.get('throughput_per_s', 0):.1f} msg/s")
+    spread = s.get("delivered_per_s")
+    if spread:
+        t.add_row("delivered/s, by second: min/median/max",
+                  f"{spread['min']:.0f} / {spread['median']:.0f} / {spread['max']:.0f}")
     for key, label in (("p50_ms", "latency p50"), ("p90_ms", "latency p90"),
-                       ("p99_ms", "latency p99"), ("p99_9_ms", "latency p99.9"),
-                       ("max_ms", "latency max")):
+                       ("p95_ms", "latency p95"), ("p99_ms", "latency p99"),
+                       ("p99_9_ms", "latency p99.9"), ("max_ms", "latency max")):
         if key in s:
             t.add_row(label, _ms(s[key]))
+    buckets = s.get("latency_buckets_ms") or {}
+    total = buckets.get("+Inf")
+    if total:
+        shown = [(b, n) for b, n in buckets.items() if b != "+Inf"]
+        t.add_row("latency histogram", "  ".join(
+            f"<={b}ms {100 * n / total:.1f}%" for b, n in shown
+            if n < total or b == next(x for x, m in shown if m == total)))
     if "connect" in s:
         c = s["connect"]
         t.add_row("connect", f"{c.get('connected')} in {c.get('seconds')} s "

@@ -32,6 +32,7 @@ from simulator.load.stats import (
     SecondLine,
     add_tallies,
     classify_undelivered,
+    rate_spread,
     recovery_after,
 )
 from simulator.load.worker import APP_ID, WorkerSpec, device_id
@@ -621,6 +622,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
             # the best 3 s (of delivered/s): with a ramp profile, the lab's ceiling
             "peak_delivered_per_s": _peak([ln["delivered"] for ln in lines], 3),
             **latency.figures(),
+            "latency_buckets_ms": latency.buckets(),
+            "delivered_per_s": rate_spread(lines, cfg.duration),
             "api_answer": sender.api_latency.figures(),
             "undelivered": fates.as_dict(),
             "app_server": app_stats,

@@ -184,6 +184,7 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
         "delivered_ratio": round(len(seen) / sent, 6) if sent else 1.0,
         "throughput_per_s": round(len(seen) / span, 1),
         **latency.figures(),
+        "latency_buckets_ms": latency.buckets(),
         "undelivered": undelivered.as_dict(),
         "app_server": world.app_server.stats.as_dict(),
         "provider": {"forwarded": backend.forwarded, "acked": backend.acked,

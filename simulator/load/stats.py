@@ -8,6 +8,7 @@ Everything here is plain data: the orchestrator and the sim runner both feed it.
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +20,9 @@ from simulator.core.trace import EventKind, Trace
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
-PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+# upper bounds (ms) of the latency histogram's buckets, as emqtt-bench and Prometheus count
+BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
 class Latency:
@@ -54,8 +57,25 @@ class Latency:
     def max_ms(self) -> float | None:
         return self.hist.get_max_value() / 1000.0 if self.count else None
 
+    def buckets(self) -> dict[str, int]:
+        """Cumulative counts at or under each bound of ``BUCKETS_MS`` (and ``+Inf``)."""
+        counts = dict.fromkeys(BUCKETS_MS, 0)
+        for item in self.hist.get_recorded_iterator():
+            # an HDR bucket holds values equal to 3 significant digits: place it by its start
+            ms = self.hist.get_lowest_equivalent_value(item.value_iterated_to) / 1000.0
+            for bound in BUCKETS_MS:
+                if ms <= bound:
+                    counts[bound] += item.count_added_in_this_iter_step
+                    break
+        out, running = {}, 0
+        for bound in BUCKETS_MS:
+            running += counts[bound]
+            out[str(bound)] = running
+        out["+Inf"] = self.count
+        return out
+
     def figures(self) -> dict[str, float | None]:
-        """p50/p90/p99/p99.9/max in milliseconds, rounded for display."""
+        """p50/p90/p95/p99/p99.9/max in milliseconds, rounded for display."""
         out: dict[str, float | None] = {}
         for p in PERCENTILES:
             v = self.percentile_ms(p)
@@ -193,3 +213,15 @@ def track_losses(trace: Trace) -> dict[str, str]:
 
     trace.subscribe(on_event)
     return lost
+
+
+def rate_spread(lines: list[dict[str, Any]], duration_s: float) -> dict[str, float] | None:
+    """Slowest, median and fastest second of delivery while sending (first and last left out).
+
+    mqtt-stresser reports throughput this way; a steady run has the three close together,
+    a run that stalls now and then shows it in ``min``.
+    """
+    steady = [ln["delivered_rate"] for ln in lines if 2 <= ln["t"] < duration_s]
+    if len(steady) < 3:
+        return None
+    return {"min": min(steady), "median": statistics.median(steady), "max": max(steady)}
