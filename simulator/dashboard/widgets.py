@@ -213,14 +213,14 @@ def _cells(row: DeviceRow) -> tuple[Any, ...]:
     battery = Text.assemble((f"{pct:6.2f}% ", ""), (bar, "green" if pct > 50 else "yellow"))
     return (
         Text(row.device_id, "bold" if row.delivered else ""),
-        row.platform,
+        Text(row.platform),
         Text(row.interface, "red" if row.interface in ("airplane", "none", "off") else ""),
-        row.address,
+        Text(row.address),
         Text(row.connection, STATE_STYLE.get(row.connection, "")),
         Text(row.radio, "bold yellow" if row.radio in ("connected", "promoting") else "dim"),
         battery,
         Text(str(row.pending), "bold yellow" if row.pending else "dim"),
-        str(row.delivered),
+        Text(str(row.delivered)),
         Text(f"{len(row.apps)} {row.flags}", "dim"),
     )
 
@@ -444,9 +444,11 @@ class EventLog(Vertical):
         for seq, ev in items:
             key = str(seq)
             msg = ev.data.get("msg")
-            table.add_row(clock(ev.t), Text(ev.kind, KIND_STYLE.get(ev.kind, "")),
-                          str(ev.data.get("device", ev.data.get("provider", "")) or ""),
-                          str(msg)[:8] if msg else "", event_text(ev), key=key)
+            # Text, not str: a DataTable parses str cells as markup on every render
+            # (costly at 10 Hz, and a "[" in an event would be read as a style tag)
+            table.add_row(Text(clock(ev.t)), Text(ev.kind, KIND_STYLE.get(ev.kind, "")),
+                          Text(str(ev.data.get("device", ev.data.get("provider", "")) or "")),
+                          Text(str(msg)[:8] if msg else ""), Text(event_text(ev)), key=key)
             self._rows.append(key)
             if msg:
                 self._msg_of[key] = str(msg)
