@@ -58,10 +58,18 @@ async def test_two_shards_in_separate_processes_share_one_broker() -> None:
     assert s["bytes_per_device"] is None  # no local worker to measure
 
 
+port_text = [""]  # the last /metrics text scraped
+
+
 def _scrape(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
         text = resp.read().decode()
+    port_text[0] = text
     return {m[1]: float(m[2]) for m in re.finditer(r"^pushlab_load_(\w+) (\S+)$", text, re.M)}
+
+
+def _histogram_buckets(text: str) -> list[str]:
+    return re.findall(r'^pushlab_load_latency_seconds_bucket\{le="[^"]+"\} (\S+)$', text, re.M)
 
 
 async def test_prometheus_endpoint_serves_live_figures_during_a_run() -> None:
@@ -86,8 +94,14 @@ async def test_prometheus_endpoint_serves_live_figures_during_a_run() -> None:
     finally:
         if not run.done():
             run.cancel()
-    assert set(scraped) == {"connected", "sent", "accepted", "delivered", "errors"}, scraped
+    assert set(scraped) == {"connected", "sent", "accepted", "delivered", "errors",
+                            "latency_seconds_count", "latency_seconds_sum"}, scraped
     assert scraped["connected"] == 20 and scraped["sent"] > 0 and scraped["delivered"] > 0
+    # the latency histogram counts what the workers had delivered by their last tally
+    assert 0 < scraped["latency_seconds_count"] <= scraped["delivered"]
+    assert 0 < scraped["latency_seconds_sum"] < 60 * scraped["latency_seconds_count"]
+    buckets = [float(v) for v in _histogram_buckets(port_text[0])]
+    assert buckets == sorted(buckets) and buckets[-1] == scraped["latency_seconds_count"]
     assert scraped["delivered"] <= scraped["accepted"] <= scraped["sent"] <= s["sent"]
     assert scraped["errors"] == 0
     with pytest.raises(OSError):  # the endpoint ends with the run

@@ -366,7 +366,12 @@ def _urls(cfg: LoadConfig, broker_urls: list[str], shards: int) -> tuple[str, li
 
 
 class Prometheus:
-    """``--prometheus PORT``: the live figures on /metrics while the run lasts."""
+    """``--prometheus PORT``: the live figures on /metrics while the run lasts.
+
+    Counters as gauges (``pushlab_load_sent`` ...) and the end-to-end latency as a
+    histogram, ``pushlab_load_latency_seconds``, merged from the workers' tallies
+    (buckets of ``stats.BUCKETS_MS``).
+    """
 
     def __init__(self, port: int) -> None:
         from prometheus_client import CollectorRegistry, Gauge, start_http_server
@@ -375,12 +380,30 @@ class Prometheus:
         names = ("connected", "sent", "accepted", "delivered", "errors")
         self.gauges = {n: Gauge(f"pushlab_load_{n}", f"load run: {n} so far",
                                 registry=self.registry) for n in names}
+        self.latency: dict[str, int] = {}
+        self.registry.register(self)
         self.server, self.thread = start_http_server(port, addr="127.0.0.1",
                                                      registry=self.registry)
 
-    def update(self, values: dict[str, int]) -> None:
+    def update(self, values: dict[str, int], tally: dict[str, int] | None = None) -> None:
         for name, gauge in self.gauges.items():
             gauge.set(values.get(name, 0))
+        if tally is not None:
+            self.latency = {k: v for k, v in tally.items() if k.startswith("latency_")}
+
+    def collect(self) -> Any:
+        """The latency histogram (prometheus_client calls this on every scrape)."""
+        from prometheus_client.core import HistogramMetricFamily
+
+        from simulator.load.stats import BUCKETS_MS
+
+        lat = self.latency
+        buckets = [(repr(b / 1000), lat.get(f"latency_le_{b}", 0)) for b in BUCKETS_MS]
+        buckets.append(("+Inf", lat.get("latency_count", 0)))
+        yield HistogramMetricFamily(
+            "pushlab_load_latency_seconds",
+            "end-to-end latency, scheduled send to the app, all workers so far",
+            buckets=buckets, sum_value=lat.get("latency_sum_us", 0) / 1e6)
 
     def close(self) -> None:
         self.server.shutdown()
@@ -462,7 +485,7 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
             return WorkerSpec(k, shards, cfg.devices, worker_urls[k % len(worker_urls)],
                               a_ready["url"], api_key, cfg.connect_rate / shards, secret,
                               bind_addresses=cfg.bind_addresses, seed=cfg.seed,
-                              client=cfg.client)
+                              client=cfg.client, latency_in_tallies=bool(cfg.prometheus))
 
         workers: list[Child] = []
         for k in range(cfg.workers):
@@ -546,7 +569,7 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
             if prom is not None:
                 prom.update({"connected": t.get("connected", 0), "sent": sender.sent,
                              "accepted": sender.accepted, "delivered": delivered,
-                             "errors": sender.errors})
+                             "errors": sender.errors}, t)
             progress("sending" if not send_task.done() else "draining",
                      min(now, cfg.duration), cfg.duration)
             if now >= next_line:

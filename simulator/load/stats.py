@@ -74,6 +74,13 @@ class Latency:
         out["+Inf"] = self.count
         return out
 
+    def tally_counts(self) -> dict[str, int]:
+        """The histogram as flat counters a tally can carry and :func:`add_tallies` can sum."""
+        out = {f"latency_le_{b}": n for b, n in self.buckets().items() if b != "+Inf"}
+        out["latency_count"] = self.count
+        out["latency_sum_us"] = int(self.hist.get_mean_value() * self.count) if self.count else 0
+        return out
+
     def figures(self) -> dict[str, float | None]:
         """p50/p90/p95/p99/p99.9/max in milliseconds, rounded for display."""
         out: dict[str, float | None] = {}

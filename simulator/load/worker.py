@@ -70,6 +70,7 @@ class WorkerSpec:
     seed: int = 0
     client: str = "lean"  # lean (simulator/load/lean_mqtt.py) | aiomqtt (devices/mqtt_link.py)
     max_connecting: int = 64  # MQTT handshakes in flight at once (lean client)
+    latency_in_tallies: bool = False  # the histogram in every tally (for --prometheus)
 
 
 class LoadDevice:
@@ -274,7 +275,10 @@ class Worker:
         t.ready = len(self._ready)
         if full:  # a walk over every device: at the end, not ten times a second
             t.reconnects = sum(d.daemon.reconnects for d in self.devices)
-        return t.as_dict()
+        out = t.as_dict()
+        if self.spec.latency_in_tallies:
+            out.update(self.latency.tally_counts())
+        return out
 
     def storm(self, fraction: float) -> int:
         """A fraction of this shard's devices change address at once."""
