@@ -4,13 +4,14 @@ The provider's gateway is one MQTT client carrying every device's frames, so und
 load it publishes thousands of PUBLISH packets a second and acknowledges as many.
 Through paho (under aiomqtt) each of those packets is its own ``send`` system call,
 and each publish is a task waiting on its PUBACK. This connection keeps the same
-wire behaviour (MQTT 3.1.1, clean session, QoS 1 both ways) but buffers what the
-gateway writes during one event-loop turn and sends it as one write; incoming
-PUBLISH packets reach the gateway from ``data_received`` without a queue or a task.
+wire behaviour (MQTT 3.1.1, QoS 1 both ways, a clean or a kept session) but buffers
+what the gateway writes during one event-loop turn and sends it as one write;
+incoming PUBLISH packets reach the gateway from ``data_received`` without a queue
+or a task.
 
-It does not retransmit: with a clean session the provider's store is what makes
-delivery reliable (it keeps each message until the device acks it and forwards it
-again on the device's next Hello), exactly as with the library client.
+It does not retransmit unacked PUBLISHes on a new connection: the provider's store
+is what makes delivery reliable (it keeps each message until the device acks it and
+forwards it again on the device's next Hello), exactly as with the library client.
 """
 
 from __future__ import annotations
@@ -179,14 +180,14 @@ class LeanBrokerConnection(MqttStream):
                 fut.set_result(None)
                 return
             self._phase = "suback"
-            self._write(subscribe_packet(1, self._subscriptions))
+            self._pid = 1  # publishes sent before the SUBACK must not reuse its packet id
+            self._write(subscribe_packet(self._pid, self._subscriptions))
         elif first == SUBACK and self._phase == "suback":
             refused = [code for code in body[2:] if code >= 0x80]
             if refused:
                 fut.set_exception(BrokerRefused("subscriptions", refused[0]))
                 return
             self._phase = "up"
-            self._pid = 1
             fut.set_result(None)
 
     def _fail(self, exc: Exception) -> None:

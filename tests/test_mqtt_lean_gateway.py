@@ -158,3 +158,23 @@ async def test_a_broker_sending_garbage_loses_the_connection() -> None:
     conn, transport = await _connected([("apns/+/up", 1)], received)
     conn.data_received(packet(PUBLISH | 0x02, b"\x00\x09apns"))
     assert transport.closed and conn.closed.done() and received == []
+
+
+async def test_publishes_before_the_suback_do_not_reuse_its_packet_id() -> None:
+    conn = LeanBrokerConnection(lambda t, p: None)
+    transport = RecordingTransport()
+    transport.protocol = conn
+    conn.connection_made(transport)
+    login = asyncio.ensure_future(conn._login("gw", None, None, [("apns/+/up", 1)], False))
+    await asyncio.sleep(0)
+    conn.data_received(bytes((0x20, 2, 1, 0)))  # CONNACK, session present
+    assert conn.session_present
+    assert conn.publish(mqtt_string("apns/d1/down"), b"answer to a queued Hello")
+    conn.data_received(bytes((0x90, 3, 0, 1, 1)))  # SUBACK for packet id 1
+    await login
+    assert conn.publish(mqtt_string("apns/d1/down"), b"next")
+    await asyncio.sleep(0)
+    got = transport.packets()
+    sub_id = int.from_bytes(got[1][1][:2], "big")
+    pub_ids = [parse_publish(first, body)[1] for first, body in got if first & 0xF0 == PUBLISH]
+    assert got[1][0] == SUBSCRIBE and sub_id not in pub_ids and len(set(pub_ids)) == 2
