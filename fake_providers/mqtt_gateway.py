@@ -1,6 +1,6 @@
 """The device gateway over MQTT (live mode): the twin of :mod:`fake_providers.gateway`.
 
-One aiomqtt client per provider subscribes to every device's ``up`` and
+One MQTT client per provider subscribes to every device's ``up`` and
 ``status`` topic (names from :mod:`simulator.core.devicelink`). Frames from a
 device's ``up`` topic are decoded and fed to :meth:`PushBackend.on_frame` with
 that device's :class:`MqttSession`; the session's :meth:`~MqttSession.send`
@@ -17,12 +17,15 @@ network loss, keepalive expiry); a device that closes cleanly publishes the same
 ``gone`` itself before disconnecting. Both carry the connection's id, so a late
 ``gone`` from a connection that a newer one already replaced is ignored.
 
-The backend is synchronous, so :meth:`MqttSession.send` never blocks: it puts
-the frame on an outgoing queue that a task drains into the client. If the broker
-goes away the gateway closes every session (the backend keeps what it owes) and
-reconnects with exponential backoff; devices say Hello again when they are back,
-and the backend forwards what it still holds, so a broker restart loses nothing
-that was accepted.
+The backend is synchronous, so :meth:`MqttSession.send` never blocks: on aiomqtt
+it puts the frame on an outgoing queue that a task drains into the client; the
+lean connection buffers it for the end of the loop turn. If the broker goes away
+the gateway closes every session (the backend keeps what it owes) and reconnects
+with exponential backoff; devices say Hello again when they are back, and the
+backend forwards what it still holds, so a broker restart loses nothing that was
+accepted. With ``persistent_session=True`` (and a broker that keeps sessions
+across its own restart) a Hello sent before the gateway is back waits for it
+instead of being dropped.
 """
 
 from __future__ import annotations
