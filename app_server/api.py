@@ -88,6 +88,7 @@ class SendResultOut(BaseModel):
     attempts: int
     pruned: bool
     canonical_token: str | None = None
+    provider_msg_id: str | None = None  # the provider's own id, where it differs (FCM)
 
 
 class SendOut(BaseModel):
@@ -112,7 +113,8 @@ class ErrorOut(BaseModel):
 def _result(r: SendResult) -> dict[str, Any]:
     return SendResultOut(msg_id=r.msg_id, token=r.token, status=r.status, reason=r.reason,
                          attempts=r.attempts, pruned=r.token_dead,
-                         canonical_token=r.canonical_token).model_dump()
+                         canonical_token=r.canonical_token,
+                         provider_msg_id=r.provider_msg_id).model_dump()
 
 
 def _error(status: int, error: str, detail: Any = None) -> web.Response:

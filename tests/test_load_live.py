@@ -88,3 +88,16 @@ async def test_three_node_nats_cluster_carries_messages_across_nodes() -> None:
     assert len(set(s["worker_urls"])) == 2
     assert s["delivered_ratio"] == 1.0, s["undelivered"]
     assert s["p99_ms"] is not None
+
+
+@pytest.mark.skipif(NO_MOSQUITTO, reason=f"mosquitto not installed: {INSTALL_HINT}")
+async def test_android_devices_are_served_by_fcm_alongside_apns() -> None:
+    cfg = LoadConfig(devices=30, rate=15, duration=3, broker="mosquitto", workers=2,
+                     android=0.5, bare_count=600, drain_s=20)
+    s = await run_load(cfg)
+    assert s["delivered_ratio"] == 1.0, s["undelivered"]
+    by = s["provider"]["by_provider"]
+    # both providers carried part of the run, each to its own devices' gateway
+    assert by["apns"]["acked"] > 0 and by["fcm"]["acked"] > 0
+    assert by["apns"]["acked"] + by["fcm"]["acked"] == s["delivered"]
+    assert s["baseline"]["received"] == 600  # the bare publisher used each device's provider

@@ -126,7 +126,9 @@ def test_load_options_with_unknown_values_exit_2_and_name_the_option() -> None:
 
     for args, name in ((["--client", "paho"], "client"),
                        (["--gateway-session", "sticky"], "gateway-session"),
-                       (["--profile", "zigzag"], "profile")):
+                       (["--profile", "zigzag"], "profile"),
+                       (["--android", "1.5"], "android"),
+                       (["--android", "0.5", "--sim"], "android")):
         out = CliRunner().invoke(app, ["load", "--devices", "2", "--duration", "1", *args])
         assert out.exit_code == 2, out.output
         assert name in out.output
@@ -153,3 +155,51 @@ def test_rate_spread_reads_only_the_steady_seconds() -> None:
              ((1, 10.0), (2, 100.0), (3, 90.0), (4, 110.0), (5, 100.0), (6, 0.0))]
     assert rate_spread(lines, 6.0) == {"min": 90.0, "median": 100.0, "max": 110.0}
     assert rate_spread(lines[:3], 3.0) is None  # too short to say
+
+
+def test_android_share_is_spread_over_every_shard() -> None:
+    from simulator.load.worker import platform_of
+
+    for share in (0.0, 0.3, 1.0):
+        android = [i for i in range(6000) if platform_of(i, share) == "android"]
+        assert abs(len(android) - share * 6000) <= 60
+        for workers in (2, 3):  # each shard (i % workers) gets its part
+            per_shard = [sum(1 for i in android if i % workers == k) for k in range(workers)]
+            assert max(per_shard) - min(per_shard) <= 60
+    assert platform_of(7, 0.3) == platform_of(7, 0.3)  # the same device, the same phone
+
+
+async def test_http1_transport_carries_method_headers_and_status_both_ways() -> None:
+    from aiohttp import web
+
+    from simulator.core.http import HttpRequest
+    from simulator.load.http1 import Http1Transport, HttpError
+
+    seen: list[tuple[str, str, str | None, bytes]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((request.method, request.path, request.headers.get("authorization"),
+                     await request.read()))
+        return web.Response(status=503, text="{}", headers={"Retry-After": "7"})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    transport = Http1Transport(f"http://127.0.0.1:{port}")
+    try:
+        for _ in range(2):  # the second request reuses the kept-alive connection
+            resp = await transport.request(HttpRequest(
+                "POST", "/v1/projects/p/messages:send", [("authorization", "Bearer x")], b"{}"))
+            assert resp.status == 503 and resp.headers["retry-after"] == "7"
+        assert seen == [("POST", "/v1/projects/p/messages:send", "Bearer x", b"{}")] * 2
+        assert transport.pool._open == 1
+    finally:
+        await transport.aclose()
+        await runner.cleanup()
+    refused = Http1Transport(f"http://127.0.0.1:{port}")
+    with pytest.raises((OSError, HttpError)):  # what the app server's senders retry
+        await refused.request(HttpRequest("GET", "/"))

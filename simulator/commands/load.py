@@ -77,6 +77,9 @@ def load(
     = "127.0.0.1",
     client: Annotated[str, typer.Option(help="MQTT client of the device workers, the provider gateway and the bare publisher: lean | aiomqtt")]
     = "lean",
+    android: Annotated[float, typer.Option(
+        help="share of the devices that are Android phones, served by the FCM look-alike "
+             "(0 .. 1; live runs)")] = 0.0,
     gateway_session: Annotated[str, typer.Option(
         help="the provider gateway's MQTT session: kept (survives a broker restart, "
              "so Hellos sent meanwhile wait for it) | clean")] = "kept",
@@ -104,6 +107,10 @@ def load(
         raise typer.BadParameter("client is lean or aiomqtt")
     if gateway_session not in ("kept", "clean"):
         raise typer.BadParameter("gateway-session is kept or clean")
+    if not 0.0 <= android <= 1.0:
+        raise typer.BadParameter("android is a share between 0 and 1")
+    if sim and android:
+        raise typer.BadParameter("--android is for live runs; --sim models iOS devices only")
     if workers + remote_workers < 1:
         raise typer.BadParameter("need at least one worker (local or remote)")
     from simulator.load.faults import parse_fault
@@ -130,7 +137,7 @@ def load(
     else:
         extra = {"remote_workers": remote_workers, "listen": listen, "join_key": join_key,
                  "app_host": app_host, "client": client,
-                 "gateway_session": gateway_session}
+                 "gateway_session": gateway_session, "android": android}
         summary = _live(devices, rate, duration, profile, connect_rate, broker, workers, faults,
                         baseline, bare_count, drain, inflight, prometheus, quiet, seed, console,
                         extra)

@@ -1,4 +1,4 @@
-"""A lean HTTP/1.1 keep-alive client for the load sender (as wrk or h2load are lean).
+"""A lean HTTP/1.1 keep-alive client for load runs (as wrk or h2load are lean).
 
 The sender is the load generator, not part of the lab under test, so it should
 cost as little CPU as possible: a pool of persistent connections, each an
@@ -6,6 +6,10 @@ cost as little CPU as possible: a pool of persistent connections, each an
 h11 (python-hyper's sans-IO HTTP/1.1) to frame requests and read responses.
 Anything unexpected closes that connection; the request fails with the error and
 the sender counts it, as it counted aiohttp's.
+
+:class:`Http1Transport` puts the same pool behind the app server's ``Transport``
+interface, for its FCM sender in load runs (FCM's HTTP v1 front end is HTTP/1.1
+here), as :mod:`simulator.load.h2client` does for APNs.
 """
 
 from __future__ import annotations
@@ -16,22 +20,25 @@ from urllib.parse import urlsplit
 
 import h11
 
+from simulator.core.http import HttpRequest, HttpResponse
 
-class HttpError(Exception):
+
+class HttpError(ConnectionError):
     """The server closed or answered something this client cannot read."""
 
 
 class _Conn(asyncio.Protocol):
     """One keep-alive connection; h11 (python-hyper's sans-IO HTTP/1.1) frames it."""
 
-    __slots__ = ("transport", "h11", "waiter", "closed", "status", "body")
+    __slots__ = ("transport", "h11", "waiter", "closed", "status", "headers", "body")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self.h11 = h11.Connection(our_role=h11.CLIENT)
-        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.waiter: asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]] | None = None
         self.closed = False
         self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
         self.body = bytearray()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,6 +58,7 @@ class _Conn(asyncio.Protocol):
                     return
                 if isinstance(event, h11.Response):
                     self.status = event.status_code
+                    self.headers = list(event.headers)
                 elif isinstance(event, h11.Data):
                     self.body += event.data
                 elif isinstance(event, h11.EndOfMessage):
@@ -71,14 +79,15 @@ class _Conn(asyncio.Protocol):
         else:
             self._close()
         if waiter is not None and not waiter.done():
-            waiter.set_result((self.status, body))
+            waiter.set_result((self.status, self.headers, body))
 
     def _close(self) -> None:
         self.closed = True
         if self.transport is not None:
             self.transport.close()
 
-    def request(self, head: h11.Request, body: bytes) -> asyncio.Future[tuple[int, bytes]]:
+    def request(self, head: h11.Request, body: bytes,
+                ) -> asyncio.Future[tuple[int, list[tuple[bytes, bytes]], bytes]]:
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
         conn = self.h11
@@ -141,7 +150,8 @@ class Http1Pool:
         try:
             head = h11.Request(method="POST", target=f"{self.prefix}{path}",
                                headers=[*self._headers, ("content-length", str(len(body)))])
-            return await asyncio.wait_for(conn.request(head, body), timeout)
+            status, _, answer = await asyncio.wait_for(conn.request(head, body), timeout)
+            return status, answer
         except BaseException:
             conn._close()
             raise
@@ -151,3 +161,34 @@ class Http1Pool:
     def close(self) -> None:
         while self._idle:
             self._idle.pop()._close()
+
+
+class Http1Transport:
+    """The app server's ``Transport`` over an :class:`Http1Pool` (one origin, keep-alive)."""
+
+    def __init__(self, base_url: str, *, limit: int = 64, timeout: float = 30.0) -> None:
+        self.pool = Http1Pool(base_url, limit, {})
+        self.pool._headers = [("host", urlsplit(base_url).netloc)]  # the request brings the rest
+        self.timeout = timeout
+
+    async def request(self, req: HttpRequest) -> HttpResponse:
+        pool = self.pool
+        conn = await pool._get()
+        try:
+            headers = [*pool._headers, *req.headers, ("content-length", str(len(req.body)))]
+            head = h11.Request(method=req.method, target=f"{pool.prefix}{req.path}",
+                               headers=headers)
+            status, raw, body = await asyncio.wait_for(conn.request(head, req.body),
+                                                       self.timeout)
+        except h11.LocalProtocolError as exc:
+            raise HttpError(str(exc)) from None
+        except BaseException:
+            conn._close()
+            raise
+        finally:
+            pool._put(conn)
+        return HttpResponse(status, {k.decode("latin-1"): v.decode("latin-1") for k, v in raw},
+                            body)
+
+    async def aclose(self) -> None:
+        self.pool.close()

@@ -60,6 +60,7 @@ class LoadConfig:
     seed: int = 0
     client: str = "lean"  # MQTT client of the workers, the gateway and the bare publisher
     gateway_session: str = "kept"  # kept: the gateway's subscriptions survive a broker restart
+    android: float = 0.0  # the share of devices that are Android phones, served by FCM
     tune_gc: bool = False  # tune the orchestrator's own GC (the command does; a test's does not)
     # shards run by `pushlab load worker --shard i/n --join HOST:PORT` (other machines):
     # local workers take shards 0..workers-1, remote ones workers..workers+remote-1
@@ -344,7 +345,8 @@ class Sender:
                 outcome = (404, "no token at the app server", "")
             else:
                 r = answer["results"][0]
-                outcome = (r["status"], r["reason"], r["msg_id"])
+                # the provider's store knows a message by the provider's id
+                outcome = (r["status"], r["reason"], r.get("provider_msg_id") or r["msg_id"])
         except Exception as exc:  # noqa: BLE001 - every failure is a figure
             outcome = (0, type(exc).__name__, "")
         self.answered += 1
@@ -431,7 +433,14 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         "devices": cfg.devices, "workers": cfg.workers, "rate": cfg.rate,
         "duration_s": cfg.duration, "profile": cfg.profile, "broker": cfg.broker,
         "faults": [str(f) for f in cfg.faults], "client": cfg.client,
-        "gateway_session": cfg.gateway_session}
+        "gateway_session": cfg.gateway_session, "android_share": cfg.android}
+    fcm_account: dict[str, str] | None = None
+    if cfg.android > 0:
+        from fake_providers.fcm.oauth import generate_service_account
+        from simulator.world import FCM_PROJECT, FCM_TOKEN_URI
+
+        # the app server signs its OAuth grants with it, the FCM look-alike trusts it
+        fcm_account = generate_service_account(FCM_PROJECT, FCM_TOKEN_URI)
     try:
         # ---- broker ----------------------------------------------------------------
         gw_user: str | None = None
@@ -467,13 +476,15 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         prov = Child("providers", services.providers_main,
                      services.ProviderSpec(gateway_url, gw_user, gw_pass, tmp.name, cfg.seed,
                                            client=cfg.client,
-                                           persistent_session=cfg.gateway_session == "kept"))
+                                           persistent_session=cfg.gateway_session == "kept",
+                                           fcm_account=fcm_account))
         children.append(prov)
         p_ready = await prov.expect("ready", 60)
         meter.add("providers", prov.pid)
         app = Child("app-server", services.app_server_main,
                     services.AppSpec(p_ready["apns_url"], p_ready["ca"], api_key,
-                                     host=cfg.app_host))
+                                     host=cfg.app_host, fcm_url=p_ready.get("fcm_url"),
+                                     fcm_account=fcm_account))
         children.append(app)
         a_ready = await app.expect("ready", 60)
         meter.add("app-server", app.pid)
@@ -485,7 +496,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
             return WorkerSpec(k, shards, cfg.devices, worker_urls[k % len(worker_urls)],
                               a_ready["url"], api_key, cfg.connect_rate / shards, secret,
                               bind_addresses=cfg.bind_addresses, seed=cfg.seed,
-                              client=cfg.client, latency_in_tallies=bool(cfg.prometheus))
+                              client=cfg.client, latency_in_tallies=bool(cfg.prometheus),
+                              android_share=cfg.android)
 
         workers: list[Child] = []
         for k in range(cfg.workers):
@@ -650,7 +662,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
             "api_answer": sender.api_latency.figures(),
             "undelivered": fates.as_dict(),
             "app_server": app_stats,
-            "provider": {k: report[k] for k in ("forwarded", "acked", "stored")},
+            "provider": {k: report[k] for k in ("forwarded", "acked", "stored", "by_provider")
+                         if k in report},
             "gateway": report.get("gateway", {}),
             "reconnects": t.get("reconnects", 0),
             "register_errors": t.get("register_errors", 0),
@@ -673,7 +686,7 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
             bare_before = t.get("bare_received", 0)
             bare = Child("bare", services.bare_main,
                          services.BareSpec(gateway_url, gw_user, gw_pass, cfg.devices, count,
-                                          client=cfg.client))
+                                          client=cfg.client, android_share=cfg.android))
             children.append(bare)
             started = await bare.expect("started", 60)
             b_start = loop.time() - (time.time() - started["at"])

@@ -86,6 +86,7 @@ class ProviderSpec:
     seed: int = 0
     client: str = "lean"  # the gateway's MQTT client: lean | aiomqtt
     persistent_session: bool = True  # the gateway's subscriptions outlive a broker restart
+    fcm_account: dict[str, str] | None = None  # with Android devices: FCM, trusting this account
 
 
 def providers_main(spec: ProviderSpec, conn: Connection) -> None:
@@ -101,41 +102,73 @@ async def _providers(spec: ProviderSpec, conn: Connection) -> None:
 
     loop = asyncio.get_running_loop()
     lab = build_lab(seed=spec.seed, clock=loop.time, wall_clock=time.time, require_auth=False)
-    gone = track_losses(lab.trace)  # msg id -> collapsed / expired / dropped
     tls = ensure_tls(Path(spec.tls_dir))
     server = await start_apns_server(lab.production, tls=tls)
-    gateway = MqttGateway(lab.backend, spec.broker_url, provider="apns",
-                          username=spec.gateway_username, password=spec.gateway_password,
-                          max_inflight=1024, client=spec.client,
-                          persistent_session=spec.persistent_session)
-    await gateway.start(timeout=30.0)
+    servers: list[Any] = [server]
+    # (provider, backend, fault plan, losses by msg id) of each provider in this process
+    providers: list[tuple[str, Any, Any, dict[str, str]]] = [
+        ("apns", lab.backend, lab.faults, track_losses(lab.trace))]
+    ready = {"apns_url": server.url, "ca": str(tls.ca_path), "pid": os.getpid()}
+    if spec.fcm_account is not None:
+        from fake_providers.fcm.lab import build_fcm_lab
+        from fake_providers.fcm.server import start_fcm_server
+
+        fcm = build_fcm_lab(spec.seed, clock=loop.time, wall_clock=time.time)
+        fcm.core.oauth.trust(spec.fcm_account)
+        fcm_server = await start_fcm_server(fcm.core, admin=False)
+        servers.append(fcm_server)
+        providers.append(("fcm", fcm.backend, fcm.faults, track_losses(fcm.trace)))
+        ready["fcm_url"] = fcm_server.url
+    gateways = [MqttGateway(backend, spec.broker_url, provider=name,
+                            username=spec.gateway_username, password=spec.gateway_password,
+                            max_inflight=1024, client=spec.client,
+                            persistent_session=spec.persistent_session)
+                for name, backend, _, _ in providers]
+    for gateway in gateways:
+        await gateway.start(timeout=30.0)
     tune_gc()
-    conn.send(("ready", {"apns_url": server.url, "ca": str(tls.ca_path), "pid": os.getpid()}))
+    conn.send(("ready", ready))
+
+    def total(attr: str) -> int:
+        return sum(getattr(backend, attr) for _, backend, _, _ in providers)
 
     def handle(cmd: str, arg: Any) -> Any:
-        backend = lab.backend
         if cmd == "outage":
-            lab.faults.set_outage(arg)
+            for _, _, faults, _ in providers:
+                faults.set_outage(arg)
             return {"outage": arg}
+        stored = sum(backend.store.total() for _, backend, _, _ in providers)
         if cmd == "stats":
-            return {"forwarded": backend.forwarded, "acked": backend.acked,
-                    "stored": backend.store.total(), "sessions": len(backend.sessions),
-                    "gateway_connected": gateway.connected.is_set()}
+            return {"forwarded": total("forwarded"), "acked": total("acked"), "stored": stored,
+                    "sessions": sum(len(backend.sessions) for _, backend, _, _ in providers),
+                    "gateway_connected": all(g.connected.is_set() for g in gateways)}
         if cmd == "report":
-            fates = dict(gone)
-            for queue in backend.store.queues.values():
-                for env in queue:
-                    fates[env.msg_id] = "forwarded" if env.forwarded_at is not None else "stored"
-            return {"forwarded": backend.forwarded, "acked": backend.acked,
-                    "stored": backend.store.total(), "fates": fates,
-                    "gateway": dataclasses.asdict(gateway.stats)}
+            fates: dict[str, str] = {}
+            for _, backend, _, gone in providers:
+                fates.update(gone)
+                for queue in backend.store.queues.values():
+                    for env in queue:
+                        fates[env.msg_id] = "forwarded" if env.forwarded_at is not None \
+                            else "stored"
+            gateway_stats: dict[str, int] = {}
+            for gateway in gateways:
+                for key, value in dataclasses.asdict(gateway.stats).items():
+                    gateway_stats[key] = gateway_stats.get(key, 0) + value
+            report = {"forwarded": total("forwarded"), "acked": total("acked"),
+                      "stored": stored, "fates": fates, "gateway": gateway_stats}
+            if len(providers) > 1:
+                report["by_provider"] = {name: {"forwarded": b.forwarded, "acked": b.acked}
+                                         for name, b, _, _ in providers}
+            return report
         return {"error": f"unknown command {cmd}"}
 
     try:
         await _commands(conn, handle)
     finally:
-        await gateway.close()
-        await server.close()
+        for gateway in gateways:
+            await gateway.close()
+        for srv in servers:
+            await srv.close()
 
 
 # ---- app server ----------------------------------------------------------------------------
@@ -147,6 +180,8 @@ class AppSpec:
     api_key: str
     topic: str = "com.example.chat"
     host: str = "127.0.0.1"
+    fcm_url: str | None = None  # with Android devices: the FCM look-alike ...
+    fcm_account: dict[str, str] | None = None  # ... and the service account it trusts
 
 
 def app_server_main(spec: AppSpec, conn: Connection) -> None:
@@ -160,9 +195,24 @@ async def _app_server(spec: AppSpec, conn: Connection) -> None:
     from simulator.load.h2client import H2Transport
 
     apns = H2Transport(spec.apns_url, verify=spec.ca, timeout=30.0)
+    fcm: Any = None
+    credentials: Path | None = None
+    if spec.fcm_url and spec.fcm_account:
+        from simulator.load.http1 import Http1Transport
+
+        fcm = Http1Transport(spec.fcm_url)  # FCM's HTTP v1 front end here: HTTP/1.1
+        fd, name = tempfile.mkstemp(prefix="pushlab-fcm-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(spec.fcm_account, f)
+        credentials = Path(name)
     cfg = ServerConfig(api_key=spec.api_key, host=spec.host, port=0, apns_topic=spec.topic,
-                       retry=RetryPolicy(max_attempts=8, base=0.5, cap=8.0))
-    running = await start(cfg, apns=apns, store=MemoryTokenStore())
+                       retry=RetryPolicy(max_attempts=8, base=0.5, cap=8.0),
+                       fcm_credentials=credentials)
+    try:
+        running = await start(cfg, apns=apns, fcm=fcm, store=MemoryTokenStore())
+    finally:
+        if credentials is not None:
+            credentials.unlink()  # read at start; a private key should not linger on disk
     tune_gc()
     conn.send(("ready", {"url": running.url, "pid": os.getpid()}))
 
@@ -176,6 +226,8 @@ async def _app_server(spec: AppSpec, conn: Connection) -> None:
     finally:
         await running.close()
         await apns.aclose()
+        if fcm is not None:
+            await fcm.aclose()
 
 
 # ---- embedded broker ------------------------------------------------------------------------
@@ -226,10 +278,20 @@ class BareSpec:
     count: int
     inflight: int = 1024
     client: str = "lean"  # the same MQTT client as the gateway's: lean | aiomqtt
+    android_share: float = 0.0  # Android devices' downlinks are FCM's topics
 
 
 def bare_main(spec: BareSpec, conn: Connection) -> None:
     _run(lambda: _bare(spec, conn))
+
+
+def _bare_topic(spec: BareSpec, i: int) -> str:
+    """Device ``i``'s downlink: its provider's, as the lab's gateways publish to it."""
+    from simulator.core import devicelink as dl
+    from simulator.load.worker import device_id, platform_of
+
+    provider = "fcm" if platform_of(i, spec.android_share) == "android" else "apns"
+    return dl.down_topic(provider, device_id(i))
 
 
 def _bare_push(seq: int) -> bytes:
@@ -249,7 +311,6 @@ async def _bare(spec: BareSpec, conn: Connection) -> None:
     import aiomqtt
 
     from simulator.core import devicelink as dl
-    from simulator.load.worker import device_id
 
     addr = dl.parse_broker_url(spec.broker_url)
     inflight = asyncio.Semaphore(spec.inflight)
@@ -266,7 +327,7 @@ async def _bare(spec: BareSpec, conn: Connection) -> None:
         async def one(seq: int) -> None:
             nonlocal done
             try:
-                await client.publish(dl.down_topic("apns", device_id(seq % spec.devices)),
+                await client.publish(_bare_topic(spec, seq % spec.devices),
                                      _bare_push(seq), qos=dl.PUSH_QOS)
                 done += 1
             finally:
@@ -290,13 +351,12 @@ async def _bare_lean(spec: BareSpec, conn: Connection) -> None:
     from fake_providers.mqtt_lean import LeanBrokerConnection
     from simulator.core import devicelink as dl
     from simulator.core.mqtt_wire import mqtt_string
-    from simulator.load.worker import device_id
 
     addr = dl.parse_broker_url(spec.broker_url)
     client = await LeanBrokerConnection.open(
         addr.host, addr.port, lambda topic, payload: None, client_id="pushlab-bare",
         username=spec.username, password=spec.password, subscriptions=[])
-    topics = [mqtt_string(dl.down_topic("apns", device_id(i))) for i in range(spec.devices)]
+    topics = [mqtt_string(_bare_topic(spec, i)) for i in range(spec.devices)]
     try:
         start = time.time()  # wall clock: workers in other processes compare it with theirs
         conn.send(("started", {"at": start}))

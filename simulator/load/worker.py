@@ -47,6 +47,15 @@ def shard_of(i: int, workers: int) -> int:
     return i % workers
 
 
+def platform_of(i: int, android_share: float) -> str:
+    """Device ``i``'s platform: a fixed, well-spread ``android_share`` of ids are Android.
+
+    A multiplicative hash rather than ``i % 100``, so every shard (``i % workers``) gets
+    its fair share whatever the number of workers.
+    """
+    return "android" if (i * 2654435761 % 2**32) / 2**32 < android_share else "ios"
+
+
 def loopback_address(i: int, generation: int = 0) -> str:
     """Device ``i``'s source address; a new ``generation`` is an address change."""
     n = i + 1
@@ -63,7 +72,8 @@ class WorkerSpec:
     api_key: str
     connect_rate: float  # devices per second, this worker's share
     device_secret: str | None = None
-    provider: str = "apns"
+    provider: str = "apns"  # the provider of iOS devices; Android devices use "fcm"
+    android_share: float = 0.0  # the fraction of devices that are Android phones (FCM)
     bind_addresses: bool = True
     heartbeat_s: float = 15 * 60.0
     handshake_timeout_s: float = 5.0
@@ -77,7 +87,7 @@ class LoadDevice:
     """The :class:`DaemonIO` of one load device: timers, links, and counting what arrives."""
 
     __slots__ = ("index", "device_id", "worker", "daemon", "address", "generation",
-                 "_timer", "_up")
+                 "platform", "provider", "_timer", "_up")
 
     def __init__(self, index: int, worker: Worker) -> None:
         self.index = index
@@ -86,7 +96,9 @@ class LoadDevice:
         self.generation = 0
         self.address = loopback_address(index) if worker.spec.bind_addresses else ""
         hb = HeartbeatPolicy(cellular_s=worker.spec.heartbeat_s, wifi_s=worker.spec.heartbeat_s)
-        self.daemon = PushDaemon(self.device_id, "ios", self, worker.rng, hb)
+        self.platform = platform_of(index, worker.spec.android_share)
+        self.provider = "fcm" if self.platform == "android" else worker.spec.provider
+        self.daemon = PushDaemon(self.device_id, self.platform, self, worker.rng, hb)
         self._timer = DaemonTimer(worker.loop, self.daemon.on_timer)
         self.daemon.backoff_base_s = 0.5  # a lab broker restart should not cost minutes
         # A Hello published while the provider's gateway is itself reconnecting (after a
@@ -104,8 +116,8 @@ class LoadDevice:
 
     # DaemonIO ------------------------------------------------------------------------
     def open_link(self, daemon: PushDaemon) -> Any:
-        return self.worker.factory.open(daemon, self.device_id,
-                                        client_address=self.address or None)
+        return self.worker.factories[self.provider].open(daemon, self.device_id,
+                                                         client_address=self.address or None)
 
     def set_timer(self, when: float) -> None:
         self._timer.arm(when)
@@ -174,16 +186,17 @@ class Worker:
         self.rng = random.Random(spec.seed * 1000 + spec.index)
         secret = spec.device_secret
         password = (lambda d: device_password(secret, d)) if secret else None
-        self.factory: Any
-        if spec.client == "aiomqtt":
-            self.factory = MqttLinkFactory(spec.broker_url, provider=spec.provider,
-                                           loop=self.loop, password=password,
-                                           connect_timeout_s=20.0)
-        else:
-            self.factory = LeanLinkFactory(spec.broker_url, provider=spec.provider,
-                                           loop=self.loop, password=password,
-                                           connect_timeout_s=10.0,
-                                           max_connecting=spec.max_connecting)
+        providers = [spec.provider] + (["fcm"] if spec.android_share > 0 else [])
+        self.factories: dict[str, Any] = {}
+        for provider in providers:  # one device link factory per provider gateway
+            if spec.client == "aiomqtt":
+                self.factories[provider] = MqttLinkFactory(
+                    spec.broker_url, provider=provider, loop=self.loop, password=password,
+                    connect_timeout_s=20.0)
+            else:
+                self.factories[provider] = LeanLinkFactory(
+                    spec.broker_url, provider=provider, loop=self.loop, password=password,
+                    connect_timeout_s=10.0, max_connecting=spec.max_connecting)
         self.devices: list[LoadDevice] = []
         self.tally = WorkerTally()
         self.latency = Latency()
@@ -201,6 +214,8 @@ class Worker:
         # another machine, and load runs are live only (never virtual time).
         now = time.time()
         payload = push.payload
+        if "seq" not in payload and isinstance(payload.get("data"), dict):
+            payload = payload["data"]  # FCM: the app's keys travel in "data", as strings
         try:
             sent_at = float(payload.get("t", 0.0))
         except (TypeError, ValueError):
@@ -236,7 +251,8 @@ class Worker:
                 for attempt in range(5):
                     try:
                         await client.register_token(user=None, device_id=device.device_id,
-                                                    app_id=APP_ID, platform="ios", token=token)
+                                                    app_id=APP_ID, platform=device.platform,
+                                                    token=token)
                         self._ready.add(device.index)
                         break
                     except Exception as exc:  # noqa: BLE001 - counted, retried
@@ -339,7 +355,8 @@ class Worker:
             for device in self.devices:
                 device.power_off()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.factory.aclose(), 10.0)
+                await asyncio.wait_for(asyncio.gather(
+                    *(f.aclose() for f in self.factories.values())), 10.0)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
