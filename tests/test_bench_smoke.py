@@ -53,7 +53,8 @@ def test_bench_load_runs_both_workloads_and_judges_the_targets() -> None:
     out = CliRunner().invoke(app, ["bench", "load", "--devices", "10", "--rate", "10",
                                    "--duration", "2", "--ceiling-rate", "400",
                                    "--ceiling-duration", "3", "--bare-count", "500",
-                                   "--broker", "embedded", "--workers", "1", "--json"])
+                                   "--broker", "embedded", "--workers", "1",
+                                   "--android", "0.5", "--json"])
     assert out.exit_code == 0, out.output
     result = json.loads(out.output.strip().splitlines()[-1])
     assert result["delivered_ratio"] == 1.0 and result["ceiling_delivered_ratio"] == 1.0

@@ -62,13 +62,14 @@ def judge(figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def bench_load(*, devices: int = 5000, rate: float = 1000.0, duration: float = 60.0,
                ceiling_rate: float = 6000.0, ceiling_duration: float = 40.0,
                bare_count: int = 40_000, broker: str = "mosquitto", workers: int = 2,
-               connect_rate: float = 250.0, client: str = "lean") -> dict[str, Any]:
+               connect_rate: float = 250.0, client: str = "lean",
+               android: float = 0.0) -> dict[str, Any]:
     """Run the target and the ceiling workloads; one flat dict of figures and verdicts."""
     from simulator.load.orchestrator import LoadConfig, run_load
 
     def config(**kw: Any) -> LoadConfig:
         cfg = LoadConfig(devices=devices, broker=broker, workers=workers,
-                         connect_rate=connect_rate, client=client, **kw)
+                         connect_rate=connect_rate, client=client, android=android, **kw)
         cfg.tune_gc = True
         return cfg
 
@@ -80,7 +81,7 @@ def bench_load(*, devices: int = 5000, rate: float = 1000.0, duration: float = 6
     memory = (target["bytes_per_device"] or 0) + (target.get("broker_bytes_per_device") or 0)
     figures: dict[str, Any] = {
         "devices": devices, "rate": rate, "duration_s": duration, "broker": broker,
-        "client": client,
+        "client": client, "android_share": android,
         "delivered_ratio": target["delivered_ratio"],
         "throughput_per_s": target["throughput_per_s"],
         "p50_ms": target["p50_ms"], "p99_ms": target["p99_ms"],
