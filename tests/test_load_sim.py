@@ -33,3 +33,17 @@ def test_sim_load_is_deterministic_for_a_seed() -> None:
     b = run_sim_load(SimLoadConfig(devices=50, rate=20, duration=3, seed=7))
     for key in ("delivered", "p50_ms", "p99_ms", "max_ms"):
         assert a[key] == b[key]
+
+
+def test_sim_load_with_android_devices_uses_both_providers() -> None:
+    from simulator.load.faults import parse_fault
+
+    s = run_sim_load(SimLoadConfig(devices=100, rate=20, duration=6, android=0.3,
+                                   faults=[parse_fault("provider-outage@2:1")]))
+    assert s["delivered_ratio"] == 1.0, s["undelivered"]
+    by = s["provider"]["by_provider"]
+    assert by["fcm"]["acked"] > 0 and by["apns"]["acked"] > 0
+    assert by["fcm"]["acked"] + by["apns"]["acked"] == s["delivered"]
+    # devices 70-99 are the Android ones, and send n goes to device n % 100
+    assert by["fcm"]["acked"] == sum(1 for n in range(s["sent"]) if n % 100 >= 70)
+    assert s["app_server"]["retries"] > 0  # FCM's 503s too were retried

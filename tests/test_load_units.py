@@ -127,8 +127,7 @@ def test_load_options_with_unknown_values_exit_2_and_name_the_option() -> None:
     for args, name in ((["--client", "paho"], "client"),
                        (["--gateway-session", "sticky"], "gateway-session"),
                        (["--profile", "zigzag"], "profile"),
-                       (["--android", "1.5"], "android"),
-                       (["--android", "0.5", "--sim"], "android")):
+                       (["--android", "1.5"], "android")):
         out = CliRunner().invoke(app, ["load", "--devices", "2", "--duration", "1", *args])
         assert out.exit_code == 2, out.output
         assert name in out.output

@@ -79,7 +79,7 @@ def load(
     = "lean",
     android: Annotated[float, typer.Option(
         help="share of the devices that are Android phones, served by the FCM look-alike "
-             "(0 .. 1; live runs)")] = 0.0,
+             "(0 .. 1)")] = 0.0,
     gateway_session: Annotated[str, typer.Option(
         help="the provider gateway's MQTT session: kept (survives a broker restart, "
              "so Hellos sent meanwhile wait for it) | clean")] = "kept",
@@ -109,8 +109,6 @@ def load(
         raise typer.BadParameter("gateway-session is kept or clean")
     if not 0.0 <= android <= 1.0:
         raise typer.BadParameter("android is a share between 0 and 1")
-    if sim and android:
-        raise typer.BadParameter("--android is for live runs; --sim models iOS devices only")
     if workers + remote_workers < 1:
         raise typer.BadParameter("need at least one worker (local or remote)")
     from simulator.load.faults import parse_fault
@@ -133,7 +131,7 @@ def load(
 
         with console.status("simulating"):
             summary = run_sim_load(SimLoadConfig(devices, rate, duration, profile, connect_rate,
-                                                 faults, seed))
+                                                 faults, seed, android=android))
     else:
         extra = {"remote_workers": remote_workers, "listen": listen, "join_key": join_key,
                  "app_host": app_host, "client": client,

@@ -40,6 +40,14 @@ class SimLoadConfig:
     faults: list[FaultSpec] = field(default_factory=list)
     seed: int = 0
     drain_s: float = 60.0
+    android: float = 0.0  # the share of devices that are Android phones, served by FCM
+
+
+def _groups(cfg: SimLoadConfig) -> list[tuple[str, str, int]]:
+    """(group id, platform, count): iOS devices ``d-<i>``, Android devices ``a-<i>``."""
+    n_android = round(cfg.devices * cfg.android)
+    return [(g, p, n) for g, p, n in (("d", "ios", cfg.devices - n_android),
+                                      ("a", "android", n_android)) if n]
 
 
 def _scenario(cfg: SimLoadConfig) -> Any:
@@ -48,8 +56,8 @@ def _scenario(cfg: SimLoadConfig) -> Any:
     return Scenario.model_validate({
         "name": "load", "seed": cfg.seed,
         "duration": cfg.devices / max(cfg.connect_rate, 1e-9) + cfg.duration + cfg.drain_s + 60,
-        "devices": [{"id": "d", "count": cfg.devices, "platform": "ios", "network": "wifi",
-                     "apps": [{"id": APP_ID}]}],
+        "devices": [{"id": g, "count": n, "platform": p, "network": "wifi",
+                     "apps": [{"id": APP_ID}]} for g, p, n in _groups(cfg)],
     })
 
 
@@ -73,10 +81,14 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
 
     loop = asyncio.get_running_loop()
     world = build_world(_scenario(cfg), loop, cfg.seed)
-    ids = [f"d-{i}" for i in range(cfg.devices)]  # the world names group members d-<i>
+    # the world names group members <group>-<i>
+    ids = [f"{g}-{i}" for g, _, n in _groups(cfg) for i in range(n)]
     devices = [world.devices[i] for i in ids]
-    backend = world.providers.backends["apns"]
+    backends = world.providers.backends  # apns and fcm
     gone = track_losses(world.trace)  # msg id -> collapsed / expired / dropped
+
+    def stored() -> int:
+        return sum(b.store.total() for b in backends.values())
 
     # connect at the asked rate
     t_connect = loop.time()
@@ -111,7 +123,8 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
             return
         note = Notification("load", f"message {seq}", {"seq": str(seq), "t": repr(when)})
         result = await world.app_server.send_to_install(installs[0], note)
-        outcome[seq] = (result.status, result.reason, result.msg_id)
+        # the provider's store knows a message by the provider's id (FCM's differs)
+        outcome[seq] = (result.status, result.reason, result.provider_msg_id or result.msg_id)
 
     for fault in cfg.faults:
         loop.call_at(t0 + fault.at, _fault_action(fault, world, devices, fault_log, t0))
@@ -137,7 +150,7 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
         await asyncio.sleep(0.1)
         samples.append((loop.time() - t0, connected(), sent, len(outcome),
                         sum(d.daemon.delivered for d in devices)))
-        if not tasks and len(outcome) >= sent and backend.store.total() == 0:
+        if not tasks and len(outcome) >= sent and stored() == 0:
             break
 
     # figures
@@ -146,17 +159,21 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
     for device in devices:
         app = device.apps.get(APP_ID)
         for r in getattr(app, "received", []):
+            payload = r.payload
+            if "seq" not in payload and isinstance(payload.get("data"), dict):
+                payload = payload["data"]  # FCM: the app's keys travel in "data"
             try:
-                seq, when = int(r.payload["seq"]), float(r.payload["t"])
+                seq, when = int(payload["seq"]), float(payload["t"])
             except (KeyError, TypeError, ValueError):
                 continue
             if seq not in seen:
                 seen.add(seq)
                 latency.record(r.at - when)
     fates = dict(gone)
-    for queue in backend.store.queues.values():
-        for env in queue:
-            fates[env.msg_id] = "forwarded" if env.forwarded_at is not None else "stored"
+    for backend in backends.values():
+        for queue in backend.store.queues.values():
+            for env in queue:
+                fates[env.msg_id] = "forwarded" if env.forwarded_at is not None else "stored"
     online = {d.device_id: d.daemon.state == CONNECTED for d in devices}
     missing = [s for s in range(sent) if s not in seen]
     undelivered = classify_undelivered(missing, outcome, fates, online,
@@ -176,6 +193,7 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
                        "lost": sum(1 for i in window if i not in seen)})
     return {
         "mode": "sim", "devices": cfg.devices, "rate": cfg.rate, "duration_s": cfg.duration,
+        "android_share": cfg.android,
         "profile": cfg.profile, "broker": "in-memory (virtual time)",
         "faults": [str(f) for f in cfg.faults],
         "connect": {"connected": connected(), "seconds": round(connected_s, 3)},
@@ -187,8 +205,10 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
         "latency_buckets_ms": latency.buckets(),
         "undelivered": undelivered.as_dict(),
         "app_server": world.app_server.stats.as_dict(),
-        "provider": {"forwarded": backend.forwarded, "acked": backend.acked,
-                     "stored": backend.store.total()},
+        "provider": {"forwarded": sum(b.forwarded for b in backends.values()),
+                     "acked": sum(b.acked for b in backends.values()), "stored": stored(),
+                     "by_provider": {name: {"forwarded": b.forwarded, "acked": b.acked}
+                                     for name, b in backends.items()}},
         "fault_report": report,
         "virtual_s": round(loop.time(), 3),
     }
@@ -210,14 +230,14 @@ def _fault_action(fault: FaultSpec, world: Any, devices: list[Any], log: list[di
                 device.change_address()
             entry["devices_moved"] = len(chosen)
         elif fault.kind == "provider-outage":
-            faults = world.providers.apns.faults
-            faults.set_outage("unavailable")
-            loop.call_later(fault.arg, faults.set_outage, None)
+            for faults in world.providers.faults.values():  # every provider answers 503
+                faults.set_outage("unavailable")
+                loop.call_later(fault.arg, faults.set_outage, None)
         elif fault.kind == "broker-restart":
-            backend = world.providers.backends["apns"]
-            for session in list(backend.sessions.values()):
-                session.close()
-                backend.on_closed(session)
+            for backend in world.providers.backends.values():
+                for session in list(backend.sessions.values()):
+                    session.close()
+                    backend.on_closed(session)
             for device in devices:
                 link = device.daemon.link
                 if link is not None:
