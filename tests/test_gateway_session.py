@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -65,3 +66,43 @@ async def test_hello_during_gateway_reconnect_is_answered_only_with_a_kept_sessi
         await asyncio.sleep(0.2)
         probe.disconnect()
         assert not probe.session_present and queued == []
+
+
+class _TlsMosquitto(Mosquitto):
+    """Mosquitto with one TLS listener, serving the lab CA's certificate."""
+
+    def __init__(self, tls: Any) -> None:
+        super().__init__()
+        self.tls = tls
+
+    def config(self) -> str:
+        return "\n".join([
+            f"listener {self.port} 127.0.0.1", "user root", "allow_anonymous true",
+            f"cafile {self.tls.ca_path}", f"certfile {self.tls.cert_path}",
+            f"keyfile {self.tls.key_path}", "log_type error", ""])
+
+
+@pytest.mark.parametrize("client", ["aiomqtt", "lean"])
+async def test_gateway_speaks_mqtt_over_tls(client: str, tmp_path: Any) -> None:
+    from fake_providers.tls import ensure_tls
+
+    tls = ensure_tls(tmp_path)
+    loop = asyncio.get_running_loop()
+    backend = PushBackend("apns", TokenRegistry(random.Random(1), apns_token),
+                          StoreAndForward(KeepAllPolicy()), loop.time, Trace(loop.time))
+    with _TlsMosquitto(tls) as broker:
+        gateway = MqttGateway(backend, f"mqtts://127.0.0.1:{broker.port}", client=client,
+                              tls_context=tls.client_context())
+        await gateway.start()
+        try:
+            async with aiomqtt.Client("127.0.0.1", broker.port, identifier="dev-tls",
+                                      tls_context=tls.client_context()) as device:
+                await device.subscribe(dl.down_topic("apns", "dev-tls"), qos=1)
+                await device.publish(dl.up_topic("apns", "dev-tls"),
+                                     dl.encode(dl.Hello("dev-tls", "ios", "127.0.0.1")), qos=1)
+                async with asyncio.timeout(5):
+                    async for message in device.messages:
+                        assert type(dl.decode(bytes(message.payload))) is dl.HelloAck
+                        break
+        finally:
+            await gateway.close()
