@@ -99,7 +99,8 @@ class _Conn(asyncio.Protocol):
 class Http1Pool:
     """Up to ``limit`` keep-alive connections to one origin; one request per connection."""
 
-    def __init__(self, base_url: str, limit: int, headers: dict[str, str]) -> None:
+    def __init__(self, base_url: str, limit: int, headers: dict[str, str], *,
+                 content_type: str | None = "application/json") -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"only http:// URLs: {base_url!r}")
@@ -107,8 +108,9 @@ class Http1Pool:
         self.port = parts.port or 80
         self.limit = limit
         self.prefix = parts.path.rstrip("/")
-        self._headers = [("host", parts.netloc), ("content-type", "application/json"),
-                         *headers.items()]
+        self._headers = [("host", parts.netloc), *headers.items()]
+        if content_type:
+            self._headers.insert(1, ("content-type", content_type))
         self._idle: collections.deque[_Conn] = collections.deque()
         self._open = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -146,12 +148,21 @@ class Http1Pool:
 
     async def post_json(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
         """POST ``body`` (JSON) to ``path``; (status, response body)."""
+        status, _, answer = await self.send("POST", path, [], body, timeout)
+        return status, answer
+
+    async def send(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes,
+                   timeout: float) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One request on a pooled connection: (status, response headers, response body)."""
         conn = await self._get()
         try:
-            head = h11.Request(method="POST", target=f"{self.prefix}{path}",
-                               headers=[*self._headers, ("content-length", str(len(body)))])
-            status, _, answer = await asyncio.wait_for(conn.request(head, body), timeout)
-            return status, answer
+            head = h11.Request(method=method, target=f"{self.prefix}{path}",
+                               headers=[*self._headers, *headers,
+                                        ("content-length", str(len(body)))])
+            return await asyncio.wait_for(conn.request(head, body), timeout)
+        except h11.LocalProtocolError as exc:  # e.g. a header h11 will not send
+            conn._close()
+            raise HttpError(str(exc)) from None
         except BaseException:
             conn._close()
             raise
@@ -167,26 +178,12 @@ class Http1Transport:
     """The app server's ``Transport`` over an :class:`Http1Pool` (one origin, keep-alive)."""
 
     def __init__(self, base_url: str, *, limit: int = 64, timeout: float = 30.0) -> None:
-        self.pool = Http1Pool(base_url, limit, {})
-        self.pool._headers = [("host", urlsplit(base_url).netloc)]  # the request brings the rest
+        self.pool = Http1Pool(base_url, limit, {}, content_type=None)  # the request brings it
         self.timeout = timeout
 
     async def request(self, req: HttpRequest) -> HttpResponse:
-        pool = self.pool
-        conn = await pool._get()
-        try:
-            headers = [*pool._headers, *req.headers, ("content-length", str(len(req.body)))]
-            head = h11.Request(method=req.method, target=f"{pool.prefix}{req.path}",
-                               headers=headers)
-            status, raw, body = await asyncio.wait_for(conn.request(head, req.body),
-                                                       self.timeout)
-        except h11.LocalProtocolError as exc:
-            raise HttpError(str(exc)) from None
-        except BaseException:
-            conn._close()
-            raise
-        finally:
-            pool._put(conn)
+        status, raw, body = await self.pool.send(req.method, req.path, req.headers, req.body,
+                                                 self.timeout)
         return HttpResponse(status, {k.decode("latin-1"): v.decode("latin-1") for k, v in raw},
                             body)
 
