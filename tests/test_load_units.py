@@ -202,3 +202,19 @@ async def test_http1_transport_carries_method_headers_and_status_both_ways() -> 
     refused = Http1Transport(f"http://127.0.0.1:{port}")
     with pytest.raises((OSError, HttpError)):  # what the app server's senders retry
         await refused.request(HttpRequest("GET", "/"))
+
+
+def test_summary_warns_when_the_machine_was_busy() -> None:
+    from rich.console import Console
+
+    from simulator.commands.load import BUSY_MACHINE_PERCENT, print_summary
+
+    def shown(others: float) -> str:
+        console = Console(record=True, width=120)
+        print_summary({"devices": 1, "rate": 1, "profile": "constant", "duration_s": 1,
+                       "broker": "mosquitto",
+                       "machine": {"other_processes_cpu_percent": others}}, console)
+        return console.export_text()
+
+    assert "other processes used 80 %" in shown(80.0)
+    assert "other processes" not in shown(BUSY_MACHINE_PERCENT - 1)

@@ -192,6 +192,10 @@ def _ms(v: Any) -> str:
     return "-" if v is None else f"{v:.1f} ms"
 
 
+# Above this, the machine's other work shows in the tail (docs/load.md, "Measured figures")
+BUSY_MACHINE_PERCENT = 25.0
+
+
 def print_summary(s: dict[str, Any], console: Console) -> None:
     """The summary as tables: throughput and latency, losses, resources, faults."""
     t = Table(title=f"pushlab load: {s['devices']} devices, {s['rate']}/s {s['profile']} "
@@ -252,3 +256,8 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
                       f"{r.get('delivery_recovered_after_s')} s",
                       str(r.get("messages_in_window")), str(r.get("lost")))
         console.print(f)
+    others = (s.get("machine") or {}).get("other_processes_cpu_percent")
+    if others is not None and others > BUSY_MACHINE_PERCENT:
+        console.print(f"[yellow]note: other processes used {others:.0f} % of a core during "
+                      "this run; latency and throughput follow that noise, "
+                      "CPU per notification much less (docs/load.md)[/yellow]")
