@@ -46,7 +46,7 @@ from h2.events import (
 )
 from hdrh.histogram import HdrHistogram
 
-from simulator.benchmarks.slices import child_servers, slice_order, summarize
+from simulator.benchmarks.slices import SliceRuns, child_servers, slice_order
 
 APP = "com.example.bench"
 PAYLOAD = json.dumps({"aps": {"alert": {"title": "Bench", "body": "A notification"},
@@ -279,46 +279,21 @@ def bench(streams: int = 100, requests: int = 20_000, runs: int = 3,
     """``runs`` runs of bare and lab, ``requests`` timed requests each per run in
     alternating slices; medians over the runs."""
     setup = _setup()
-    lab_rates: list[float] = []
-    bare_rates: list[float] = []
-    p50s: list[float] = []
-    p99s: list[float] = []
-    bare_p50s: list[float] = []
-    bare_p99s: list[float] = []
+    measured = SliceRuns()
     cpu: dict[str, list[float]] = {"lab": [], "bare": []}
-    errors = 0
     for _ in range(runs):
         targets, finals = run_one(streams, requests, warmup, slice_requests, setup)
-        bare, lab = targets["bare"], targets["lab"]
-        bare_rates.append(bare.rate)
-        lab_rates.append(lab.rate)
-        p50s.append(lab.hist.get_value_at_percentile(50) / 1000)
-        p99s.append(lab.hist.get_value_at_percentile(99) / 1000)
-        bare_p50s.append(bare.hist.get_value_at_percentile(50) / 1000)
-        bare_p99s.append(bare.hist.get_value_at_percentile(99) / 1000)
-        errors += lab.errors
+        measured.add(targets["bare"], targets["lab"])
         for kind, usage in finals.items():
             cpu[kind].append(usage["cpu_s"] / max(usage["answered"], 1) * 1e6)
-    summary = summarize(bare_rates, lab_rates)
     lab_cpu = statistics.median(cpu["lab"]) if cpu["lab"] else 0.0
     bare_cpu = statistics.median(cpu["bare"]) if cpu["bare"] else 0.0
     return {
-        "lab_per_s": summary["lab_per_s"],
-        "bare_per_s": summary["bare_per_s"],
-        "ratio": summary["ratio"],
-        "ratio_of_medians": summary["ratio_of_medians"],
-        "p50_ms": round(statistics.median(p50s), 3),
-        "p99_ms": round(statistics.median(p99s), 3),
-        "bare_p50_ms": round(statistics.median(bare_p50s), 3),
-        "bare_p99_ms": round(statistics.median(bare_p99s), 3),
-        "lab_errors": errors,
+        **measured.summary(bare_latency=True),
         # server CPU per answered request: steadier than wall-clock rates on a busy machine
         "lab_cpu_us": round(lab_cpu, 1),
         "bare_cpu_us": round(bare_cpu, 1),
         "cpu_ratio": round(bare_cpu / lab_cpu, 3) if lab_cpu else 0.0,
         "streams": streams, "requests": requests, "runs": runs,
         "slice_requests": slice_requests,
-        "lab_runs_per_s": summary["lab_runs_per_s"],
-        "bare_runs_per_s": summary["bare_runs_per_s"],
-        "ratio_runs": summary["ratio_runs"],
     }

@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import time
 from typing import Any
 
 import aiohttp
 from hdrh.histogram import HdrHistogram
 
-from simulator.benchmarks.slices import child_servers, slice_order, summarize
+from simulator.benchmarks.slices import SliceRuns, child_servers, slice_order
 
 PROJECT = "pushlab-bench"
 APP = "com.example.bench"
@@ -183,33 +182,14 @@ def _one_run(concurrency: int, seconds: float, warmup: float, slice_s: float
 def run(concurrency: int = 32, seconds: float = 2.0, runs: int = 3,
         warmup: float = 0.5, slice_s: float = 0.25) -> dict[str, Any]:
     """``runs`` runs of bare and lab in alternating slices; medians over the runs."""
-    lab_rates: list[float] = []
-    bare_rates: list[float] = []
-    p50s: list[float] = []
-    p99s: list[float] = []
-    errors = 0
+    measured = SliceRuns()
     for _ in range(runs):
         targets = _one_run(concurrency, seconds, warmup, slice_s)
-        bare, lab = targets["bare"], targets["lab"]
-        bare_rates.append(bare.rate)
-        lab_rates.append(lab.rate)
-        p50s.append(lab.hist.get_value_at_percentile(50) / 1000)
-        p99s.append(lab.hist.get_value_at_percentile(99) / 1000)
-        errors += lab.errors
-    summary = summarize(bare_rates, lab_rates)
+        measured.add(targets["bare"], targets["lab"])
     return {
-        "lab_per_s": summary["lab_per_s"],
-        "bare_per_s": summary["bare_per_s"],
-        "ratio": summary["ratio"],
-        "ratio_of_medians": summary["ratio_of_medians"],
-        "p50_ms": round(statistics.median(p50s), 3),
-        "p99_ms": round(statistics.median(p99s), 3),
+        **measured.summary(),
         "concurrency": concurrency,
         "runs": runs,
         "seconds_per_run": seconds,
         "slice_s": slice_s,
-        "lab_errors": errors,
-        "lab_runs_per_s": summary["lab_runs_per_s"],
-        "bare_runs_per_s": summary["bare_runs_per_s"],
-        "ratio_runs": summary["ratio_runs"],
     }

@@ -15,7 +15,8 @@ import multiprocessing as mp
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 ABBA = ("bare", "lab", "lab", "bare")
 
@@ -82,3 +83,46 @@ def summarize(bare_rates: list[float], lab_rates: list[float]) -> dict[str, Any]
         "bare_runs_per_s": [round(r, 1) for r in bare_rates],
         "ratio_runs": [round(r, 3) for r in ratios],
     }
+
+
+class TimedTarget(Protocol):
+    """What a benchmark's client knows of one server after a run."""
+
+    hist: Any  # HdrHistogram of latencies in microseconds
+    errors: int
+
+    @property
+    def rate(self) -> float: ...
+
+
+@dataclass
+class SliceRuns:
+    """Each run's bare and lab figures, gathered for :meth:`summary`."""
+
+    bare_rates: list[float] = field(default_factory=list)
+    lab_rates: list[float] = field(default_factory=list)
+    p50s: list[float] = field(default_factory=list)
+    p99s: list[float] = field(default_factory=list)
+    bare_p50s: list[float] = field(default_factory=list)
+    bare_p99s: list[float] = field(default_factory=list)
+    errors: int = 0
+
+    def add(self, bare: TimedTarget, lab: TimedTarget) -> None:
+        self.bare_rates.append(bare.rate)
+        self.lab_rates.append(lab.rate)
+        self.p50s.append(lab.hist.get_value_at_percentile(50) / 1000)
+        self.p99s.append(lab.hist.get_value_at_percentile(99) / 1000)
+        self.bare_p50s.append(bare.hist.get_value_at_percentile(50) / 1000)
+        self.bare_p99s.append(bare.hist.get_value_at_percentile(99) / 1000)
+        self.errors += lab.errors
+
+    def summary(self, *, bare_latency: bool = False) -> dict[str, Any]:
+        """:func:`summarize`'s figures, the lab's median p50/p99 (ms) and its errors."""
+        out = summarize(self.bare_rates, self.lab_rates)
+        out["p50_ms"] = round(statistics.median(self.p50s), 3)
+        out["p99_ms"] = round(statistics.median(self.p99s), 3)
+        if bare_latency:
+            out["bare_p50_ms"] = round(statistics.median(self.bare_p50s), 3)
+            out["bare_p99_ms"] = round(statistics.median(self.bare_p99s), 3)
+        out["lab_errors"] = self.errors
+        return out
