@@ -27,7 +27,7 @@ import math
 import socket
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 
@@ -73,12 +73,16 @@ class MqttLinkFactory:
         """Start connecting for ``daemon``; None when no link can be made at all."""
         if self._closed or not dl.valid_device_id(device_id):
             return None
-        previous = self.links.get(device_id)
-        link = MqttDeviceLink(self, daemon, device_id, client_address,
-                              self.keepalive_for(daemon), f"{next(self._conn_ids)}",
-                              previous.task if previous is not None else None)
+        link = self._new_link(daemon, device_id, client_address, self.keepalive_for(daemon),
+                              f"{next(self._conn_ids)}", self.links.get(device_id))
         self.links[device_id] = link
         return link
+
+    def _new_link(self, daemon: PushDaemon, device_id: str, client_address: str | None,
+                  keepalive_s: int, conn: str, previous: Any) -> Any:
+        """The link object for one connection; ``previous`` is the link it replaces."""
+        return MqttDeviceLink(self, daemon, device_id, client_address, keepalive_s, conn,
+                              previous.task if previous is not None else None)
 
     def keepalive_for(self, daemon: PushDaemon) -> int:
         """The MQTT keepalive for a daemon's next connection, in whole seconds."""

@@ -73,16 +73,10 @@ class LeanLinkFactory(MqttLinkFactory):
         self.connect_failures = 0
         self.connects = 0
 
-    def open(self, daemon: PushDaemon, device_id: str,
-             client_address: str | None = None) -> LeanDeviceLink | None:
-        if self._closed or not dl.valid_device_id(device_id):
-            return None
-        previous = self.links.get(device_id)
-        link = LeanDeviceLink(self, daemon, device_id, client_address,
-                              self.keepalive_for(daemon), f"{next(self._conn_ids)}",
+    def _new_link(self, daemon: PushDaemon, device_id: str, client_address: str | None,
+                  keepalive_s: int, conn: str, previous: Any) -> LeanDeviceLink:
+        return LeanDeviceLink(self, daemon, device_id, client_address, keepalive_s, conn,
                               previous)
-        self.links[device_id] = link
-        return link
 
 
 class LeanDeviceLink(MqttStream):
