@@ -22,8 +22,6 @@ from app_server.store import InboxItem, Install, MemoryTokenStore, TokenStore
 from simulator.core.http import HttpRequest
 from simulator.core.trace import EventKind, Trace
 
-PROVIDER_OF = {"ios": "apns", "android": "fcm"}
-
 
 class Sender(Protocol):
     """Builds a provider request (whose id the trace can follow), then sends it."""

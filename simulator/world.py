@@ -42,6 +42,7 @@ from fake_providers.ipcallback import IpCallbackGateway
 from fake_providers.registry import TokenRegistry, apns_token, fcm_token
 from fake_providers.store import StoreAndForward
 from simulator.core.clock import Watchdogs
+from simulator.core.devicelink import PROVIDER_FOR
 from simulator.core.http import MemoryTransport
 from simulator.core.network import LinkConditions, Network
 from simulator.core.rand import RandomSource
@@ -55,8 +56,6 @@ from simulator.scenario import (
     Scenario,
     SendAction,
 )
-
-PROVIDER_FOR = {"ios": "apns", "android": "fcm"}
 
 
 def heartbeat_policy(spec: HeartbeatSpec) -> HeartbeatPolicy:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
+from simulator.core.devicelink import PROVIDER_FOR
 from simulator.core.trace import EventKind, TraceEvent
 
 LIFECYCLE = frozenset({EventKind.SENT, EventKind.ACCEPTED, EventKind.REJECTED, EventKind.STORED,
@@ -203,7 +204,7 @@ class Collector:
                 if lane == "?" and devices_platform is not None:
                     device = life[0].data.get("device")
                     platform = devices_platform.get(str(device)) if device else None
-                    lane = {"ios": "apns", "android": "fcm"}.get(platform or "", "apns")
+                    lane = PROVIDER_FOR.get(platform or "", "apns")
                 hops = tuple((e.kind, e.t) for e in life if e.kind != EventKind.NOTE)
                 out.append(MessageView(msg, lane, hops, target))
             return tuple(out)

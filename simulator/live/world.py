@@ -36,7 +36,7 @@ from simulator.live.broker import open_broker
 from simulator.live.nat import NatRelay
 from simulator.runner import FINAL_KINDS, RunResult, collect, schedule_timeline
 from simulator.scenario import Scenario
-from simulator.world import PROVIDER_FOR, World, build_world
+from simulator.world import World, build_world
 
 
 class LoopbackAddresses:
@@ -180,7 +180,7 @@ class LiveWiring:
 
     def _link_factory(self, device: Device, daemon: Any) -> Any:
         iface = device.active_interface()
-        provider = PROVIDER_FOR[device.platform]
+        provider = dl.PROVIDER_FOR[device.platform]
         factory = self.factories[provider]
         address = iface.path.address if iface else None
         if iface is not None and iface.path.conditions.nat_timeout is not None:
