@@ -285,13 +285,13 @@ def bare_main(spec: BareSpec, conn: Connection) -> None:
     _run(lambda: _bare(spec, conn))
 
 
-def _bare_topic(spec: BareSpec, i: int) -> str:
-    """Device ``i``'s downlink: its provider's, as the lab's gateways publish to it."""
+def _bare_topics(spec: BareSpec) -> list[str]:
+    """Each device's downlink, on its own provider, as the lab's gateways publish to it."""
     from simulator.core import devicelink as dl
     from simulator.load.worker import device_id, platform_of
 
-    provider = "fcm" if platform_of(i, spec.android_share) == "android" else "apns"
-    return dl.down_topic(provider, device_id(i))
+    return [dl.down_topic(dl.PROVIDER_FOR[platform_of(i, spec.android_share)], device_id(i))
+            for i in range(spec.devices)]
 
 
 def _bare_push(seq: int) -> bytes:
@@ -313,6 +313,7 @@ async def _bare(spec: BareSpec, conn: Connection) -> None:
     from simulator.core import devicelink as dl
 
     addr = dl.parse_broker_url(spec.broker_url)
+    topics = _bare_topics(spec)
     inflight = asyncio.Semaphore(spec.inflight)
     quiet = logging.getLogger("pushlab.bare")
     quiet.setLevel(logging.ERROR)  # aiomqtt warns about every queued publish past a few
@@ -327,8 +328,8 @@ async def _bare(spec: BareSpec, conn: Connection) -> None:
         async def one(seq: int) -> None:
             nonlocal done
             try:
-                await client.publish(_bare_topic(spec, seq % spec.devices),
-                                     _bare_push(seq), qos=dl.PUSH_QOS)
+                await client.publish(topics[seq % spec.devices], _bare_push(seq),
+                                     qos=dl.PUSH_QOS)
                 done += 1
             finally:
                 inflight.release()
@@ -356,7 +357,7 @@ async def _bare_lean(spec: BareSpec, conn: Connection) -> None:
     client = await LeanBrokerConnection.open(
         addr.host, addr.port, lambda topic, payload: None, client_id="pushlab-bare",
         username=spec.username, password=spec.password, subscriptions=[])
-    topics = [mqtt_string(_bare_topic(spec, i)) for i in range(spec.devices)]
+    topics = [mqtt_string(topic) for topic in _bare_topics(spec)]
     try:
         start = time.time()  # wall clock: workers in other processes compare it with theirs
         conn.send(("started", {"at": start}))

@@ -26,7 +26,13 @@ import psutil
 
 from simulator.load.faults import FaultSpec
 from simulator.load.profiles import RateProfile
-from simulator.load.stats import Latency, classify_undelivered, recovery_after, track_losses
+from simulator.load.stats import (
+    Latency,
+    classify_undelivered,
+    load_fields,
+    recovery_after,
+    track_losses,
+)
 from simulator.load.worker import APP_ID
 
 
@@ -159,9 +165,7 @@ async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
     for device in devices:
         app = device.apps.get(APP_ID)
         for r in getattr(app, "received", []):
-            payload = r.payload
-            if "seq" not in payload and isinstance(payload.get("data"), dict):
-                payload = payload["data"]  # FCM: the app's keys travel in "data"
+            payload = load_fields(r.payload)
             try:
                 seq, when = int(payload["seq"]), float(payload["t"])
             except (KeyError, TypeError, ValueError):

@@ -111,6 +111,14 @@ class WorkerTally:
         return dict(self.__dict__)
 
 
+def load_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """Where a load message's ``seq`` and ``t`` are: at the top on APNs, in ``data`` on FCM
+    (where the app's keys travel, as strings)."""
+    if "seq" not in payload and isinstance(payload.get("data"), dict):
+        return payload["data"]
+    return payload
+
+
 def add_tallies(tallies: list[dict[str, int]]) -> dict[str, int]:
     total: Counter[str] = Counter()
     for t in tallies:

@@ -29,7 +29,7 @@ from devices.mqtt_link import MqttLinkFactory
 from simulator.core import devicelink as dl
 from simulator.live.broker import device_password
 from simulator.load.lean_mqtt import LeanLinkFactory
-from simulator.load.stats import Latency, WorkerTally
+from simulator.load.stats import Latency, WorkerTally, load_fields
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ class WorkerSpec:
     api_key: str
     connect_rate: float  # devices per second, this worker's share
     device_secret: str | None = None
-    provider: str = "apns"  # the provider of iOS devices; Android devices use "fcm"
     android_share: float = 0.0  # the fraction of devices that are Android phones (FCM)
     bind_addresses: bool = True
     heartbeat_s: float = 15 * 60.0
@@ -97,7 +96,7 @@ class LoadDevice:
         self.address = loopback_address(index) if worker.spec.bind_addresses else ""
         hb = HeartbeatPolicy(cellular_s=worker.spec.heartbeat_s, wifi_s=worker.spec.heartbeat_s)
         self.platform = platform_of(index, worker.spec.android_share)
-        self.provider = "fcm" if self.platform == "android" else worker.spec.provider
+        self.provider = dl.PROVIDER_FOR[self.platform]
         self.daemon = PushDaemon(self.device_id, self.platform, self, worker.rng, hb)
         self._timer = DaemonTimer(worker.loop, self.daemon.on_timer)
         self.daemon.backoff_base_s = 0.5  # a lab broker restart should not cost minutes
@@ -186,9 +185,9 @@ class Worker:
         self.rng = random.Random(spec.seed * 1000 + spec.index)
         secret = spec.device_secret
         password = (lambda d: device_password(secret, d)) if secret else None
-        providers = [spec.provider] + (["fcm"] if spec.android_share > 0 else [])
+        platforms = ("ios", "android") if spec.android_share > 0 else ("ios",)
         self.factories: dict[str, Any] = {}
-        for provider in providers:  # one device link factory per provider gateway
+        for provider in (dl.PROVIDER_FOR[p] for p in platforms):  # one per provider gateway
             if spec.client == "aiomqtt":
                 self.factories[provider] = MqttLinkFactory(
                     spec.broker_url, provider=provider, loop=self.loop, password=password,
@@ -213,9 +212,7 @@ class Worker:
         # Wall clock on purpose: the sender stamped ``t`` in another process, maybe on
         # another machine, and load runs are live only (never virtual time).
         now = time.time()
-        payload = push.payload
-        if "seq" not in payload and isinstance(payload.get("data"), dict):
-            payload = payload["data"]  # FCM: the app's keys travel in "data", as strings
+        payload = load_fields(push.payload)
         try:
             sent_at = float(payload.get("t", 0.0))
         except (TypeError, ValueError):
