@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from simulator.commands.load import ANDROID_HELP, MqttClient
+
 app = typer.Typer(help="benchmarks: ratios against a baseline measured in the same run",
                   no_args_is_help=True)
 
@@ -91,24 +93,19 @@ def load(
     = "mosquitto",
     workers: Annotated[int, typer.Option(help="worker processes")] = 2,
     connect_rate: Annotated[float, typer.Option(help="connections per second")] = 250.0,
-    client: Annotated[str, typer.Option(help="MQTT client: lean | aiomqtt")] = "lean",
-    android: Annotated[float, typer.Option(help="share of Android devices (FCM), 0 .. 1")]
-    = 0.0,
+    client: Annotated[MqttClient, typer.Option(help=MqttClient.__doc__)] = MqttClient.lean,
+    android: Annotated[float, typer.Option(min=0.0, max=1.0, help=ANDROID_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """The load targets: a constant-rate run, then a ramp to the lab's and the bare ceiling."""
     from simulator.benchmarks.load import bench_load
 
-    if client not in ("lean", "aiomqtt"):
-        raise typer.BadParameter("client is lean or aiomqtt")
     if devices < 1 or rate <= 0 or duration <= 0 or ceiling_rate <= 0 or ceiling_duration <= 0:
         raise typer.BadParameter("devices, rates and durations must be positive")
-    if not 0.0 <= android <= 1.0:
-        raise typer.BadParameter("android is a share between 0 and 1")
     result = bench_load(devices=devices, rate=rate, duration=duration,
                         ceiling_rate=ceiling_rate, ceiling_duration=ceiling_duration,
                         bare_count=bare_count, broker=broker, workers=workers,
-                        connect_rate=connect_rate, client=client, android=android)
+                        connect_rate=connect_rate, client=client.value, android=android)
     if as_json:
         emit(result, True, "bench load")
         return

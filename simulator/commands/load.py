@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,6 +12,23 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+
+class MqttClient(StrEnum):
+    """The MQTT client of the device workers, the provider gateway and the bare publisher."""
+
+    lean = "lean"
+    aiomqtt = "aiomqtt"
+
+
+class GatewaySession(StrEnum):
+    """The provider gateway's MQTT session: kept survives a broker restart."""
+
+    kept = "kept"
+    clean = "clean"
+
+
+ANDROID_HELP = "share of the devices that are Android phones, served by the FCM look-alike"
 
 
 def register(app: typer.Typer) -> None:
@@ -75,14 +93,11 @@ def load(
     app_host: Annotated[str, typer.Option(help="the app server's listen address (remote "
                                                "workers post their tokens to it)")]
     = "127.0.0.1",
-    client: Annotated[str, typer.Option(help="MQTT client of the device workers, the provider gateway and the bare publisher: lean | aiomqtt")]
-    = "lean",
-    android: Annotated[float, typer.Option(
-        help="share of the devices that are Android phones, served by the FCM look-alike "
-             "(0 .. 1)")] = 0.0,
-    gateway_session: Annotated[str, typer.Option(
+    client: Annotated[MqttClient, typer.Option(help=MqttClient.__doc__)] = MqttClient.lean,
+    android: Annotated[float, typer.Option(min=0.0, max=1.0, help=ANDROID_HELP)] = 0.0,
+    gateway_session: Annotated[GatewaySession, typer.Option(
         help="the provider gateway's MQTT session: kept (survives a broker restart, "
-             "so Hellos sent meanwhile wait for it) | clean")] = "kept",
+             "so Hellos sent meanwhile wait for it) or clean")] = GatewaySession.kept,
     fault: Annotated[list[str] | None, typer.Option(
         help="kind@seconds[:arg]: broker-restart@20[:down_s], provider-outage@20[:secs], "
              "storm@20[:fraction] (repeatable)")] = None,
@@ -103,12 +118,6 @@ def load(
     """Many phones, a notification rate and faults: throughput, latency, where losses are."""
     if ctx.invoked_subcommand is not None:
         return
-    if client not in ("lean", "aiomqtt"):
-        raise typer.BadParameter("client is lean or aiomqtt")
-    if gateway_session not in ("kept", "clean"):
-        raise typer.BadParameter("gateway-session is kept or clean")
-    if not 0.0 <= android <= 1.0:
-        raise typer.BadParameter("android is a share between 0 and 1")
     if workers + remote_workers < 1:
         raise typer.BadParameter("need at least one worker (local or remote)")
     from simulator.load.faults import parse_fault
@@ -134,8 +143,8 @@ def load(
                                                  faults, seed, android=android))
     else:
         extra = {"remote_workers": remote_workers, "listen": listen, "join_key": join_key,
-                 "app_host": app_host, "client": client,
-                 "gateway_session": gateway_session, "android": android}
+                 "app_host": app_host, "client": client.value,
+                 "gateway_session": gateway_session.value, "android": android}
         summary = _live(devices, rate, duration, profile, connect_rate, broker, workers, faults,
                         baseline, bare_count, drain, inflight, prometheus, quiet, seed, console,
                         extra)
