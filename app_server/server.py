@@ -41,7 +41,7 @@ class ServerConfig:
     apns_key: Path | None = None  # AuthKey_<KEYID>.p8 (team from its .json or apns_team)
     apns_key_id: str | None = None
     apns_team: str | None = None
-    fcm_credentials: Path | None = None
+    fcm_credentials: Path | dict[str, str] | None = None  # a service-account file, or its JSON
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -70,7 +70,8 @@ def build_server(cfg: ServerConfig, apns: Transport | None, fcm: Transport | Non
     if fcm is not None:
         if cfg.fcm_credentials is None:
             raise ValueError("FCM needs a service-account file (--fcm-credentials)")
-        info = json.loads(Path(cfg.fcm_credentials).read_text(encoding="utf-8"))
+        info = cfg.fcm_credentials if isinstance(cfg.fcm_credentials, dict) else \
+            json.loads(Path(cfg.fcm_credentials).read_text(encoding="utf-8"))
         senders["android"] = FcmSender(fcm, OAuthTokenSource(info, fcm, wall_clock=time.time),
                                        rng)
     return AppServer(senders, loop.time, Trace(loop.time),

@@ -196,23 +196,14 @@ async def _app_server(spec: AppSpec, conn: Connection) -> None:
 
     apns = H2Transport(spec.apns_url, verify=spec.ca, timeout=30.0)
     fcm: Any = None
-    credentials: Path | None = None
     if spec.fcm_url and spec.fcm_account:
         from simulator.load.http1 import Http1Transport
 
         fcm = Http1Transport(spec.fcm_url)  # FCM's HTTP v1 front end here: HTTP/1.1
-        fd, name = tempfile.mkstemp(prefix="pushlab-fcm-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(spec.fcm_account, f)
-        credentials = Path(name)
     cfg = ServerConfig(api_key=spec.api_key, host=spec.host, port=0, apns_topic=spec.topic,
                        retry=RetryPolicy(max_attempts=8, base=0.5, cap=8.0),
-                       fcm_credentials=credentials)
-    try:
-        running = await start(cfg, apns=apns, fcm=fcm, store=MemoryTokenStore())
-    finally:
-        if credentials is not None:
-            credentials.unlink()  # read at start; a private key should not linger on disk
+                       fcm_credentials=spec.fcm_account)
+    running = await start(cfg, apns=apns, fcm=fcm, store=MemoryTokenStore())
     tune_gc()
     conn.send(("ready", {"url": running.url, "pid": os.getpid()}))
 
