@@ -286,6 +286,8 @@ def _bare_topics(spec: BareSpec) -> list[str]:
 
 
 def _bare_push(seq: int) -> bytes:
+    """A Push stamped with the wall clock: workers in other processes, maybe on other
+    machines, compare it with theirs (live runs only, never virtual time)."""
     from simulator.core import devicelink as dl
     from simulator.load.worker import BARE_PREFIX
 
