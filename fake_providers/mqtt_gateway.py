@@ -211,17 +211,11 @@ class MqttGateway:
         if self.persistent_session:
             await self._forget_session()
         while not self._closing:
-            was_up = False
             try:
                 if self.client == "lean":
                     await self._run_lean()
-                async with self._client() as client:
-                    granted = await client.subscribe(self._subscriptions())
-                    if any(_refused(code) for code in granted):
-                        raise aiomqtt.MqttError(f"broker refused the gateway's subscriptions: {granted}")
-                    self.stats.connects += 1
-                    self.connected.set()
-                    await self._serve(client)
+                else:
+                    await self._run_aiomqtt()
             except (aiomqtt.MqttError, OSError, TimeoutError, MqttProtocolError) as exc:
                 if self._first_error is None:
                     self._first_error = exc
@@ -237,6 +231,16 @@ class MqttGateway:
                 delay = self.reconnect_min_s
             await asyncio.sleep(delay)
             delay = min(self.reconnect_max_s, delay * 2)
+
+    async def _run_aiomqtt(self) -> None:
+        """One aiomqtt connection's life; returns or raises when it ends."""
+        async with self._client() as client:
+            granted = await client.subscribe(self._subscriptions())
+            if any(_refused(code) for code in granted):
+                raise aiomqtt.MqttError(f"broker refused the gateway's subscriptions: {granted}")
+            self.stats.connects += 1
+            self.connected.set()
+            await self._serve(client)
 
     async def _run_lean(self) -> None:
         """One lean connection's life; raises when it ends (so ``_run`` reconnects)."""
