@@ -34,6 +34,22 @@ def _load(path: Path):  # noqa: ANN202
         raise typer.Exit(2) from None
 
 
+def _output(path: Path | None, option: str, *, folder: bool) -> None:
+    """Create the folder an output option writes into, or say in one line why not (exit 2)."""
+    if path is None:
+        return
+    target = path if folder else path.parent
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        typer.echo(f"error: {option} {path}: cannot create folder {target}: "
+                   f"{exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    if not folder and path.is_dir():
+        typer.echo(f"error: {option} {path}: is a folder; give a file name", err=True)
+        raise typer.Exit(2)
+
+
 def run(
     file: Annotated[Path, typer.Argument(help="scenario file (YAML)")],
     live: Annotated[bool, typer.Option("--live", help="real sockets on loopback")] = False,
@@ -49,6 +65,8 @@ def run(
     from simulator.report import Report
 
     scenario = _load(file)
+    _output(trace, "--trace", folder=False)
+    _output(report, "--report", folder=True)
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     if live:
