@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from simulator.commands.outpaths import output_dir, output_file
 from simulator.core.trace import EventKind, TraceEvent
 from simulator.durations import format_duration
 from simulator.runner import RunResult, run_scenario
@@ -34,20 +35,14 @@ def _load(path: Path):  # noqa: ANN202
         raise typer.Exit(2) from None
 
 
-def _output(path: Path | None, option: str, *, folder: bool) -> None:
-    """Create the folder an output option writes into, or say in one line why not (exit 2)."""
-    if path is None:
-        return
-    target = path if folder else path.parent
+def _outputs(trace: Path | None, report: Path | None) -> None:
+    """Make the folders the output options write into before any work, or exit 2 in one line."""
     try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        typer.echo(f"error: {option} {path}: cannot create folder {target}: "
-                   f"{exc.strerror or exc}", err=True)
+        output_file(trace, "--trace")
+        output_dir(report, "--report")
+    except typer.BadParameter as exc:
+        typer.echo(f"error: {exc.param_hint}: {exc.message}", err=True)
         raise typer.Exit(2) from None
-    if not folder and path.is_dir():
-        typer.echo(f"error: {option} {path}: is a folder; give a file name", err=True)
-        raise typer.Exit(2)
 
 
 def run(
@@ -65,8 +60,7 @@ def run(
     from simulator.report import Report
 
     scenario = _load(file)
-    _output(trace, "--trace", folder=False)
-    _output(report, "--report", folder=True)
+    _outputs(trace, report)
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     if live:
