@@ -9,7 +9,7 @@ Why not a library: tenacity and backoff both sleep for you and draw jitter from
 the global ``random`` module; PushLab needs the jitter from an injected,
 seeded stream so that a sim run is the same byte for byte.
 
-The rules (reference ``providers.md``):
+The rules (Apple's and Google's, ``docs/sources.md``):
 
 * never retry a 4xx except 429: a bad token or payload stays bad;
 * retry 429, 5xx and a connection that failed, with exponential backoff and

@@ -34,7 +34,7 @@ LinkFactory = Callable[["Device", PushDaemon], DaemonLink | None]
 CELLULAR = ("lte", "3g", "5g")
 
 # Android deep Doze: idle windows grow 1 h, 2 h, 4 h, then stay at 6 h (the
-# ``idle_to``/``idle_factor``/``max_idle_to`` defaults, reference/energy.md 4.1),
+# ``idle_to``/``idle_factor``/``max_idle_to`` defaults, docs/sources.md#android),
 # with a maintenance window of at least 30 s between them.
 DEEP_IDLE_WINDOWS_S = (3600.0, 7200.0, 14400.0, 21600.0)
 MAINTENANCE_S = 30.0
@@ -304,7 +304,7 @@ class Device:
 
     def _may_run_in_doze(self, app: PollingApp) -> bool:
         """Doze defers jobs and network; a foreground service is exempt and an
-        alarm may fire at most once per 9 minutes (reference/energy.md 4.1)."""
+        alarm may fire at most once per 9 minutes (docs/sources.md#android)."""
         if app.scheduler == "foreground-service":
             return True
         if app.scheduler == "alarm":
@@ -476,7 +476,7 @@ class Device:
                     self._spawn(self._do_poll(app))
 
     def reinstall(self, app_id: str) -> App | None:
-        """Uninstall then install again: a push app's token changes (providers.md 1.7)."""
+        """Uninstall then install again: a push app's token changes (docs/sources.md#apns)."""
         app = self.uninstall(app_id)
         if app is None:
             return None

@@ -5,9 +5,9 @@ Per interface: IDLE -> promotion -> CONNECTED (data power) -> tail stages -> IDL
 previous one (tail for at most the tail's length, idle for the rest), so the
 cost of a radio is exact at any instant without one callback per state change.
 
-Profiles come from ``reference/energy.md`` (Huang et al., MobiSys 2012, Table 3
-and 4; ARO defaults). The 3G and Wi-Fi data-power coefficients and the idle
-averages are marked UNCONFIRMED there; they are profile fields, overridable from
+Profiles come from Huang et al., MobiSys 2012, Table 3 and 4, and the ARO
+defaults (``docs/sources.md#energy``). The 3G and Wi-Fi data-power coefficients
+and the idle averages are marked unconfirmed there; they are profile fields, overridable from
 a scenario.
 """
 

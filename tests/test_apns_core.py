@@ -1,4 +1,4 @@
-"""The APNs core without any I/O: every status and reason of reference section 1.5
+"""The APNs core without any I/O: every status and reason of Apple's table (docs/sources.md#apns)
 that applies to /3/device, auth, store-and-forward, faults, trace."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The radio model against reference/energy.md: lone-packet energies, tail re-arming,
+"""The radio model against Huang et al. 2012 (docs/sources.md#energy): lone-packet energies, tail re-arming,
 and energy that never decreases."""
 
 import pytest
@@ -22,8 +22,8 @@ def test_lone_small_transfer_matches_huang(profile, paper_j):
 
 
 def test_lone_small_transfer_on_wifi_matches_the_reference_arithmetic():
-    """Huang quotes 0.04 J, a value rounded to two decimals; the reference's own
-    arithmetic from the Table 3 means gives 0.038 J. 0.04 J +-2 % (0.0392..0.0408)
+    """Huang quotes 0.04 J, a value rounded to two decimals; the arithmetic
+    from the Table 3 means gives 0.038 J. 0.04 J +-2 % (0.0392..0.0408)
     would test the rounding, not the model, so we hold the model to the unrounded
     0.038 J within 2 % and check that it rounds to the quoted 0.04 J."""
     energy = lone_transfer_energy(WIFI)

@@ -7,8 +7,8 @@ calls :meth:`ApnsCore.process`, which also says what the connection should do
 (wait, send GOAWAY, drop). Accepted notifications go to the shared
 :class:`~fake_providers.backend.PushBackend`.
 
-Order of checks (Apple does not document its own; this follows the reference
-checklist, providers.md section 5): outage, method (405), path (404), duplicate
+Order of checks (Apple does not document its own, ``docs/sources.md#apns``;
+this is PushLab's choice): outage, method (405), path (404), duplicate
 headers, scripted faults, provider token (403/429), device token (format,
 known, environment), topic, ``apns-id``, ``apns-expiration``, ``apns-priority``,
 ``apns-push-type``, ``apns-collapse-id``, empty and oversized payload, JSON,

@@ -1,6 +1,6 @@
 """APNs's store-and-forward rules as a :class:`~fake_providers.store.StorePolicy`.
 
-What Apple documents (reference providers.md section 1.6):
+What Apple documents (``docs/sources.md#apns``, store and forward):
 
 * While a device is offline APNs keeps **one notification per (device token,
   topic)**: each new one replaces the one kept ("coalescing"). Here the newest

@@ -2,7 +2,7 @@
 
 Every rejection the core makes is an :class:`FcmProblem`; rendering it gives the
 same bytes over memory and over HTTP. The HTTP status and the top-level
-``status`` string follow the FcmError table of the FCM reference; where Google's
+``status`` string follow Google's FcmError table (``docs/sources.md#fcm``); where Google's
 exact wording is unknown the message is PushLab's own (the codes are what
 clients act on).
 """

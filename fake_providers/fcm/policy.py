@@ -14,7 +14,7 @@
 - TTL-0 messages are exempt from the counting, as FCM documents.
 - ``normal`` priority waits while an Android device dozes; ``high`` goes through.
 
-Counting scope: the reference speaks of limits "per device"; PushLab counts per
+Counting scope: Google speaks of limits "per device" (``docs/sources.md#fcm``); PushLab counts per
 app instance (registration token) by default so that one app cannot evict
 another's messages, and ``scope="device"`` switches to per device.
 """

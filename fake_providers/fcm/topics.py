@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 TOPIC_NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.~%]+$")
-MAX_CONDITION_TOPICS = 5  # docs say 5; the reference marks it UNCONFIRMED, so it is configurable
+MAX_CONDITION_TOPICS = 5  # docs say 5, unconfirmed (docs/sources.md#fcm), so configurable
 MAX_TOPICS_PER_INSTANCE = 2000
 MAX_TOKENS_PER_BATCH = 1000
 
