@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Install the external MQTT brokers the load tests use (Mosquitto, NATS) from
-# Debian's packages, only when missing. Idempotent; needs root (CI runs as root).
-# Tests that need a broker binary skip with a reason when it is still absent.
+# Install the external MQTT brokers the load tests use (Mosquitto, NATS), and
+# nghttp2's HTTP/2 clients, from Debian's packages, only when missing. Idempotent;
+# needs root (CI runs as root). Tests that need one of these binaries skip with a
+# reason when it is still absent.
 set -u
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+# nghttp and h2load: the APNs look-alike's HTTP/2 tests drive it with nghttp2's clients
+{ command -v nghttp >/dev/null 2>&1 && command -v h2load >/dev/null 2>&1; } || need+=(nghttp2-client)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from h2.events import (
     DataReceived,
     ResponseReceived,
     StreamEnded,
+    StreamReset,
 )
 
 pytestmark = pytest.mark.live
@@ -35,7 +37,7 @@ BODY = json.dumps({"aps": {"alert": "hi"}}).encode()
 MIB = 1024 * 1024
 
 # The server process: an h2c and a TLS server with provider-token auth on, and an
-# h2c server with auth off, over one lab. It prints its ports, a valid bearer and a
+# h2c server with auth off, over one lab, with no per-token rate limit. It prints its ports, a valid bearer and a
 # device token, then runs until its stdin closes.
 SERVER = r"""
 import asyncio, inspect, json, sys, time
@@ -50,6 +52,8 @@ async def main():
     kw = {k: v for k, v in opts.get("server", {}).items() if k in known}
     key = generate_key()
     lab = build_lab(trusted_keys={key.key_id: key.trusted()}, wall_clock=time.time)
+    for core in (lab.production, lab.sandbox):
+        core.config.too_many_requests = 0  # floods of good pushes to one token
     h2c = await start_apns_server(lab.production, h2c=True, **kw)
     tls = await start_apns_server(lab.production, tls=ensure_tls(opts["tls_dir"]), **kw)
     lab.sandbox.require_auth = False
@@ -251,3 +255,68 @@ async def test_oversized_frame_refused_at_its_header(srv, port_name):
     await asyncio.sleep(0.2)
     assert srv.rss() - before < 10, f"RSS {before:.0f} -> {srv.rss():.0f} MB"
     await assert_serves(srv, port_name)
+
+
+# --- streams beyond SETTINGS_MAX_CONCURRENT_STREAMS before the first valid token ----
+
+async def test_streams_beyond_the_limit_are_refused_not_the_connection(srv):
+    """Three requests sent before the server's SETTINGS (limit 1 until a valid
+    token): the first is served, the others get RST_STREAM REFUSED_STREAM and
+    succeed when retried on the same connection."""
+    c = await Client.open(srv.info["h2c"])
+    sids = [c.conn.get_next_available_stream_id()]
+    c.conn.send_headers(sids[0], c.headers(srv.info))
+    for _ in range(2):
+        sids.append(sids[-1] + 2)
+        c.conn.send_headers(sids[-1], c.headers(srv.info))
+    for sid in sids:
+        c.conn.send_data(sid, BODY, end_stream=True)
+    c.flush()
+    assert await c.until(lambda c: c.ended(sids[0]) and len(c.of(StreamReset)) == 2)
+    assert c.goaway() is None
+    assert c.status(sids[0]) == "200"
+    assert sorted((e.stream_id, e.error_code) for e in c.of(StreamReset)) == [
+        (sids[1], ErrorCodes.REFUSED_STREAM), (sids[2], ErrorCodes.REFUSED_STREAM)]
+    again = [c.request(c.headers(srv.info)) for _ in range(2)]
+    assert await c.until(lambda c: all(c.ended(s) for s in again))
+    assert [c.status(s) for s in again] == ["200", "200"]
+    c.close()
+
+
+def _nghttp2_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} not installed (Debian nghttp2-client; scripts/install-brokers.sh)")
+    return path
+
+
+def _tool_args(srv: Server, tmp_path: Path) -> tuple[list[str], str]:
+    body = tmp_path / "body.json"
+    body.write_bytes(BODY)
+    headers = ["-d", str(body), "-H", f"apns-topic: {APP}",
+               "-H", f"authorization: {srv.info['bearer']}"]
+    return headers, f"http://127.0.0.1:{srv.info['h2c']}/3/device/{srv.info['token']}"
+
+
+def test_nghttp_with_three_streams_before_the_first_token(srv, tmp_path):
+    nghttp = _nghttp2_tool("nghttp")
+    args, url = _tool_args(srv, tmp_path)
+    out = subprocess.run([nghttp, "-v", "-m", "3", *args, url], capture_output=True,
+                         text=True, timeout=20).stdout
+    assert "PROTOCOL_ERROR" not in out
+    assert out.count(":status: 200") == 1
+    assert out.count("error_code=REFUSED_STREAM") == 2
+
+
+@pytest.mark.parametrize("streams", [2, 5, 50])
+def test_h2load_with_several_streams_before_the_first_token(srv, tmp_path, streams):
+    h2load = _nghttp2_tool("h2load")
+    args, url = _tool_args(srv, tmp_path)
+    n = streams + 40
+    out = subprocess.run([h2load, "-n", str(n), "-c", "1", "-m", str(streams), *args, url],
+                         capture_output=True, text=True, timeout=30).stdout
+    line = next(x for x in out.splitlines() if x.startswith("requests:"))
+    ok = int(line.split(" succeeded")[0].rsplit(" ", 1)[1])
+    # only the first burst, sent before the client read the limit, is refused
+    assert ok >= n - (streams - 1), line
+    assert "0 4xx, 0 5xx" in out

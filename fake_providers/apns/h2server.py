@@ -27,7 +27,7 @@ import logging
 from dataclasses import dataclass
 
 from h2.config import H2Configuration
-from h2.connection import H2Connection
+from h2.connection import AllowedStreamIDs, ConnectionInputs, H2Connection, _decode_headers
 from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
@@ -39,6 +39,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
+from hyperframe.frame import HeadersFrame
 
 from fake_providers.apns.core import ApnsConnectionState, ApnsCore, ApnsOutcome
 from fake_providers.tls import TlsMaterial
@@ -67,6 +68,29 @@ class _Stream:
         self.headers = headers
         self.body = bytearray()
         self.size = 0
+
+
+class RefusingH2Connection(H2Connection):
+    """``h2`` with streams beyond SETTINGS_MAX_CONCURRENT_STREAMS refused one by one.
+
+    ``h2`` treats such a HEADERS frame as a connection error (GOAWAY PROTOCOL_ERROR),
+    which cuts every stream of a client that opened several before it read the
+    server's SETTINGS (nghttp, h2load). RFC 9113 section 5.1.2 allows a stream error
+    instead, and RST_STREAM REFUSED_STREAM tells the client the request was not
+    processed and may be retried. The header block is still decoded: the HPACK state
+    belongs to the connection.
+    """
+
+    def _receive_headers_frame(self, frame: HeadersFrame) -> tuple[list, list]:
+        if (frame.stream_id in self.streams
+                or self.open_inbound_streams < self.local_settings.max_concurrent_streams):
+            return super()._receive_headers_frame(frame)
+        headers = _decode_headers(self.decoder, frame.data)
+        events = self.state_machine.process_input(ConnectionInputs.RECV_HEADERS)
+        stream = self._get_or_create_stream(frame.stream_id, AllowedStreamIDs.ODD)
+        stream.receive_headers(headers, "END_STREAM" in frame.flags, None)
+        self.reset_stream(frame.stream_id, ErrorCodes.REFUSED_STREAM)
+        return [], events
 
 
 class FrameGate:
@@ -125,7 +149,8 @@ class ApnsH2Protocol(asyncio.Protocol):
     def __init__(self, server: ApnsServer) -> None:
         self.server = server
         self.core = server.core
-        self.conn = H2Connection(H2Configuration(client_side=False, header_encoding=None))
+        self.conn = RefusingH2Connection(H2Configuration(client_side=False,
+                                                         header_encoding=None))
         self.state = ApnsConnectionState()
         self.streams: dict[int, _Stream] = {}
         self.transport: asyncio.Transport | None = None
