@@ -29,6 +29,7 @@ from h2.events import (
     StreamEnded,
     StreamReset,
 )
+from h2.settings import SettingCodes, Settings
 
 pytestmark = pytest.mark.live
 
@@ -126,8 +127,8 @@ class Client:
             ctx.set_alpn_protocols(["h2"])
         reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ctx)
         conn = H2Connection(H2Configuration(client_side=True, header_encoding="utf-8"))
-        if settings_:
-            conn.local_settings.update(settings_)
+        if settings_:  # sent in the first SETTINGS frame
+            conn.local_settings = Settings(client=True, initial_values=settings_)
         if preface:
             conn.initiate_connection()
             writer.write(conn.data_to_send())
@@ -320,3 +321,28 @@ def test_h2load_with_several_streams_before_the_first_token(srv, tmp_path, strea
     # only the first burst, sent before the client read the limit, is refused
     assert ok >= n - (streams - 1), line
     assert "0 4xx, 0 5xx" in out
+
+
+# --- zero and tiny flow-control windows ----------------------------------------------
+
+@pytest.mark.parametrize(("window", "opened_by"), [(0, "WINDOW_UPDATE"), (8, "WINDOW_UPDATE"),
+                                                   (0, "SETTINGS")])
+async def test_error_body_waits_for_the_clients_window(srv, window, opened_by):
+    """An error body larger than the client's window is sent when the window opens."""
+    c = await Client.open(srv.info["h2c"],
+                          settings_={SettingCodes.INITIAL_WINDOW_SIZE: window})
+    sid = c.request(c.headers(srv.info, "ab" * 32))  # unknown token: 400 BadDeviceToken
+    assert await c.until(lambda c: c.status(sid) is not None)
+    assert c.status(sid) == "400"
+    await c.until(lambda c: c.ended(sid), timeout=0.3)
+    assert not c.ended(sid) and len(c.body(sid)) == window
+    if opened_by == "SETTINGS":
+        c.conn.update_settings({SettingCodes.INITIAL_WINDOW_SIZE: 65535})
+    else:
+        c.conn.increment_flow_control_window(65535, sid)
+    c.flush()
+    assert await c.until(lambda c: c.ended(sid)), "the body never came"
+    assert json.loads(c.body(sid)) == {"reason": "BadDeviceToken"}
+    assert c.goaway() is None
+    c.close()
+    await assert_serves(srv)

@@ -32,10 +32,12 @@ from h2.errors import ErrorCodes
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
+    RemoteSettingsChanged,
     RequestReceived,
     SettingsAcknowledged,
     StreamEnded,
     StreamReset,
+    WindowUpdated,
 )
 from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
@@ -153,6 +155,7 @@ class ApnsH2Protocol(asyncio.Protocol):
                                                          header_encoding=None))
         self.state = ApnsConnectionState()
         self.streams: dict[int, _Stream] = {}
+        self._pending: dict[int, bytes] = {}  # response bodies waiting for the client's window
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._sniffed = False
@@ -203,6 +206,7 @@ class ApnsH2Protocol(asyncio.Protocol):
         self.closed = True
         self.server.connections.discard(self)
         self.streams.clear()
+        self._pending.clear()
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -267,6 +271,12 @@ class ApnsH2Protocol(asyncio.Protocol):
                     self._on_request(ev.stream_id, stream)  # type: ignore[attr-defined]
             elif t is StreamReset:
                 self.streams.pop(ev.stream_id, None)  # type: ignore[attr-defined]
+                self._pending.pop(ev.stream_id, None)  # type: ignore[attr-defined]
+            elif t is WindowUpdated:
+                self._window_opened(ev.stream_id)  # type: ignore[attr-defined]
+            elif t is RemoteSettingsChanged:
+                if SettingCodes.INITIAL_WINDOW_SIZE in ev.changed_settings:  # type: ignore[attr-defined]
+                    self._window_opened(0)
             elif t is SettingsAcknowledged and self._raising:
                 self._raising = False
                 self._limited = False
@@ -353,11 +363,38 @@ class ApnsH2Protocol(asyncio.Protocol):
         try:
             if body:
                 self.conn.send_headers(stream_id, hdrs)
-                self.conn.send_data(stream_id, body, end_stream=True)
+                self._send_body(stream_id, body)
             else:
                 self.conn.send_headers(stream_id, hdrs, end_stream=True)
         except H2Error:
             pass  # the client reset the stream or the connection is ending
+
+    def _send_body(self, stream_id: int, body: bytes) -> None:
+        """Send as much of ``body`` as the client's flow-control windows allow (all of
+        it, in one DATA frame, for any client with the default window); keep the rest
+        for its WINDOW_UPDATE."""
+        conn = self.conn
+        while body:
+            n = min(len(body), conn.local_flow_control_window(stream_id),
+                    conn.max_outbound_frame_size)
+            if n <= 0:
+                self._pending[stream_id] = body
+                return
+            conn.send_data(stream_id, body[:n], end_stream=n == len(body))
+            body = body[n:]
+
+    def _window_opened(self, stream_id: int) -> None:
+        """A WINDOW_UPDATE (0: the connection's) or a new initial window: go on with
+        the bodies that were waiting."""
+        pending = self._pending
+        if not pending:
+            return
+        for sid in [stream_id] if stream_id and stream_id in pending else list(pending):
+            body = pending.pop(sid)
+            try:
+                self._send_body(sid, body)
+            except H2Error:
+                pass  # the stream was reset meanwhile
 
     def _goaway(self, reason: str, code: ErrorCodes = ErrorCodes.NO_ERROR,
                 last_stream_id: int | None = None) -> None:
