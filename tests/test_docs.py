@@ -1,0 +1,109 @@
+"""The docs are tests: every shell command and Python snippet of README.md, docs/*.md and
+docs/lessons/*.md runs as written, in a fresh folder per page (see docs_runner.py).
+
+A block that deliberately cannot run here carries `<!-- docs-test: skip (reason) -->` in
+the page; it is reported as skipped with that reason, never dropped silently.
+"""
+
+from __future__ import annotations
+
+import pytest
+from docs_runner import PAGES, REPO, Block, DocFailure, Page, blocks, fence_languages, logical_lines
+from docs_runner import LANGUAGES, make_workspace
+
+pytestmark = pytest.mark.live
+
+TUTORIAL = REPO / "docs" / "tutorial.md"
+ALL = [b for page in PAGES for b in blocks(page)]
+PER_PAGE = [b for b in ALL if b.page != TUTORIAL]
+
+
+@pytest.fixture(scope="session")
+def pages(tmp_path_factory):
+    """One Page per doc page, made on its first block and stopped after its last."""
+    made: dict = {}
+    mpl = tmp_path_factory.mktemp("mpl")
+
+    def get(page) -> Page:
+        if page not in made:
+            folder = tmp_path_factory.mktemp(page.stem)
+            made[page] = Page(folder, make_workspace(folder, mpl))
+        return made[page]
+
+    yield get
+    for page in made.values():
+        page.stop()
+
+
+def _skip_if_marked(block: Block) -> None:
+    skip = block.mark("skip")
+    if skip:
+        pytest.skip(f"{block.where}: marked in the page: {skip.reason}")
+
+
+@pytest.mark.parametrize("block", PER_PAGE, ids=[b.where for b in PER_PAGE])
+def test_doc_block(block: Block, pages) -> None:
+    page = pages(block.page)
+    last = block is [b for b in PER_PAGE if b.page == block.page][-1]
+    failure = None
+    try:
+        _skip_if_marked(block)
+        page.run(block)
+    except DocFailure as exc:
+        failure = str(exc)
+    finally:
+        if last:
+            page.stop()
+    if failure:
+        pytest.fail(failure, pytrace=False)
+
+
+def test_tutorial_from_a_fresh_folder(tmp_path) -> None:
+    """docs/tutorial.md step by step in one new folder, later steps seeing earlier ones'
+    files: every step exits as the page says and writes the files it names."""
+    page = Page(tmp_path, make_workspace(tmp_path, tmp_path / "mpl"))
+    steps = blocks(TUTORIAL)
+    assert len(steps) >= 6
+    failures, skipped = [], []
+    try:
+        for block in steps:
+            if block.mark("skip"):
+                skipped.append(f"{block.where}: {block.mark('skip').reason}")
+                continue
+            try:
+                page.run(block)
+            except DocFailure as failure:
+                failures.append(str(failure))
+    finally:
+        page.stop()
+    assert not failures, f"{len(failures)} of {len(steps)} tutorial steps failed:\n\n" + \
+        "\n\n".join(failures)
+    assert not skipped, f"the tutorial must run whole; skipped: {skipped}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_every_block_names_its_language(page) -> None:
+    """An untagged fence would hide a command from these tests: each says what it is."""
+    bad = [(line, info) for line, info in fence_languages(page)
+           if info.split(" ")[0] not in LANGUAGES]
+    assert not bad, f"{page.relative_to(REPO)}: blocks without a known language " \
+        f"({', '.join(sorted(LANGUAGES))}): {bad}"
+
+
+def test_marks_say_why() -> None:
+    """A skip or interactive mark without its reason is not allowed; list them all."""
+    marked = [(b.where, m.kind, m.reason) for b in ALL for m in b.marks
+              if m.kind in ("skip", "interactive", "exit")]
+    assert all(reason for _, _, reason in marked), [m for m in marked if not m[2]]
+
+
+def test_the_harness_finds_commands_and_servers() -> None:
+    """The extraction itself: continuation lines are joined, servers are recognised."""
+    from docs_runner import server_words
+
+    app_server = next(b for b in ALL if b.page.name == "app-server.md" and b.language == "sh")
+    lines = [text for _, text in logical_lines(app_server)]
+    assert any(text.startswith("PUSHLAB_API_KEY=") and "--fcm-credentials" in text
+               for text in lines)
+    assert server_words("pushlab serve apns --port 2197 &")[:3] == ["pushlab", "serve", "apns"]
+    assert server_words(".venv/bin/pushlab run scenarios/hello.yaml") is None
