@@ -385,7 +385,8 @@ def _run(argv: list[str], page: Page) -> subprocess.CompletedProcess:
 
 def _tail(done: subprocess.CompletedProcess) -> str:
     out = (done.stdout or "")[-1500:]
-    err = "\n".join(l for l in (done.stderr or "").splitlines() if not l.startswith("@@docs-test"))
+    err = "\n".join(line for line in (done.stderr or "").splitlines()
+                    if not line.startswith("@@docs-test"))
     return f"--- stdout (end)\n{out}\n--- stderr (end)\n{err[-2500:]}"
 
 

@@ -8,8 +8,18 @@ the page; it is reported as skipped with that reason, never dropped silently.
 from __future__ import annotations
 
 import pytest
-from docs_runner import PAGES, REPO, Block, DocFailure, Page, blocks, fence_languages, logical_lines
-from docs_runner import LANGUAGES, make_workspace
+from docs_runner import (
+    LANGUAGES,
+    PAGES,
+    REPO,
+    Block,
+    DocFailure,
+    Page,
+    blocks,
+    fence_languages,
+    logical_lines,
+    make_workspace,
+)
 
 pytestmark = pytest.mark.live
 
