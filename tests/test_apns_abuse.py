@@ -15,6 +15,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -30,6 +31,10 @@ from h2.events import (
     StreamReset,
 )
 from h2.settings import SettingCodes, Settings
+
+from fake_providers.apns.keys import generate_key
+from fake_providers.apns.lab import build_lab
+from simulator.core.http import HttpRequest
 
 pytestmark = pytest.mark.live
 
@@ -346,3 +351,31 @@ async def test_error_body_waits_for_the_clients_window(srv, window, opened_by):
     assert c.goaway() is None
     c.close()
     await assert_serves(srv)
+
+
+# --- authorization without a token ---------------------------------------------------
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("bearer", "MissingProviderToken"), ("Bearer", "MissingProviderToken"),
+    ("bearer  ", "MissingProviderToken"), ("", "MissingProviderToken"),
+    ("basic abc", "InvalidProviderToken"), ("bearer abc", "InvalidProviderToken")])
+def test_authorization_without_a_token_is_missing(value, reason):
+    """Apple: MissingProviderToken when the header is missing or no provider token
+    is specified."""
+    key = generate_key()
+    lab = build_lab(trusted_keys={key.key_id: key.trusted()}, wall_clock=time.time)
+    token = lab.issue("d1", APP)
+    req = HttpRequest("POST", f"/3/device/{token}",
+                      [("apns-topic", APP), ("authorization", value)], BODY)
+    resp = lab.production.handle(req)
+    assert (resp.status, json.loads(resp.body)["reason"]) == (403, reason)
+
+
+async def test_bearer_without_a_token_on_the_wire(srv):
+    c = await Client.open(srv.info["h2c"])
+    hdrs = [h if h[0] != "authorization" else ("authorization", "bearer")
+            for h in c.headers(srv.info)]
+    sid = c.request(hdrs)
+    assert await c.until(lambda c: c.ended(sid))
+    assert (c.status(sid), json.loads(c.body(sid))) == ("403", {"reason": "MissingProviderToken"})
+    c.close()

@@ -371,11 +371,13 @@ class ApnsCore:
         return ApnsOutcome(HttpResponse(200, resp_headers), delay, accepted=True)
 
     def _authenticate(self, authorization: str | None, state: ApnsConnectionState) -> None:
-        if not authorization or not authorization.strip():
-            raise _Reject(403, "MissingProviderToken")
-        scheme, _, provider_token = authorization.strip().partition(" ")
+        # Apple: MissingProviderToken when "the authorization header is missing or no
+        # provider token is specified", so `bearer` with nothing after it is missing too.
+        scheme, _, provider_token = (authorization or "").strip().partition(" ")
         provider_token = provider_token.strip()
-        if scheme.lower() != "bearer" or not provider_token:
+        if not scheme or (scheme.lower() == "bearer" and not provider_token):
+            raise _Reject(403, "MissingProviderToken")
+        if scheme.lower() != "bearer":
             raise _Reject(403, "InvalidProviderToken")
         decoded = self._jwt_cache.get(provider_token)
         if decoded is None:
