@@ -26,7 +26,7 @@ import asyncio
 import random
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from simulator.core import devicelink as dl
@@ -60,9 +60,8 @@ class AdaptiveHeartbeat(HeartbeatPolicy):
 
     minimum_s: float = 5 * 60.0
     maximum_s: float = 30 * 60.0
-
-    def __post_init__(self) -> None:
-        self._learnt: dict[str, float] = {}
+    # a slotted dataclass has no __dict__: what it learns must be a declared field
+    _learnt: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def interval(self, interface: str) -> float:
         return self._learnt.get(interface, HeartbeatPolicy.interval(self, interface))

@@ -3,11 +3,15 @@ files, sends that reach nobody (warnings, errors with ``--strict``)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from devices.daemon import AdaptiveHeartbeat
 from simulator.cli import app
+from simulator.runner import run_scenario
+from simulator.scenario import load_scenario, parse_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "scenarios" / "hello.yaml"
@@ -32,3 +36,46 @@ def test_trace_under_a_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "--trace" in result.output and "blocker" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def _lesson_snippet() -> str:
+    """The heartbeat setting the nat-timeout lesson tells readers to try."""
+    text = (ROOT / "docs" / "lessons" / "nat-timeout.md").read_text(encoding="utf-8")
+    match = re.search(r"`(heartbeat: \{cellular: 28m, adaptive: true\})`", text)
+    assert match, "the lesson no longer suggests the adaptive heartbeat"
+    return match.group(1)
+
+
+def test_the_adaptive_heartbeat_a_lesson_suggests_runs_and_adapts(tmp_path: Path) -> None:
+    base = (ROOT / "scenarios" / "nat-timeout.yaml").read_text(encoding="utf-8")
+    adaptive = tmp_path / "adaptive.yaml"
+    adaptive.write_text(base.replace("heartbeat: {cellular: 28m}", _lesson_snippet()))
+    result = invoke("run", str(adaptive))
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    fixed = run_scenario(parse_scenario(base)).heartbeats_by_device
+    learnt = run_scenario(load_scenario(adaptive)).heartbeats_by_device
+    # behind a 10-minute NAT every 28-minute heartbeat times out, so the daemon shortens it
+    assert learnt["slow-heartbeat-0"] > fixed["slow-heartbeat-0"]
+    assert learnt["fast-heartbeat-0"] == fixed["fast-heartbeat-0"]
+
+
+def test_the_adaptive_policy_learns_per_interface() -> None:
+    policy = AdaptiveHeartbeat(cellular_s=28 * 60.0)
+    policy.on_timeout("lte")
+    assert policy.interval("lte") == 28 * 60.0 * 0.95
+    assert policy.interval("wifi") == 15 * 60.0
+    for _ in range(100):
+        policy.on_success("lte")
+    assert policy.interval("lte") == policy.maximum_s
+
+
+def test_every_example_in_the_scenario_reference_loads_and_runs(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    path = tmp_path / "reference.yaml"
+    path.write_text("duration: 31m\n" + "".join(blocks), encoding="utf-8")
+    assert {"devices", "timeline", "app_server", "expect"} <= set(load_scenario(path).model_fields_set)
+    result = invoke("run", str(path))
+    assert result.exit_code in (0, 1), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
