@@ -1,94 +1,384 @@
-"""PNG charts for a run's report (matplotlib, Agg backend: no display needed)."""
+"""PNG charts for a run's report: one line or bar per device group.
+
+A *group* is one entry of the scenario's ``devices`` list (``count`` phones or
+one), the same groups as ``report.json``'s ``groups``, and every count a chart
+shows (legend ``n=...``, bar counts) is read from that same data, so chart and
+report agree exactly. Each chart's title says what to look at, in words taken
+from the run's own figures.
+
+Every chart is first built as a :class:`matplotlib.figure.Figure` by a
+``*_figure`` function (no pyplot, no global state), so tests can read its lines,
+labels and titles; :func:`write_charts` saves them as PNG files.
+"""
 
 from __future__ import annotations
 
+import math
+import textwrap
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
+from matplotlib.figure import Figure
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullLocator,
+)
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from simulator.outcomes import FATES
+from simulator.scenario import DeviceSpec, HeartbeatSpec
 
-from simulator.outcomes import FATES, Outcome  # noqa: E402
+if TYPE_CHECKING:
+    from simulator.report import Report
 
 FATE_COLOURS = {"handed": "#2e7d32", "not_handed": "#9e9d24", "rejected": "#c62828",
                 "expired": "#6a1b9a", "collapsed": "#1565c0", "dropped": "#ef6c00",
                 "in_flight": "#546e7a", "stored": "#8d6e63", "accepted": "#90a4ae",
                 "sent": "#bdbdbd"}
+# Okabe-Ito: told apart by colour-blind readers too; each group also gets its own
+# dash pattern and marker, and the lines drawn first are the widest, so a line
+# drawn later on top of another never hides it.
+COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+           "#999999")
+DASHES: tuple[Any, ...] = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)),
+                           (0, (1, 1)), (0, (3, 1, 1, 1)))
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+TIME_UNITS = (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3))
+_MS, _S, _MIN, _H, _D = 1e-3, 1.0, 60.0, 3600.0, 86400.0
+# Tick ladders for a log time axis, finest first: the finest that fits is used.
+LOG_TICKS = (
+    tuple(sorted({v * _MS for v in (0.1, 0.2, 0.3, 0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100, 200,
+                                    300, 500)}
+                 | {v * _S for v in (1, 2, 3, 5, 10, 20, 30)}
+                 | {v * _MIN for v in (1, 2, 3, 5, 10, 15, 20, 30)}
+                 | {v * _H for v in (1, 2, 3, 6, 12)} | {v * _D for v in (1, 2, 3, 7)})),
+    tuple(sorted({v * _MS for v in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)}
+                 | {v * _S for v in (1, 2, 5, 10, 20, 30)}
+                 | {v * _MIN for v in (1, 2, 5, 10, 15, 30)}
+                 | {v * _H for v in (1, 2, 3, 6, 12)} | {v * _D for v in (1, 2, 7)})),
+    (0.1 * _MS, _MS, 10 * _MS, 100 * _MS, _S, 10 * _S, _MIN, 10 * _MIN, _H, 6 * _H, _D,
+     7 * _D),
+    (_MS, 100 * _MS, 10 * _S, 10 * _MIN, 6 * _H, 7 * _D),
+)
+MAX_TICKS = 8
+# steps a linear time axis may take, per unit: hours by 3 or 6, minutes by 15 or 30
+LINEAR_STEPS = {"d": [1, 2, 5, 7, 10], "h": [1, 2, 3, 6, 10], "min": [1, 1.5, 2, 3, 5, 10],
+                "s": [1, 2, 2.5, 5, 10], "ms": [1, 2, 2.5, 5, 10]}
 
 
-def _time_axis(seconds: list[float]) -> tuple[list[float], str]:
-    span = max(seconds, default=0.0)
-    if span >= 3 * 3600:
-        return [s / 3600 for s in seconds], "hours"
-    if span >= 180:
-        return [s / 60 for s in seconds], "minutes"
-    return list(seconds), "seconds"
+# ---- numbers as people read them ---------------------------------------------------------
+
+def plain_number(value: float, digits: int = 3) -> str:
+    """``120.0`` -> ``120``, ``0.0074`` -> ``0.0074``: never ``1.2e+02``."""
+    if value == 0:
+        return "0"
+    rounded = float(f"{value:.{digits}g}")
+    if rounded == int(rounded):
+        return str(int(rounded))
+    return f"{rounded:.10f}".rstrip("0").rstrip(".")
 
 
-def battery_chart(series: list[tuple[float, dict[str, float]]], battery_j: float,
-                  path: Path, title: str) -> Path:
-    """Battery left (%) over the run, one line per device group (mean per device)."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    times, unit = _time_axis([t for t, _ in series])
-    groups = list(series[-1][1]) if series else []
-    for group in groups:
-        left = [100.0 - 100.0 * sample.get(group, 0.0) / battery_j for _, sample in series]
-        ax.plot(times, left, label=group, linewidth=1.6)
-    ax.set_xlabel(f"run time ({unit})")
-    ax.set_ylabel("battery left (%)")
-    ax.set_title(f"{title}: battery over time (mean device of each group)")
-    ax.grid(True, alpha=0.3)
-    if groups:
-        ax.legend(loc="lower left", fontsize="small", ncols=2 if len(groups) > 6 else 1)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def human_duration(seconds: float, digits: int = 2) -> str:
+    """``0.03`` -> ``30 ms``, ``634`` -> ``11 min``, ``5400`` -> ``1.5 h``."""
+    size = abs(seconds)
+    for unit, scale in TIME_UNITS:
+        if size >= scale * 0.9995 or unit == "ms":
+            return f"{plain_number(seconds / scale, digits)} {unit}"
+    raise AssertionError("unreachable")
 
 
-def latency_cdf_chart(outcome: Outcome, path: Path, title: str) -> Path:
-    """Share of handed messages at or under each latency, one line per provider."""
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    by: dict[str, list[float]] = {}
-    for d in outcome.deliveries:
-        lat = d.latency
-        if lat is not None:
-            by.setdefault(d.provider or d.kind, []).append(max(lat, 1e-4))
-    for name, values in sorted(by.items()):
-        xs = sorted(values)
-        ys = [(i + 1) / len(xs) for i in range(len(xs))]
-        xs, ys = [xs[0], *xs], [0.0, *ys]
-        ax.step(xs, ys, where="post", label=f"{name} ({len(xs)})")
-    if by:
+def time_unit(span_s: float) -> tuple[str, float]:
+    """The unit a linear time axis over ``span_s`` reads best in (at least 3 of them)."""
+    for unit, scale in TIME_UNITS:
+        if span_s >= 3 * scale:
+            return unit, scale
+    return "ms", 1e-3
+
+
+def log_time_ticks(lo: float, hi: float) -> list[float]:
+    """Round durations (``100 ms``, ``1 min``, ``6 h``) between ``lo`` and ``hi``."""
+    ticks: list[float] = []
+    for ladder in LOG_TICKS:
+        ticks = [t for t in ladder if lo <= t <= hi]
+        if len(ticks) <= MAX_TICKS:
+            return ticks
+    return ticks[:: max(1, len(ticks) // MAX_TICKS)]
+
+
+def set_log_time_axis(ax: Axes, which: str, lo: float, hi: float) -> None:
+    """A log ``which`` (x or y) axis over ``lo``..``hi`` seconds, ticks ``30 ms``, ``2 min``."""
+    lo = max(lo, 1e-4) / 2
+    hi = max(hi, 1e-4) * 2
+    if which == "x":
         ax.set_xscale("log")
-        ax.legend(loc="lower right", fontsize="small")
+        ax.set_xlim(lo, hi)
+        axis: Axis = ax.xaxis
+    else:
+        ax.set_yscale("log")
+        ax.set_ylim(lo, hi)
+        axis = ax.yaxis
+    axis.set_major_locator(FixedLocator(log_time_ticks(lo, hi)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: human_duration(v, 3)))
+    axis.set_minor_locator(NullLocator())
+
+
+def set_linear_time_axis(axis: Axis, unit: str) -> None:
+    """Ticks on data already divided into ``unit``: ``0 h``, ``6 h``, ``12 h``."""
+    axis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, steps=LINEAR_STEPS[unit]))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{plain_number(v)} {unit}"))
+
+
+def _percent_axis(axis: Axis, xmax: float = 100.0, span: float | None = None) -> None:
+    """Ticks ``99.50 %`` (``xmax`` reads 100 %), as many decimals on each as ``span`` needs."""
+    span = 100.0 * (span if span is not None else xmax) / xmax
+    decimals = max(0, -math.floor(math.log10(max(span, 1e-6) / MAX_TICKS)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100.0 * v / xmax:.{decimals}f} %"))
+
+
+def style(index: int, total: int) -> dict[str, Any]:
+    """Colour, dashes, marker, width and z-order of the ``index``-th of ``total`` groups."""
+    width = 1.4 + 2.6 * (total - 1 - index) / max(total - 1, 1)
+    return {"color": COLOURS[index % len(COLOURS)], "linestyle": DASHES[index % len(DASHES)],
+            "marker": MARKERS[index % len(MARKERS)], "linewidth": width,
+            "markersize": 4 + width, "zorder": 2 + index}
+
+
+def _legend(fig: Figure, groups: int, title: str) -> None:
+    """Below the plot, where it hides no line."""
+    if groups:
+        fig.legend(loc="outside lower center", ncols=1 if groups == 1 else 2,
+                   fontsize="small", title=title)
+
+
+def _title(fig: Figure, ax: Axes, scenario: str, headline: str) -> None:
+    ax.set_title(textwrap.fill(f"{scenario}: {headline}", 80), fontsize="medium", loc="left")
+
+
+# ---- what tells the groups apart ------------------------------------------------------------
+
+def _traits(spec: DeviceSpec) -> dict[str, str]:
+    hb = spec.heartbeat or HeartbeatSpec()
+    beat = hb.wifi if spec.network == "wifi" else hb.cellular
+    apps = " + ".join("push" if a.kind == "push" else
+                      f"polls every {human_duration(a.interval or 0)}" for a in spec.apps)
+    return {"platform": "iPhone" if spec.platform == "ios" else "Android",
+            "network": "Wi-Fi" if spec.network == "wifi" else spec.network.upper(),
+            "heartbeat": f"heartbeat {human_duration(beat)}{' adaptive' if hb.adaptive else ''}",
+            "apps": apps or "no apps", "mode": spec.mode or ""}
+
+
+def group_traits(specs: Sequence[DeviceSpec]) -> dict[str, str]:
+    """Group -> the settings in which it differs from the other groups (``heartbeat 28 min``)."""
+    traits = {s.id: _traits(s) for s in specs}
+    keys = [k for k in ("apps", "heartbeat", "network", "platform", "mode")
+            if len({t[k] for t in traits.values()}) > 1]
+    return {g: ", ".join(t[k] for k in keys if t[k]) for g, t in traits.items()}
+
+
+def _named(group: str, traits: dict[str, str]) -> str:
+    trait = traits.get(group)
+    if not trait or trait.lower() in group.lower():  # "push (push)" says nothing
+        return group
+    return f"{group} ({trait})"
+
+
+# ---- latency --------------------------------------------------------------------------------
+
+def _cdf(values: list[float]) -> tuple[list[float], list[float]]:
+    """Step points of the share of ``values`` at or under each value (repeats merged)."""
+    counts = sorted(Counter(max(v, 1e-4) for v in values).items())
+    xs, ys, seen = [counts[0][0]], [0.0], 0
+    for value, n in counts:
+        seen += n
+        xs.append(value)
+        ys.append(seen / len(values))
+    return xs, ys
+
+
+def _latency_headline(rows: list[dict[str, Any]], traits: dict[str, str]) -> str:
+    timed = [r for r in rows if r["latency"]["p95"] is not None]
+    silent = [r["group"] for r in rows if r["latency"]["p95"] is None]
+    if not timed:
+        return "no message was handed to an app"
+    slow = max(timed, key=lambda r: r["latency"]["p95"])
+    fast = min(timed, key=lambda r: r["latency"]["p95"])
+    p_slow, p_fast = slow["latency"]["p95"], fast["latency"]["p95"]
+    if len(timed) == 1 and timed[0]["handed"] == 1:
+        text = f"{timed[0]['group']}'s one message arrives in {human_duration(p_slow)}"
+    elif len(timed) == 1 or (p_slow < 3 * p_fast or p_slow - p_fast < 0.5):
+        text = (f"{'every group gets' if len(timed) > 1 else timed[0]['group'] + ' gets'} "
+                f"95 % of its messages within {human_duration(p_slow)}")
+    else:
+        text = (f"{_named(slow['group'], traits)} waits longest, 95 % within "
+                f"{human_duration(p_slow)}; {_named(fast['group'], traits)} within "
+                f"{human_duration(p_fast)}")
+    if silent:
+        text += f"; nothing handed to {', '.join(silent)}"
+    return text
+
+
+def latency_figure(report: Report, data: dict[str, Any] | None = None) -> Figure:
+    """Latency CDF, one line per group: how long each group's messages took to arrive."""
+    data = data or report.as_dict()
+    rows = data["groups"]
+    traits = group_traits(report.scenario.devices)
+    fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    per_group: dict[str, list[float]] = {r["group"]: [] for r in rows}
+    for d in report.outcome.deliveries:
+        group = report.group_of.get(d.device or "")
+        if group is not None and d.latency is not None:
+            per_group[group].append(d.latency)
+    every = [v for vs in per_group.values() for v in vs]
+    for i, row in enumerate(rows):
+        values = per_group[row["group"]]
+        label = f"{_named(row['group'], traits)}, n={row['handed']}"
+        st = style(i, len(rows))
+        if not values:
+            ax.plot([], [], label=f"{label}: none handed", **st)
+            continue
+        xs, ys = _cdf(values)
+        step = max(1, len(xs) // 6)
+        ax.step(xs, ys, where="post", label=label, markevery=(i % step, step), **st)
+    if every:
+        set_log_time_axis(ax, "x", min(every), max(every))
     else:
         ax.text(0.5, 0.5, "no message was handed to an app", ha="center",
                 transform=ax.transAxes)
-    ax.set_xlabel("latency, sent to handed (s, log scale)")
-    ax.set_ylabel("share of handed messages")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{title}: latency CDF")
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        ax.set_xticks([])
+    ax.set_xlabel("latency, sent by the app server to handed to the app (log scale)")
+    ax.set_ylabel("share of the group's handed messages")
+    ax.set_ylim(0, 1.04)
+    _percent_axis(ax.yaxis, 1.0)
+    ax.grid(True, alpha=0.3)
+    _legend(fig, len(rows), "group, messages handed (n)")
+    _title(fig, ax, report.scenario.name,
+           f"latency{' by group' if len(rows) > 1 else ''}: {_latency_headline(rows, traits)}")
+    return fig
 
 
-def fates_chart(outcome: Outcome, path: Path, title: str) -> Path:
-    """How many messages met each fate."""
-    fates = outcome.fates()
-    names = [f for f in FATES if fates[f]] or ["handed"]
-    counts = [fates.get(f, 0) for f in names]
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-    bars = ax.bar(names, counts, color=[FATE_COLOURS[f] for f in names])
-    ax.bar_label(bars)
-    ax.set_ylabel("messages")
-    ax.set_title(f"{title}: message fates ({sum(counts)} messages)")
-    ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+# ---- fates ----------------------------------------------------------------------------------
+
+def _fate_rows(data: dict[str, Any]) -> list[tuple[str, dict[str, int]]]:
+    rows = [(g["group"], g["fates"]) for g in data["groups"]]
+    rest = {f: data["fates"][f] - sum(r[f] for _, r in rows) for f in FATES}
+    if any(rest.values()):  # a failed topic send reaches no device
+        rows.append(("no device", rest))
+    return rows
+
+
+def _fates_headline(rows: list[tuple[str, dict[str, int]]], total: int) -> str:
+    lost = {g: sum(n for f, n in r.items() if f != "handed") for g, r in rows}
+    missing = sum(lost.values())
+    if not total:
+        return "no message was sent"
+    if not missing:
+        return f"all {total} messages were handed to their apps"
+    worst = max(lost, key=lost.__getitem__)
+    fate, n = max(((f, c) for f, c in dict(rows)[worst].items() if f != "handed"),
+                  key=lambda fc: fc[1])
+    return (f"{missing} of {total} messages were not handed to an app; most of them in "
+            f"{worst} ({n} {fate.replace('_', ' ')})")
+
+
+def fates_figure(report: Report, data: dict[str, Any] | None = None) -> Figure:
+    """What became of each group's messages: one bar per group, split by fate."""
+    data = data or report.as_dict()
+    rows = _fate_rows(data)
+    shown = [f for f in FATES if any(r[f] for _, r in rows)] or ["handed"]
+    fig = Figure(figsize=(9, 2.2 + 0.75 * len(rows)), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    totals = [sum(r.values()) for _, r in rows]
+    ticks = [f"{g}  n={t}\n" + (", ".join(f"{r[f]} {f.replace('_', ' ')}" for f in FATES
+                                          if r[f]) or "no messages")
+             for (g, r), t in zip(rows, totals, strict=True)]
+    left = [0.0] * len(rows)
+    for fate in shown:
+        counts = [r[fate] for _, r in rows]
+        shares = [100.0 * c / t if t else 0.0 for c, t in zip(counts, totals, strict=True)]
+        bars = ax.barh(ticks, shares, left=left, color=FATE_COLOURS[fate], edgecolor="white",
+                       label=f"{fate.replace('_', ' ')} ({data['fates'][fate]})")
+        ax.bar_label(bars, labels=[str(c) if s >= 6 else "" for c, s in
+                                   zip(counts, shares, strict=True)],
+                     label_type="center", color="white", fontsize="small")
+        left = [a + b for a, b in zip(left, shares, strict=True)]
+    ax.invert_yaxis()  # the scenario's first group on top
+    ax.set_xlim(0, 100)
+    _percent_axis(ax.xaxis)
+    ax.set_xlabel("share of the group's messages")
+    ax.grid(True, axis="x", alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=min(len(shown), 5), fontsize="small",
+               title="fate (messages, all groups)")
+    _title(fig, ax, report.scenario.name,
+           f"fates by group: {_fates_headline(rows, data['messages'])}")
+    return fig
+
+
+# ---- battery --------------------------------------------------------------------------------
+
+def _battery_headline(rows: list[dict[str, Any]], duration: float,
+                      traits: dict[str, str]) -> str:
+    span = human_duration(duration)
+    if not rows:
+        return "no devices"
+    hi = max(rows, key=lambda r: r["battery_percent_mean"])
+    lo = min(rows, key=lambda r: r["battery_percent_mean"])
+    used = f"{plain_number(hi['battery_percent_mean'], 2)} %"
+    if len(rows) == 1 or hi["battery_percent_mean"] < 1.1 * lo["battery_percent_mean"]:
+        who = rows[0]["group"] if len(rows) == 1 else "every group"
+        return f"{who} uses about {used} of its battery in {span}"
+    return (f"{_named(hi['group'], traits)} drains fastest, {used} in {span}; "
+            f"{_named(lo['group'], traits)} least, "
+            f"{plain_number(lo['battery_percent_mean'], 2)} %")
+
+
+def battery_figure(report: Report, data: dict[str, Any] | None = None) -> Figure:
+    """Battery left over the run, one line per group (its mean device)."""
+    data = data or report.as_dict()
+    rows = data["groups"]
+    traits = group_traits(report.scenario.devices)
+    series = report.result.energy_series
+    fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    unit, scale = time_unit(max((t for t, _ in series), default=0.0))
+    times = [t / scale for t, _ in series]
+    for i, row in enumerate(rows):
+        g = row["group"]
+        left = [100.0 - 100.0 * sample.get(g, 0.0) / report.battery_j for _, sample in series]
+        step = max(1, len(times) // 8)
+        devices = "device" if row["devices"] == 1 else "devices"
+        ax.plot(times, left, label=f"{_named(g, traits)}, n={row['devices']} {devices}",
+                markevery=(i * step // max(len(rows), 1), step), **style(i, len(rows)))
+    set_linear_time_axis(ax.xaxis, unit)
+    _percent_axis(ax.yaxis, span=max((r["battery_percent_mean"] for r in rows), default=1.0))
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=8))
+    ax.set_xlabel("run time")
+    ax.set_ylabel("battery left (mean device of the group)")
+    ax.grid(True, alpha=0.3)
+    _legend(fig, len(rows), "group, devices in it (n)")
+    _title(fig, ax, report.scenario.name,
+           f"battery by group: {_battery_headline(rows, data['duration_s'], traits)}")
+    return fig
+
+
+# ---- files ----------------------------------------------------------------------------------
+
+CHARTS = {"battery.png": battery_figure, "latency_cdf.png": latency_figure,
+          "fates.png": fates_figure}
+
+
+def write_charts(report: Report, directory: Path) -> list[Path]:
+    """battery.png, latency_cdf.png and fates.png in ``directory``."""
+    data = report.as_dict()
+    paths = []
+    for name, build in CHARTS.items():
+        path = directory / name
+        build(report, data).savefig(path)
+        paths.append(path)
+    return paths

@@ -6,8 +6,10 @@
     DIR/messages.csv     one row per message: its fate and the time of each hop
     DIR/trace.jsonl      every trace event (the run is replayable from it)
     DIR/battery.png      battery left over time, one line per device group
-    DIR/latency_cdf.png  latency CDF, one line per provider
-    DIR/fates.png        how many messages met each fate
+    DIR/latency_cdf.png  latency CDF, one line per device group
+    DIR/fates.png        what became of each group's messages, one bar per group
+
+(see :mod:`simulator.charts`; their counts are the ``groups`` figures below).
 
 Everything is computed from the :class:`~simulator.runner.RunResult` (the trace
 plus energy figures) by :func:`simulator.outcomes.analyse`.
@@ -85,6 +87,7 @@ class Report:
                 "group": spec.id, "devices": len(ids), "platform": spec.platform,
                 "network": spec.network, "messages": len(deliveries),
                 "handed": sum(1 for d in deliveries if d.fate == "handed"),
+                "fates": Outcome(deliveries).fates(),
                 "delivered_ratio": round(delivered_ratio(deliveries), 6),
                 "latency": self.latency(deliveries),
                 "energy_j_mean": round(mean_j, 3), "energy_j_max": round(max(joules), 3),
@@ -152,11 +155,7 @@ class Report:
         if charts:
             from simulator import charts as ch  # matplotlib loads only when asked
 
-            title = self.scenario.name
-            ch.battery_chart(self.result.energy_series, self.battery_j, out / "battery.png",
-                             title)
-            ch.latency_cdf_chart(self.outcome, out / "latency_cdf.png", title)
-            ch.fates_chart(self.outcome, out / "fates.png", title)
+            ch.write_charts(self, out)
         return out
 
     # terminal -------------------------------------------------------------------------
