@@ -192,13 +192,31 @@ class Server:
         return self.log.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
+        """End the server's whole process group (a shell may have forked it)."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.process.pid, sig)
+            except ProcessLookupError:
+                break
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+                continue
+            time.sleep(0.2)
+        self.process.wait()
+
+
+def _without_comment(line: str) -> str:
+    """The line up to its shell comment, if it has one outside quotes."""
+    words = shlex.split(line, comments=True)
+    for found in re.finditer(r"\s#", line):
+        head = line[:found.start()]
+        try:
+            if shlex.split(head) == words:
+                return head.rstrip()
+        except ValueError:
+            continue
+    return line.rstrip()
 
 
 def server_words(line: str) -> list[str] | None:
@@ -248,9 +266,9 @@ class Page:
                              f"machine before the page's server started")
         log = self.folder / ".docs-test" / f"server-{len(self.servers)}.log"
         log.parent.mkdir(exist_ok=True)
-        command = line.strip().removesuffix("&").strip()
+        command = _without_comment(line).removesuffix("&").strip()
         with log.open("wb") as out:
-            process = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=self.folder,
+            process = subprocess.Popen(["bash", "-c", command], cwd=self.folder,
                                        env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         server = Server(command, where, process, log)

@@ -109,7 +109,7 @@ def test_marks_say_why() -> None:
 
 def test_the_harness_finds_commands_and_servers() -> None:
     """The extraction itself: continuation lines are joined, servers are recognised."""
-    from docs_runner import server_words
+    from docs_runner import _without_comment, server_words
 
     app_server = next(b for b in ALL if b.page.name == "app-server.md" and b.language == "sh")
     lines = [text for _, text in logical_lines(app_server)]
@@ -117,3 +117,5 @@ def test_the_harness_finds_commands_and_servers() -> None:
                for text in lines)
     assert server_words("pushlab serve apns --port 2197 &")[:3] == ["pushlab", "serve", "apns"]
     assert server_words(".venv/bin/pushlab run scenarios/hello.yaml") is None
+    assert _without_comment("pushlab serve apns &   # a '#' in a comment") == "pushlab serve apns &"
+    assert _without_comment("curl -d '{\"a\": \"#x\"}' u") == "curl -d '{\"a\": \"#x\"}' u"
