@@ -356,6 +356,8 @@ def battery_figure(report: Report, data: dict[str, Any] | None = None) -> Figure
         ax.plot(times, left, label=f"{_named(g, traits)}, n={row['devices']} {devices}",
                 markevery=(i * step // max(len(rows), 1), step), **style(i, len(rows)))
     set_linear_time_axis(ax.xaxis, unit)
+    if len(times) > 1:
+        ax.set_xlim(0, times[-1])
     _percent_axis(ax.yaxis, span=max((r["battery_percent_mean"] for r in rows), default=1.0))
     ax.yaxis.set_major_locator(MaxNLocator(nbins=8))
     ax.set_xlabel("run time")
