@@ -358,7 +358,7 @@ class Page:
         os.close(slave)
         screen = bytearray()
         try:
-            _read_for(master, screen, 6.0, process)
+            _read_for(master, screen, 10.0, process, drawn=4000)
             os.write(master, b"q")
             _read_for(master, screen, 10.0, process, until_exit=True)
         finally:
@@ -368,14 +368,20 @@ class Page:
             os.close(master)
         text = screen.decode(errors="replace")
         if process.returncode != 0 or "Traceback" in text:
-            raise DocFailure(f"{where}: `{command}` (pressed q after 6 s) ended with "
+            raise DocFailure(f"{where}: `{command}` (q pressed once it had drawn) ended with "
                              f"{process.returncode}:\n{_strip_ansi(text)[-3000:]}")
 
 
 def _read_for(fd: int, into: bytearray, seconds: float, process: subprocess.Popen,
-              until_exit: bool = False) -> None:
-    deadline = time.monotonic() + seconds
+              until_exit: bool = False, drawn: int = 0) -> None:
+    """Collect the terminal's output for at most ``seconds``: until the process exits
+    (``until_exit``), or until ``drawn`` bytes arrived and a second more has passed."""
+    start = time.monotonic()
+    deadline = start + seconds
     while time.monotonic() < deadline:
+        if drawn and len(into) >= drawn and time.monotonic() - start > 1.5:
+            deadline = min(deadline, time.monotonic() + 1.0)
+            drawn = 0
         ready, _, _ = select.select([fd], [], [], 0.1)
         if ready:
             try:
