@@ -135,9 +135,14 @@ def set_linear_time_axis(axis: Axis, unit: str) -> None:
 
 
 def _percent_axis(axis: Axis, xmax: float = 100.0, span: float | None = None) -> None:
-    """Ticks ``99.50 %`` (``xmax`` reads 100 %), as many decimals on each as ``span`` needs."""
+    """Ticks ``99.50 %`` (``xmax`` reads 100 %), every tick with the decimals ``span`` needs.
+
+    Ticks step by 1, 2 or 5 times a power of ten no finer than a ``MAX_TICKS``-th of
+    ``span``, so that power says how many decimals every tick needs.
+    """
     span = 100.0 * (span if span is not None else xmax) / xmax
     decimals = max(0, -math.floor(math.log10(max(span, 1e-6) / MAX_TICKS)))
+    axis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, steps=[1, 2, 5, 10]))
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100.0 * v / xmax:.{decimals}f} %"))
 
 
@@ -149,11 +154,13 @@ def style(index: int, total: int) -> dict[str, Any]:
             "markersize": 4 + width, "zorder": 2 + index}
 
 
-def _legend(fig: Figure, groups: int, title: str) -> None:
-    """Below the plot, where it hides no line."""
-    if groups:
-        fig.legend(loc="outside lower center", ncols=1 if groups == 1 else 2,
-                   fontsize="small", title=title)
+def _legend(fig: Figure, ax: Axes, title: str) -> None:
+    """Below the plot, where it hides no line; two columns when the labels are short."""
+    labels = ax.get_legend_handles_labels()[1]
+    if labels:
+        wide = len(labels) == 1 or max(map(len, labels)) > 48
+        fig.legend(loc="outside lower center", ncols=1 if wide else 2, fontsize="small",
+                   title=title)
 
 
 def _title(fig: Figure, ax: Axes, scenario: str, headline: str) -> None:
@@ -173,12 +180,17 @@ def _traits(spec: DeviceSpec) -> dict[str, str]:
             "apps": apps or "no apps", "mode": spec.mode or ""}
 
 
-def group_traits(specs: Sequence[DeviceSpec]) -> dict[str, str]:
-    """Group -> the settings in which it differs from the other groups (``heartbeat 28 min``)."""
+def group_traits(specs: Sequence[DeviceSpec], most: int = 4) -> dict[str, str]:
+    """Group -> the (first ``most``) settings in which it differs from the other groups."""
     traits = {s.id: _traits(s) for s in specs}
     keys = [k for k in ("apps", "heartbeat", "network", "platform", "mode")
-            if len({t[k] for t in traits.values()}) > 1]
+            if len({t[k] for t in traits.values()}) > 1][:most]
     return {g: ", ".join(t[k] for k in keys if t[k]) for g, t in traits.items()}
+
+
+def _contrast(specs: Sequence[DeviceSpec], a: str, b: str) -> dict[str, str]:
+    """What tells groups ``a`` and ``b`` apart, for a title that names just those two."""
+    return group_traits([s for s in specs if s.id in (a, b)], most=2)
 
 
 def _named(group: str, traits: dict[str, str]) -> str:
@@ -201,7 +213,7 @@ def _cdf(values: list[float]) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
-def _latency_headline(rows: list[dict[str, Any]], traits: dict[str, str]) -> str:
+def _latency_headline(rows: list[dict[str, Any]], specs: Sequence[DeviceSpec]) -> str:
     timed = [r for r in rows if r["latency"]["p95"] is not None]
     silent = [r["group"] for r in rows if r["latency"]["p95"] is None]
     if not timed:
@@ -215,6 +227,7 @@ def _latency_headline(rows: list[dict[str, Any]], traits: dict[str, str]) -> str
         text = (f"{'every group gets' if len(timed) > 1 else timed[0]['group'] + ' gets'} "
                 f"95 % of its messages within {human_duration(p_slow)}")
     else:
+        traits = _contrast(specs, slow["group"], fast["group"])
         text = (f"{_named(slow['group'], traits)} waits longest, 95 % within "
                 f"{human_duration(p_slow)}; {_named(fast['group'], traits)} within "
                 f"{human_duration(p_fast)}")
@@ -228,7 +241,7 @@ def latency_figure(report: Report, data: dict[str, Any] | None = None) -> Figure
     data = data or report.as_dict()
     rows = data["groups"]
     traits = group_traits(report.scenario.devices)
-    fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    fig = Figure(figsize=(9, 4.6 + 0.3 * len(rows)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     per_group: dict[str, list[float]] = {r["group"]: [] for r in rows}
     for d in report.outcome.deliveries:
@@ -257,9 +270,9 @@ def latency_figure(report: Report, data: dict[str, Any] | None = None) -> Figure
     ax.set_ylim(0, 1.04)
     _percent_axis(ax.yaxis, 1.0)
     ax.grid(True, alpha=0.3)
-    _legend(fig, len(rows), "group, messages handed (n)")
+    _legend(fig, ax, "group, messages handed (n)")
     _title(fig, ax, report.scenario.name,
-           f"latency{' by group' if len(rows) > 1 else ''}: {_latency_headline(rows, traits)}")
+           f"latency{' by group' if len(rows) > 1 else ''}: {_latency_headline(rows, report.scenario.devices)}")
     return fig
 
 
@@ -323,7 +336,7 @@ def fates_figure(report: Report, data: dict[str, Any] | None = None) -> Figure:
 # ---- battery --------------------------------------------------------------------------------
 
 def _battery_headline(rows: list[dict[str, Any]], duration: float,
-                      traits: dict[str, str]) -> str:
+                      specs: Sequence[DeviceSpec]) -> str:
     span = human_duration(duration)
     if not rows:
         return "no devices"
@@ -333,6 +346,7 @@ def _battery_headline(rows: list[dict[str, Any]], duration: float,
     if len(rows) == 1 or hi["battery_percent_mean"] < 1.1 * lo["battery_percent_mean"]:
         who = rows[0]["group"] if len(rows) == 1 else "every group"
         return f"{who} uses about {used} of its battery in {span}"
+    traits = _contrast(specs, hi["group"], lo["group"])
     return (f"{_named(hi['group'], traits)} drains fastest, {used} in {span}; "
             f"{_named(lo['group'], traits)} least, "
             f"{plain_number(lo['battery_percent_mean'], 2)} %")
@@ -344,7 +358,7 @@ def battery_figure(report: Report, data: dict[str, Any] | None = None) -> Figure
     rows = data["groups"]
     traits = group_traits(report.scenario.devices)
     series = report.result.energy_series
-    fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
+    fig = Figure(figsize=(9, 4.6 + 0.3 * len(rows)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
     unit, scale = time_unit(max((t for t, _ in series), default=0.0))
     times = [t / scale for t, _ in series]
@@ -359,13 +373,12 @@ def battery_figure(report: Report, data: dict[str, Any] | None = None) -> Figure
     if len(times) > 1:
         ax.set_xlim(0, times[-1])
     _percent_axis(ax.yaxis, span=max((r["battery_percent_mean"] for r in rows), default=1.0))
-    ax.yaxis.set_major_locator(MaxNLocator(nbins=8))
     ax.set_xlabel("run time")
     ax.set_ylabel("battery left (mean device of the group)")
     ax.grid(True, alpha=0.3)
-    _legend(fig, len(rows), "group, devices in it (n)")
+    _legend(fig, ax, "group, devices in it (n)")
     _title(fig, ax, report.scenario.name,
-           f"battery by group: {_battery_headline(rows, data['duration_s'], traits)}")
+           f"battery by group: {_battery_headline(rows, data['duration_s'], report.scenario.devices)}")
     return fig
 
 
@@ -375,9 +388,10 @@ CHARTS = {"battery.png": battery_figure, "latency_cdf.png": latency_figure,
           "fates.png": fates_figure}
 
 
-def write_charts(report: Report, directory: Path) -> list[Path]:
-    """battery.png, latency_cdf.png and fates.png in ``directory``."""
-    data = report.as_dict()
+def write_charts(report: Report, directory: Path,
+                 data: dict[str, Any] | None = None) -> list[Path]:
+    """battery.png, latency_cdf.png and fates.png in ``directory`` (``data``: as_dict())."""
+    data = data or report.as_dict()
     paths = []
     for name, build in CHARTS.items():
         path = directory / name

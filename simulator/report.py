@@ -140,7 +140,8 @@ class Report:
     def write(self, directory: str | Path, *, trace: bool = True, charts: bool = True) -> Path:
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "report.json").write_text(json.dumps(self.as_dict(), indent=2) + "\n",
+        data = self.as_dict()
+        (out / "report.json").write_text(json.dumps(data, indent=2) + "\n",
                                          encoding="utf-8")
         with open(out / "messages.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
@@ -155,7 +156,7 @@ class Report:
         if charts:
             from simulator import charts as ch  # matplotlib loads only when asked
 
-            ch.write_charts(self, out)
+            ch.write_charts(self, out, data)
         return out
 
     # terminal -------------------------------------------------------------------------
