@@ -33,6 +33,7 @@ from aiohttp import web
 from fake_providers.activity import ActivityLog
 from fake_providers.faults import FaultError, FaultPlan
 from fake_providers.store import StoreAndForward
+from simulator.core import safejson
 
 ACTIVITY_KEY = web.AppKey("activity", ActivityLog)
 FAULTS_KEY = web.AppKey("faults", FaultPlan)
@@ -47,8 +48,8 @@ async def _json_body(request: web.Request) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except ValueError as exc:
+        return safejson.loads(raw)
+    except safejson.JsonRejected as exc:
         raise web.HTTPBadRequest(text=json.dumps({"error": f"body is not JSON: {exc}"}),
                                  content_type="application/json") from None
 

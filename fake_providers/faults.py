@@ -96,12 +96,7 @@ class FaultPlan:
             if unknown:
                 raise FaultError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
             rule = FaultRule(**fields)
-        if rule.status is not None and not 100 <= int(rule.status) <= 599:
-            raise FaultError(f"status must be an HTTP status, got {rule.status}")
-        if rule.count is not None and rule.count < 1:
-            raise FaultError("count must be at least 1")
-        if rule.delay < 0:
-            raise FaultError("delay must not be negative")
+        _check_rule(rule)
         rule.id = next(self._ids)
         self.rules.append(rule)
         return rule
@@ -128,8 +123,8 @@ class FaultPlan:
         self.outage = mode
 
     def set_latency(self, seconds: float) -> None:
-        if seconds < 0:
-            raise FaultError("latency must not be negative")
+        if not _seconds(seconds):
+            raise FaultError(f"latency must be 0 to {MAX_SECONDS:g} seconds")
         self.latency = float(seconds)
 
     def clear(self) -> None:
@@ -185,3 +180,35 @@ def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FaultError(f"{name} must be a number of seconds")
     return float(value)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+MAX_SECONDS = 1e7
+"""Longest delay, latency or Retry-After a fault may script (about 116 days)."""
+
+
+def _seconds(value: Any) -> bool:
+    """A number from 0 to MAX_SECONDS (NaN and infinity would stall or skip every sleep)."""
+    return (_whole(value) or isinstance(value, float)) and 0 <= value <= MAX_SECONDS
+
+
+def _check_rule(rule: FaultRule) -> None:
+    """Refuse a rule whose fields have the wrong type or range (from JSON, YAML or Python),
+    so a bad rule fails where it is added, not in the middle of a later request."""
+    if rule.status is not None and not (_whole(rule.status) and 100 <= rule.status <= 599):
+        raise FaultError(f"status must be an HTTP status (100-599), got {rule.status!r}")
+    for name in ("reason", "token"):
+        if getattr(rule, name) is not None and not isinstance(getattr(rule, name), str):
+            raise FaultError(f"{name} must be a string")
+    if rule.count is not None and not (_whole(rule.count) and rule.count >= 1):
+        raise FaultError("count must be a whole number, at least 1")
+    if rule.timestamp is not None and not (_whole(rule.timestamp) and
+                                           0 <= rule.timestamp < 2**63):
+        raise FaultError("timestamp must be milliseconds since the epoch")
+    if not _seconds(rule.delay):
+        raise FaultError(f"delay must be 0 to {MAX_SECONDS:g} seconds")
+    if rule.retry_after is not None and not _seconds(rule.retry_after):
+        raise FaultError(f"retry_after must be 0 to {MAX_SECONDS:g} seconds")

@@ -50,6 +50,7 @@ from fake_providers.fcm.policy import HIGH, NORMAL, FcmStorePolicy
 from fake_providers.fcm.topics import TOPIC_NAME_RE, TopicRegistry
 from fake_providers.registry import TokenRecord
 from fake_providers.store import Envelope
+from simulator.core import safejson
 from simulator.core.http import HttpRequest, HttpResponse
 from simulator.core.trace import EventKind
 
@@ -426,8 +427,8 @@ class FcmCore:
                 raise _iid_error(429, "RESOURCE_EXHAUSTED",
                                  "Topic management rate exceeded (per project)")
             try:
-                raw = json.loads(req.body)
-            except (ValueError, UnicodeDecodeError) as exc:
+                raw = safejson.loads(req.body)
+            except safejson.JsonRejected as exc:
                 raise _iid_error(400, "INVALID_ARGUMENT", f"Malformed JSON: {exc}") from None
             if not isinstance(raw, dict):
                 raise _iid_error(400, "INVALID_ARGUMENT", "The body must be a JSON object")

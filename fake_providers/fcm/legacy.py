@@ -31,6 +31,7 @@ from fake_providers.fcm.messages import (
 )
 from fake_providers.fcm.outcome import FcmOutcome
 from fake_providers.fcm.topics import TOPIC_NAME_RE, ConditionError, parse_condition
+from simulator.core import safejson
 from simulator.core.http import HttpRequest, HttpResponse
 from simulator.core.trace import EventKind
 
@@ -85,12 +86,9 @@ def _type_name(value: Any) -> str:
 
 def _parse_json(body: bytes) -> dict[str, Any]:
     try:
-        raw = json.loads(body)
-    except UnicodeDecodeError:
-        raise _Whole(400, "JSON_PARSING_ERROR: Invalid UTF-8.", reason="JSON_PARSING_ERROR") from None
-    except json.JSONDecodeError as exc:
-        raise _Whole(400, f"JSON_PARSING_ERROR: {exc.msg} at position {exc.pos}.",
-                     reason="JSON_PARSING_ERROR") from None
+        raw = safejson.loads(body)
+    except safejson.JsonRejected as exc:
+        raise _Whole(400, f"JSON_PARSING_ERROR: {exc}.", reason="JSON_PARSING_ERROR") from None
     if not isinstance(raw, dict):
         raise _Whole(400, "JSON_PARSING_ERROR: the request must be a JSON object.",
                      reason="JSON_PARSING_ERROR")
@@ -130,7 +128,8 @@ def _parse_form(body: bytes) -> dict[str, Any]:
         elif key in ("collapse_key", "restricted_package_name", "priority"):
             raw[key] = value
         elif key == "time_to_live":
-            if not value.lstrip("-").isdigit():
+            digits = value.removeprefix("-")
+            if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
                 raise _Whole(400, f'Field "time_to_live" must be a number: {value}',
                              reason="InvalidParameters")
             raw[key] = int(value)

@@ -17,6 +17,7 @@ claims are checked here against ``wall_clock``, not the machine clock.
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from simulator.core import safejson
 from simulator.core.http import HttpRequest, HttpResponse
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -101,6 +103,15 @@ def write_service_account(path: str | Path, project_id: str, token_uri: str) -> 
     return info
 
 
+def _epoch_seconds(value: Any) -> bool:
+    """A usable JWT time: a finite number (NaN compares false with everything, so a NaN
+    ``exp`` would pass every clock check and never expire; ``true`` is not a time; an
+    integer past 2**53 cannot meet the float clock)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) if isinstance(value, float) else abs(value) <= 2**53
+
+
 class OAuthError(Exception):
     """A token request Google's endpoint would refuse (400 with an OAuth error code)."""
 
@@ -165,11 +176,12 @@ class OAuthServer:
         ctype = (req.header("content-type") or "").split(";")[0].strip().lower()
         try:
             if ctype == "application/json":
-                raw = json.loads(req.body or b"{}")
-                form = {k: str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+                raw = safejson.loads(req.body or b"{}")
+                form = {k: v if isinstance(v, str) else "" for k, v in raw.items()} \
+                    if isinstance(raw, dict) else {}
             else:
                 form = {k: v[-1] for k, v in parse_qs(req.body.decode("utf-8")).items()}
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:  # JsonRejected, UnicodeDecodeError
             raise OAuthError("invalid_request", "Malformed token request body.") from None
         grant_type = form.get("grant_type")
         if grant_type != JWT_BEARER:
@@ -184,7 +196,7 @@ class OAuthServer:
         try:
             header = jwt.get_unverified_header(assertion)
             unverified = jwt.decode(assertion, options={"verify_signature": False})
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, RecursionError):  # PyJWT parses with plain json.loads
             raise OAuthError("invalid_grant", "Invalid JWT: malformed assertion.") from None
         account = self.accounts.get(str(header.get("kid", "")))
         if account is None:
@@ -206,7 +218,7 @@ class OAuthServer:
             raise OAuthError("invalid_grant", "Invalid JWT: Failed audience check.")
         now = self.wall_clock()
         iat, exp = claims.get("iat"), claims.get("exp")
-        if not isinstance(iat, int | float) or not isinstance(exp, int | float) or \
+        if not _epoch_seconds(iat) or not _epoch_seconds(exp) or \
                 exp - iat > MAX_ASSERTION_LIFETIME_S or iat > now + CLOCK_SKEW_S or \
                 exp < now - CLOCK_SKEW_S:
             raise OAuthError("invalid_grant", "Invalid JWT: Token must be a short-lived token "

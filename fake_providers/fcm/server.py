@@ -17,6 +17,7 @@ project owns an app.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from aiohttp import web
 
 from fake_providers.admin import admin_app, store_route
 from fake_providers.fcm.core import FcmCore
+from simulator.core import safejson
 from simulator.core.http import HttpRequest
 
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding"})
@@ -80,10 +82,11 @@ def make_handler(core: FcmCore):  # noqa: ANN201 - aiohttp handler type
 
 
 async def _json(request: web.Request) -> dict:
+    raw = await request.read()
     try:
-        body = await request.json() if await request.read() else {}
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error": "body is not JSON"}',
+        body = safejson.loads(raw) if raw else {}
+    except safejson.JsonRejected as exc:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"body is not JSON: {exc}"}),
                                  content_type="application/json") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text='{"error": "body must be an object"}',

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 TOPIC_NAME_RE = re.compile(r"^[a-zA-Z0-9\-_.~%]+$")
 MAX_CONDITION_TOPICS = 5  # docs say 5, unconfirmed (docs/sources.md#fcm), so configurable
+MAX_CONDITION_NESTING = 32  # PushLab's bound on parentheses: five topics never need more
+MAX_CONDITION_TOKENS = 200  # PushLab's bound on a condition's length, for the same reason
 MAX_TOPICS_PER_INSTANCE = 2000
 MAX_TOKENS_PER_BATCH = 1000
 
@@ -65,18 +67,24 @@ def _tokenize(text: str) -> list[tuple[str, str]]:
             out.append(("word", m.group("word")))
         else:
             raise ConditionError(f"unexpected character {m.group('bad')!r} at {m.start('bad')}")
+        if len(out) > MAX_CONDITION_TOKENS:
+            raise ConditionError(f"condition has more than {MAX_CONDITION_TOKENS} operators "
+                                 "and operands")
     return out
 
 
 class _Parser:
     """expr := and ('||' and)* ; and := unary ('&&' unary)* ;
-    unary := '!' unary | '(' expr ')' | STRING 'in' 'topics'"""
+    unary := '!'* operand ; operand := '(' expr ')' | STRING 'in' 'topics'
+
+    Only a parenthesis recurses, at most MAX_CONDITION_NESTING deep."""
 
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.i = 0
         self.topics: set[str] = set()
         self.negated = False
+        self.depth = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -109,16 +117,25 @@ class _Parser:
         return lambda s, ps=tuple(parts): all(p(s) for p in ps)
 
     def unary(self) -> Callable[[frozenset[str] | set[str]], bool]:
-        tok = self.peek()
-        if tok == ("op", "!"):
+        bangs = 0  # a run of '!' is read in a loop: only its parity matters
+        while self.peek() == ("op", "!"):
             self.i += 1
+            bangs += 1
+        if bangs:
             self.negated = True
-            inner = self.unary()
-            return lambda s: not inner(s)
-        if tok == ("op", "("):
+            inner = self.operand()
+            return (lambda s: not inner(s)) if bangs % 2 else inner
+        return self.operand()
+
+    def operand(self) -> Callable[[frozenset[str] | set[str]], bool]:
+        if self.peek() == ("op", "("):
             self.i += 1
+            self.depth += 1
+            if self.depth > MAX_CONDITION_NESTING:
+                raise ConditionError(f"parentheses nest deeper than {MAX_CONDITION_NESTING}")
             inner = self.expr()
             self.take("op", ")")
+            self.depth -= 1
             return inner
         name = self.take("str")
         if not TOPIC_NAME_RE.match(name):
