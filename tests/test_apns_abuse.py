@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -32,6 +33,7 @@ from h2.events import (
 )
 from h2.settings import SettingCodes, Settings
 
+from fake_providers.apns.h2server import PREFACE, start_apns_server
 from fake_providers.apns.keys import generate_key
 from fake_providers.apns.lab import build_lab
 from simulator.core.http import HttpRequest
@@ -213,7 +215,7 @@ def frame(ftype: int, flags: int, sid: int, payload: bytes = b"",
 
 async def assert_serves(srv: Server, port_name: str = "h2c") -> None:
     """The server still answers a normal push with 200."""
-    c = await Client.open(srv.info[port_name])
+    c = await Client.open(srv.info[port_name], tls_dir=srv.tls_dir if port_name == "tls" else None)
     token = srv.info["sandbox_token"] if port_name == "noauth" else None
     sid = c.request(c.headers(srv.info, token))
     assert await c.until(lambda c: c.ended(sid)), "no answer to a normal push"
@@ -379,3 +381,105 @@ async def test_bearer_without_a_token_on_the_wire(srv):
     assert await c.until(lambda c: c.ended(sid))
     assert (c.status(sid), json.loads(c.body(sid))) == ("403", {"reason": "MissingProviderToken"})
     c.close()
+
+
+# --- PING and SETTINGS floods: write back-pressure -----------------------------------
+
+@pytest.mark.parametrize("kind", ["PING", "SETTINGS"])
+async def test_flood_from_a_client_that_does_not_read_pauses_reading(kind):
+    """A client that floods PINGs (or SETTINGS) and reads none of the ACKs is no
+    longer read from once the server's write buffer is full; when it reads, every
+    frame is answered and reading resumes."""
+    lab = build_lab(wall_clock=time.time)
+    lab.production.require_auth = False
+    server = await start_apns_server(lab.production, h2c=True)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.port))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(PREFACE + frame(0x4, 0, 0))
+    async with asyncio.timeout(2):
+        while not server.connections:
+            await asyncio.sleep(0.01)
+    (proto,) = server.connections
+    proto.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    proto.transport.set_write_buffer_limits(high=4096)  # a slow link: fills at once
+    n = 30000
+    one = frame(0x6, 0, 0, b"\0" * 8) if kind == "PING" else frame(0x4, 0, 0)
+    writer.write(one * n)
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    assert not proto.transport.is_reading(), "the server kept reading a client that does not"
+    ack = frame(0x6, 0x1, 0, b"\0" * 8) if kind == "PING" else frame(0x4, 0x1, 0)
+    want = (n + (kind == "SETTINGS")) * len(ack)  # the preface's SETTINGS is acked too
+    got = bytearray()
+    async with asyncio.timeout(10):
+        while got.count(ack) * len(ack) < want:
+            got += await reader.read(1 << 16)
+    assert got.count(ack) == want // len(ack)
+    assert proto.transport.is_reading()
+    writer.close()
+    await server.close()
+
+
+# --- idle and handshake timeouts, memory after many idle connections ------------------
+
+@pytest.fixture(scope="module")
+def quick(tls_dir):
+    """A server whose idle and handshake timeouts are half a second."""
+    server = Server(tls_dir, idle_timeout=0.5, handshake_timeout=0.5)
+    yield server
+    server.close()
+
+
+async def test_idle_connection_gets_goaway_idle_timeout(quick):
+    c = await Client.open(quick.info["h2c"])
+    kept = await Client.open(quick.info["h2c"])
+    for _ in range(6):  # a PING every 0.2 s keeps the other connection alive
+        kept.conn.ping(b"keepaliv")
+        kept.flush()
+        await kept.until(lambda c: False, timeout=0.2)
+    assert await c.until(lambda c: c.goaway() is not None, timeout=2.0)
+    assert c.goaway().error_code == ErrorCodes.NO_ERROR
+    assert json.loads(c.goaway().additional_data) == {"reason": "IdleTimeout"}
+    assert kept.goaway() is None and not kept.eof
+    c.close()
+    kept.close()
+    await assert_serves(quick)
+
+
+@pytest.mark.parametrize(("port_name", "send"), [
+    ("tls", b""),  # TCP only: no TLS ClientHello
+    ("h2c", b""),  # no preface at all
+    ("h2c", PREFACE[:10]),  # half a preface
+])
+async def test_handshake_timeout_drops_a_silent_connection(quick, port_name, send):
+    reader, writer = await asyncio.open_connection("127.0.0.1", quick.info[port_name])
+    writer.write(send)
+    t = time.monotonic()
+    async with asyncio.timeout(3):
+        try:
+            while await reader.read(65536):
+                pass
+        except ConnectionError:
+            pass
+    assert time.monotonic() - t < 2.0
+    writer.close()
+    await assert_serves(quick)
+
+
+async def test_memory_returns_after_many_idle_tls_connections_close(srv):
+    n = 200
+    before = srv.rss()
+    clients = [await Client.open(srv.info["tls"], tls_dir=srv.tls_dir) for _ in range(n)]
+    for c in clients:
+        assert await c.until(lambda c: c.conn.remote_settings.max_concurrent_streams == 1)
+    opened = srv.rss()
+    for c in clients:
+        c.close()
+    await asyncio.sleep(2.0)  # the server trims freed memory a second after closes
+    closed = srv.rss()
+    assert opened - before > 20, (before, opened)  # the connections did cost memory
+    assert closed - before < (opened - before) / 3, (before, opened, closed)
+    await assert_serves(srv, "tls")

@@ -22,8 +22,10 @@ frames get a GOAWAY with the protocol error; neither can crash the server.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from h2.config import H2Configuration
@@ -52,6 +54,8 @@ log = logging.getLogger("pushlab.apns.h2")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 BODY_CAP = 64 * 1024  # bytes of a request body kept; the size is judged on this
 MAX_HEADER_LIST_SIZE = 16 * 1024  # advertised and enforced (HPACK bombs, CONTINUATION floods)
+IDLE_TIMEOUT = 3600.0  # seconds; Apple's advice is a PING after about an hour idle
+HANDSHAKE_TIMEOUT = 10.0  # seconds for TLS, then as long for the HTTP/2 preface
 # header names seen on the wire, decoded once (bounded: a client picks the names)
 _NAMES: dict[bytes, str] = {}
 _NAMES_MAX = 256
@@ -59,6 +63,24 @@ _STATUS = {code: str(code).encode() for code in (200, 400, 403, 404, 405, 410, 4
                                                  503)}
 _505 = (b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\n"
         b"content-length: 32\r\nconnection: close\r\n\r\nThis server speaks HTTP/2 only.\n")
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOC_TRIM = _libc_trim()
+
+
+def release_freed_memory() -> None:
+    """Return freed heap pages to the OS. asyncio gives each TLS connection a 256 KiB
+    read buffer; once closed connections have freed theirs, glibc keeps the pages
+    (its mmap threshold has risen past that size) unless asked to trim."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 class _Stream:
@@ -167,6 +189,11 @@ class ApnsH2Protocol(asyncio.Protocol):
         self._limited = self.core.require_auth and cfg.single_stream_until_auth
         self._raising = False
         self._gate = FrameGate(self.conn.max_inbound_frame_size, server.max_header_list_size)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_rx = 0.0  # loop time of the last bytes from the client
+        self._timer: asyncio.TimerHandle | None = None  # handshake, then idle
+        self._later: dict[int, asyncio.TimerHandle] = {}  # responses held by latency
+        self._holds = 0  # reasons reading is paused (connect delay, full write buffer)
 
     # asyncio ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -194,23 +221,59 @@ class ApnsH2Protocol(asyncio.Protocol):
             return
         # Our SETTINGS wait for the client's preface: an HTTP/1.1 client must be able
         # to read the 505 it gets instead.
-        if cfg.connect_delay > 0:  # a slow handshake, as go-apnsmock's -conn-delay
-            self.transport.pause_reading()
-            asyncio.get_running_loop().call_later(cfg.connect_delay, self._resume)
+        self._loop = loop = asyncio.get_running_loop()
+        self._last_rx = loop.time()
+        delay = max(cfg.connect_delay, 0.0)
+        if server.handshake_timeout:
+            self._timer = loop.call_later(server.handshake_timeout + delay, self._handshake_expired)
+        if delay > 0:  # a slow handshake, as go-apnsmock's -conn-delay
+            self._hold(1)
+            loop.call_later(delay, self._hold, -1)
 
-    def _resume(self) -> None:
-        if not self.closed and self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
+    def _hold(self, change: int) -> None:
+        """Pause reading while any reason holds it (connect delay, full write buffer)."""
+        self._holds += change
+        t = self.transport
+        if self.closed or t is None or t.is_closing():
+            return
+        if self._holds > 0:
+            t.pause_reading()
+        else:
+            t.resume_reading()
+
+    def pause_writing(self) -> None:
+        """Write back-pressure: a client that does not read what it asked for (PING or
+        SETTINGS floods) is not read from either, so nothing queues up here."""
+        self._hold(1)
+
+    def resume_writing(self) -> None:
+        self._hold(-1)
+
+    def _handshake_expired(self) -> None:
+        if not self.closed and not self._sniffed:
+            log.debug("no HTTP/2 preface within the handshake timeout")
+            self._close(abort=True)
+
+    def _idle_check(self) -> None:
+        """GOAWAY ``IdleTimeout`` after ``idle_timeout`` seconds with nothing received
+        and nothing in progress; any frame (a PING too) keeps a connection alive."""
+        idle = self.server.idle_timeout
+        if self.closed or not idle or self._loop is None:
+            return
+        quiet = self._loop.time() - self._last_rx
+        if quiet < idle or self.streams or self._pending or self._later:
+            self._timer = self._loop.call_later(max(idle - quiet, idle / 10), self._idle_check)
+            return
+        self._goaway("IdleTimeout")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.server.connections.discard(self)
-        self.streams.clear()
-        self._pending.clear()
+        self._forget()
+        self.server.connection_closed(self)
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
+        self._last_rx = self._loop.time() if self._loop is not None else 0.0
         if not self._sniffed:
             self._buf += data
             head = bytes(self._buf[: len(PREFACE)])
@@ -220,6 +283,10 @@ class ApnsH2Protocol(asyncio.Protocol):
             if len(head) < len(PREFACE):
                 return
             self._sniffed = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self.server.idle_timeout and self._loop is not None:
+                self._timer = self._loop.call_later(self.server.idle_timeout, self._idle_check)
             data = bytes(self._buf)
             self._buf.clear()
             self._feed(data[: len(PREFACE)])
@@ -272,6 +339,9 @@ class ApnsH2Protocol(asyncio.Protocol):
             elif t is StreamReset:
                 self.streams.pop(ev.stream_id, None)  # type: ignore[attr-defined]
                 self._pending.pop(ev.stream_id, None)  # type: ignore[attr-defined]
+                held = self._later.pop(ev.stream_id, None)  # type: ignore[attr-defined]
+                if held is not None:
+                    held.cancel()
             elif t is WindowUpdated:
                 self._window_opened(ev.stream_id)  # type: ignore[attr-defined]
             elif t is RemoteSettingsChanged:
@@ -334,11 +404,13 @@ class ApnsH2Protocol(asyncio.Protocol):
                               b'{"reason":"InternalServerError"}')
             return
         if out.delay > 0:
-            asyncio.get_running_loop().call_later(out.delay, self._respond_later, stream_id, out)
+            self._later[stream_id] = asyncio.get_running_loop().call_later(
+                out.delay, self._respond_later, stream_id, out)
         else:
             self._respond(stream_id, out)
 
     def _respond_later(self, stream_id: int, out: ApnsOutcome) -> None:
+        self._later.pop(stream_id, None)
         if not self.closed:
             self._respond(stream_id, out)
             self._flush()
@@ -417,9 +489,20 @@ class ApnsH2Protocol(asyncio.Protocol):
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-    def _close(self, abort: bool = False) -> None:
+    def _forget(self) -> None:
+        """Drop what the connection holds: its timers, streams and queued bodies."""
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for held in self._later.values():
+            held.cancel()
+        self._later.clear()
         self.streams.clear()
+        self._pending.clear()
+
+    def _close(self, abort: bool = False) -> None:
+        self._forget()
         if self.transport is not None:
             if abort:
                 self.transport.abort()
@@ -442,10 +525,23 @@ class ApnsServer:
     tls: TlsMaterial | None = None
     max_connections: int | None = None
     max_header_list_size: int = MAX_HEADER_LIST_SIZE
+    idle_timeout: float | None = IDLE_TIMEOUT
+    handshake_timeout: float | None = HANDSHAKE_TIMEOUT
     _server: asyncio.AbstractServer | None = None
 
     def __post_init__(self) -> None:
         self.connections: set[ApnsH2Protocol] = set()
+        self._trim: asyncio.TimerHandle | None = None
+
+    def connection_closed(self, proto: ApnsH2Protocol) -> None:
+        """Forget a connection; a second later, hand the memory it freed back to the OS."""
+        self.connections.discard(proto)
+        if self._trim is None:
+            self._trim = asyncio.get_running_loop().call_later(1.0, self._trim_now)
+
+    def _trim_now(self) -> None:
+        self._trim = None
+        release_freed_memory()
 
     @property
     def scheme(self) -> str:
@@ -480,15 +576,25 @@ class ApnsServer:
 
 async def start_apns_server(core: ApnsCore, *, host: str = "127.0.0.1", port: int = 0,
                             tls: TlsMaterial | None = None, h2c: bool = False,
-                            max_connections: int | None = None) -> ApnsServer:
+                            max_connections: int | None = None,
+                            idle_timeout: float | None = IDLE_TIMEOUT,
+                            handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+                            ) -> ApnsServer:
     """Listen on ``host:port`` (0: any free port) with TLS (``tls``) or, with ``h2c=True``,
-    cleartext HTTP/2 by prior knowledge."""
+    cleartext HTTP/2 by prior knowledge.
+
+    ``idle_timeout``: seconds without a frame from the client (and nothing in progress)
+    before GOAWAY ``IdleTimeout``. ``handshake_timeout``: seconds for the TLS handshake,
+    and again for the client's HTTP/2 preface, before the connection is dropped.
+    None or 0 turns either off."""
     if tls is None and not h2c:
         raise ValueError("give tls=ensure_tls(...) or h2c=True")
-    server = ApnsServer(core, host, tls=None if h2c else tls, max_connections=max_connections)
+    server = ApnsServer(core, host, tls=None if h2c else tls, max_connections=max_connections,
+                        idle_timeout=idle_timeout, handshake_timeout=handshake_timeout)
     ssl_ctx = server.tls.server_context() if server.tls is not None else None
     loop = asyncio.get_running_loop()
+    extra = {"ssl_handshake_timeout": handshake_timeout} if ssl_ctx and handshake_timeout else {}
     server._server = await loop.create_server(lambda: ApnsH2Protocol(server), host, port,
-                                              ssl=ssl_ctx)
+                                              ssl=ssl_ctx, **extra)
     server.port = server._server.sockets[0].getsockname()[1]
     return server

@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from fake_providers.admin import AdminServer, admin_app, start_admin_server, store_route
-from fake_providers.apns.h2server import ApnsServer, start_apns_server
+from fake_providers.apns.h2server import (
+    HANDSHAKE_TIMEOUT,
+    IDLE_TIMEOUT,
+    ApnsServer,
+    start_apns_server,
+)
 from fake_providers.apns.lab import ApnsLab
 from fake_providers.tls import TlsMaterial
 
@@ -85,11 +90,18 @@ class ApnsService:
 
 async def start_apns_service(lab: ApnsLab, *, host: str = "127.0.0.1", port: int = 0,
                              sandbox_port: int = 0, admin_port: int | None = 0,
-                             tls: TlsMaterial | None = None, h2c: bool = False) -> ApnsService:
+                             tls: TlsMaterial | None = None, h2c: bool = False,
+                             idle_timeout: float | None = IDLE_TIMEOUT,
+                             handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+                             ) -> ApnsService:
     """Production on ``port``, sandbox on ``sandbox_port``, admin on ``admin_port``
-    (None: no admin API). Port 0 picks a free one."""
-    prod = await start_apns_server(lab.production, host=host, port=port, tls=tls, h2c=h2c)
-    sandbox = await start_apns_server(lab.sandbox, host=host, port=sandbox_port, tls=tls, h2c=h2c)
+    (None: no admin API). Port 0 picks a free one. The timeouts are
+    :func:`~fake_providers.apns.h2server.start_apns_server`'s."""
+    timeouts = {"idle_timeout": idle_timeout, "handshake_timeout": handshake_timeout}
+    prod = await start_apns_server(lab.production, host=host, port=port, tls=tls, h2c=h2c,
+                                   **timeouts)
+    sandbox = await start_apns_server(lab.sandbox, host=host, port=sandbox_port, tls=tls,
+                                      h2c=h2c, **timeouts)
     admin = None
     if admin_port is not None:
         admin = await start_admin_server(apns_admin_app(lab), host=host, port=admin_port)

@@ -56,7 +56,8 @@ def load_faults(path: Path) -> dict:
 def serve_apns(host: str, port: int, sandbox_port: int, admin_port: int,
                tls_dir: Path | None, h2c: bool, keys_dir: Path | None,
                require_auth: bool | None, faults_file: Path | None, strict_tokens: bool,
-               seed: int) -> None:
+               seed: int, *, idle_timeout: float = 3600.0,
+               handshake_timeout: float = 10.0) -> None:
     """Run both environments and the admin API until interrupted."""
     from fake_providers.apns.core import ApnsConfig
     from fake_providers.apns.keys import load_trusted_keys
@@ -80,7 +81,9 @@ def serve_apns(host: str, port: int, sandbox_port: int, admin_port: int,
                 raise typer.BadParameter(f"{faults_file}: {exc}") from None
         tls = None if h2c else ensure_tls(tls_dir)
         service = await start_apns_service(lab, host=host, port=port, sandbox_port=sandbox_port,
-                                           admin_port=admin_port, tls=tls, h2c=h2c)
+                                           admin_port=admin_port, tls=tls, h2c=h2c,
+                                           idle_timeout=idle_timeout or None,
+                                           handshake_timeout=handshake_timeout or None)
         auth = "on" if lab.production.require_auth else "off"
         typer.echo(f"APNs production  {service.production.url}")
         typer.echo(f"APNs sandbox     {service.sandbox.url}  (apns-unique-id on)")

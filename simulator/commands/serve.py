@@ -27,12 +27,17 @@ def apns(
     strict_tokens: bool = typer.Option(False, "--strict-tokens",
                                        help="only tokens issued by POST /admin/tokens"),
     seed: int = typer.Option(0, help="seed for ids and tokens"),
+    idle_timeout: float = typer.Option(3600.0, min=0, help="seconds a connection may stay "
+                                       "silent before GOAWAY IdleTimeout (0: never)"),
+    handshake_timeout: float = typer.Option(10.0, min=0, help="seconds for the TLS handshake "
+                                            "and again for the HTTP/2 preface (0: no limit)"),
 ) -> None:
     """The APNs look-alike: HTTP/2 (TLS with or without ALPN, or h2c) plus the admin API."""
     from simulator.commands.apns import serve_apns
 
     serve_apns(host, port, sandbox_port, admin_port, tls_dir, h2c, keys_dir, require_auth,
-               faults, strict_tokens, seed)
+               faults, strict_tokens, seed, idle_timeout=idle_timeout,
+               handshake_timeout=handshake_timeout)
 
 
 @app.command("fcm")
