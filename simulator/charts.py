@@ -13,7 +13,6 @@ labels and titles; :func:`write_charts` saves them as PNG files.
 
 from __future__ import annotations
 
-import math
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from matplotlib.axis import Axis
 from matplotlib.figure import Figure
 from matplotlib.ticker import (
     FixedLocator,
+    Formatter,
     FuncFormatter,
     MaxNLocator,
     NullLocator,
@@ -134,16 +134,31 @@ def set_linear_time_axis(axis: Axis, unit: str) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{plain_number(v)} {unit}"))
 
 
-def _percent_axis(axis: Axis, xmax: float = 100.0, span: float | None = None) -> None:
-    """Ticks ``99.50 %`` (``xmax`` reads 100 %), every tick with the decimals ``span`` needs.
+class PercentTicks(Formatter):
+    """Ticks ``99.5 %``, ``99.6 %``: every tick with the same, fewest decimals that show
+    all of them exactly (``xmax`` is the value that reads 100 %)."""
 
-    Ticks step by 1, 2 or 5 times a power of ten no finer than a ``MAX_TICKS``-th of
-    ``span``, so that power says how many decimals every tick needs.
-    """
-    span = 100.0 * (span if span is not None else xmax) / xmax
-    decimals = max(0, -math.floor(math.log10(max(span, 1e-6) / MAX_TICKS)))
-    axis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, steps=[1, 2, 5, 10]))
-    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100.0 * v / xmax:.{decimals}f} %"))
+    def __init__(self, xmax: float = 100.0) -> None:
+        self.xmax = xmax
+
+    def _decimals(self, values: Sequence[float]) -> int:
+        for d in range(7):
+            if all(abs(v - round(v, d)) < 1e-9 * max(1.0, abs(v)) for v in values):
+                return d
+        return 6
+
+    def format_ticks(self, values: Sequence[float]) -> list[str]:
+        shares = [100.0 * v / self.xmax for v in values]
+        d = self._decimals(shares)
+        return [f"{v:.{d}f} %" for v in shares]
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        return self.format_ticks([x])[0]
+
+
+def _percent_axis(axis: Axis, xmax: float = 100.0) -> None:
+    axis.set_major_locator(MaxNLocator(nbins=MAX_TICKS, steps=[1, 2, 2.5, 5, 10]))
+    axis.set_major_formatter(PercentTicks(xmax))
 
 
 def style(index: int, total: int) -> dict[str, Any]:
@@ -372,7 +387,7 @@ def battery_figure(report: Report, data: dict[str, Any] | None = None) -> Figure
     set_linear_time_axis(ax.xaxis, unit)
     if len(times) > 1:
         ax.set_xlim(0, times[-1])
-    _percent_axis(ax.yaxis, span=max((r["battery_percent_mean"] for r in rows), default=1.0))
+    _percent_axis(ax.yaxis)
     ax.set_xlabel("run time")
     ax.set_ylabel("battery left (mean device of the group)")
     ax.grid(True, alpha=0.3)
@@ -398,3 +413,75 @@ def write_charts(report: Report, directory: Path,
         build(report, data).savefig(path)
         paths.append(path)
     return paths
+
+
+# ---- pushlab compare poll ---------------------------------------------------------------------
+
+def _compare_label(row: dict[str, Any]) -> str:
+    if row["mode"] == "push":
+        name = "push"
+    else:
+        name = f"poll every\n{human_duration(row['interval_s'])}"
+        if row["effective_interval_s"] != row["interval_s"]:
+            name += f"\n(OS: {human_duration(row['effective_interval_s'])})"
+    return f"{name}\n{row['delivered']} of {row['sent']} handed"
+
+
+def _compare_headline(rows: list[dict[str, Any]]) -> str:
+    push, polls = rows[0], rows[1:]
+    if not polls:
+        return "push alone"
+    fast = min(polls, key=lambda r: r["interval_s"])
+    slow = max(polls, key=lambda r: r["interval_s"])
+    ratio = fast["joules_per_day"] / (push["joules_per_day"] or 1e-9)
+    wait = slow["latency_mean_s"]
+    text = (f"polling every {human_duration(fast['interval_s'])} uses "
+            f"{plain_number(ratio, 2)}× push's battery")
+    if wait is not None and push["latency_mean_s"] is not None:
+        text += (f"; every {human_duration(slow['interval_s'])}, messages wait "
+                 f"{human_duration(wait)} on average (push: "
+                 f"{human_duration(push['latency_mean_s'])})")
+    return text
+
+
+def _compare_battery(ax: Axes, rows: list[dict[str, Any]], labels: list[str],
+                     colours: list[str], title: str) -> None:
+    pct = [r["battery_pct_per_day"] for r in rows]
+    bars = ax.bar(labels, pct, color=colours)
+    ax.bar_label(bars, labels=[f"{plain_number(p, 3)} %" for p in pct], padding=2)
+    _percent_axis(ax.yaxis)
+    ax.set_ylabel("battery per day, delivery only")
+    ax.set_title(title, fontsize="medium")
+
+
+def _compare_latency(ax: Axes, rows: list[dict[str, Any]], labels: list[str],
+                     colours: list[str]) -> None:
+    xs = list(range(len(rows)))
+    for offset, key, alpha, name in ((-0.2, "latency_mean_s", 0.55, "mean"),
+                                     (0.2, "latency_p95_s", 1.0, "p95")):
+        values = [r[key] for r in rows]
+        bars = ax.bar([x + offset for x in xs], [v or 0.0 for v in values], width=0.4,
+                      color=colours, alpha=alpha, label=name)
+        ax.bar_label(bars, labels=["-" if v is None else human_duration(v) for v in values],
+                     padding=2, fontsize=8)
+    ax.set_xticks(xs, labels)
+    timed = [v for r in rows for v in (r["latency_mean_s"], r["latency_p95_s"]) if v]
+    set_log_time_axis(ax, "y", min(timed, default=0.01), max(timed, default=1.0))
+    ax.set_ylabel("delivery latency, sent to handed (log scale)")
+    ax.set_title("How late the notification arrives", fontsize="medium")
+    ax.legend(loc="upper left", fontsize="small")
+
+
+def compare_poll_figure(rows: list[dict[str, Any]], *, network: str, battery_mah: float,
+                        workload: str) -> Figure:
+    """``compare poll --png``: battery per day and latency of push and of each poll row."""
+    labels = [_compare_label(r) for r in rows]
+    colours = ["#009E73" if r["mode"] == "push" else "#D55E00" for r in rows]
+    fig = Figure(figsize=(12, 5.5), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    _compare_battery(ax1, rows, labels, colours,
+                     f"Energy caused by delivery ({network.upper()}, {battery_mah:.0f} mAh)")
+    _compare_latency(ax2, rows, labels, colours)
+    fig.suptitle(textwrap.fill(f"Push vs polling, {workload}, the same in every bar: "
+                               f"{_compare_headline(rows)}", 110))
+    return fig
