@@ -156,3 +156,30 @@ def test_durations_read_as_people_say_them() -> None:
         "30 ms", "100 ms", "2.5 s", "2 min", "11 min", "1.5 h", "1 d"]
     assert [human_duration(t, 3) for t in log_time_ticks(0.03, 2000)] == [
         "100 ms", "1 s", "10 s", "1 min", "10 min"]
+
+
+def test_compare_poll_chart_reads_in_units_and_counts_what_the_rows_count() -> None:
+    from simulator.charts import compare_poll_figure
+    from simulator.commands.compare import Workload, compare_poll
+
+    rows = compare_poll([300.0, 3600.0], Workload(days=0.25, devices=1))
+    fig = compare_poll_figure(rows, network="lte", battery_mah=4000, workload="the workload")
+    fig.draw_without_rendering()
+    battery, latency = fig.axes
+    ticks = [t.get_text() for t in latency.get_xticklabels()]
+    assert [_n_of(t) for t in ticks] == [(r["delivered"], r["sent"]) for r in rows]
+    assert ticks[1].startswith("poll every\n5 min") and ticks[2].startswith("poll every\n1 h")
+    lo, hi = latency.get_ylim()
+    ys = [t.get_text() for t in latency.get_yticklabels() if lo <= t.get_position()[1] <= hi]
+    assert ys and all(TIME_TICK.match(y) for y in ys), ys
+    assert not [t for t in latency.get_yticklabels(minor=True) if t.get_text()]
+    assert all(PERCENT_TICK.match(t.get_text()) for t in battery.get_yticklabels())
+    title = fig.get_suptitle().replace("\n", " ")
+    assert "polling every 5 min uses" in title and "× push's battery" in title
+    assert "every 1 h, messages wait" in title
+
+
+def _n_of(label: str) -> tuple[int, int]:
+    match = re.search(r"(\d+) of (\d+) handed", label)
+    assert match, label
+    return int(match.group(1)), int(match.group(2))
