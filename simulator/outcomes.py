@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from simulator.core.msgids import MessageIds
 from simulator.core.trace import EventKind, TraceEvent
 from simulator.scenario import Bounds, DeliveryExpectations, Scenario
 
@@ -118,22 +119,13 @@ def initial_users(scenario: Scenario) -> dict[str, str | None]:
 
 def analyse(events: list[TraceEvent], users: dict[str, str | None] | None = None) -> Outcome:
     """Every delivery and its fate, from the trace alone."""
-    alias: dict[str, str] = {}
+    ids = MessageIds()
     accepted_at: dict[str, float] = {}  # by provider id: a topic's children need it
     for ev in events:
-        if ev.kind == EventKind.NOTE and ev.data.get("what") == "provider_id":
-            alias[str(ev.data["provider_msg"])] = str(ev.data["msg"])
-        elif ev.kind == EventKind.ACCEPTED and ev.data.get("msg") is not None:
+        if ids.learn(ev) is None and ev.kind == EventKind.ACCEPTED \
+                and ev.data.get("msg") is not None:
             accepted_at.setdefault(str(ev.data["msg"]), ev.t)
-
-    def canonical(msg: str) -> str:
-        if msg in alias:
-            return alias[msg]
-        head, sep, tail = msg.partition("/")
-        if sep and head in alias:
-            return f"{alias[head]}/{tail}"
-        return msg
-
+    canonical = ids.canonical
     current = dict(users or {})
     out = Outcome([])
     by_id: dict[str, Delivery] = {}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from simulator.core.devicelink import PROVIDER_FOR
+from simulator.core.msgids import MessageIds
 from simulator.core.trace import EventKind, TraceEvent
 
 LIFECYCLE = frozenset({EventKind.SENT, EventKind.ACCEPTED, EventKind.REJECTED, EventKind.STORED,
@@ -24,6 +25,20 @@ LIFECYCLE = frozenset({EventKind.SENT, EventKind.ACCEPTED, EventKind.REJECTED, E
                        EventKind.FORWARDED, EventKind.DELIVERED, EventKind.HANDED})
 
 FATES = ("delivered", "stored", "collapsed", "expired", "rejected", "dropped", "in flight")
+
+HOP_RANK: dict[str, int] = {
+    EventKind.SENT: 0, EventKind.ACCEPTED: 1, EventKind.REJECTED: 1, EventKind.NOTE: 1,
+    EventKind.STORED: 2, EventKind.COLLAPSED: 2, EventKind.EXPIRED: 2, EventKind.DROPPED: 2,
+    EventKind.FORWARDED: 3, EventKind.DELIVERED: 4, EventKind.HANDED: 5,
+}
+"""Lifecycle order: a message is sent, then accepted, stored, forwarded, delivered, handed.
+Parts of the world emit hops of one instant in their own order (FCM reports
+``forwarded`` before ``accepted``), so hops are sorted by time, then by this rank."""
+
+
+def causal(events: Iterable[TraceEvent]) -> list[TraceEvent]:
+    """``events`` in causal order: by time, then lifecycle rank (stable otherwise)."""
+    return sorted(events, key=lambda e: (e.t, HOP_RANK.get(e.kind, 1)))
 
 
 def fate_of(kinds: Iterable[str]) -> str:
@@ -119,7 +134,10 @@ class Collector:
     """Trace subscriber on the sim thread: a ring of events, counters, message lives.
 
     Cost per event is a lock, a deque append and a few dict updates, so the
-    10,000-device city stays cheap; nothing here renders anything.
+    10,000-device city stays cheap; nothing here renders anything. Hops are kept
+    under the name they carried (FCM's later hops carry FCM's own id, which the
+    app server notes after the fact) and joined into one life when read, through
+    :class:`MessageIds`.
     """
 
     def __init__(self, ring: int = 50_000, lives: int = 5_000, recent: int = 24) -> None:
@@ -129,9 +147,11 @@ class Collector:
         self.counts: Counter[str] = Counter()
         self.lives: OrderedDict[str, list[TraceEvent]] = OrderedDict()
         self.max_lives = lives
-        self.recent: deque[str] = deque(maxlen=recent)
+        self.max_recent = recent
+        self.recent: deque[str] = deque(maxlen=recent * 3)  # a message goes by 1-2 names
         self.handed: Counter[str] = Counter()
-        self.lane: dict[str, str] = {}
+        self.ids = MessageIds(limit=lives * 2)
+        self.children: dict[str, list[str]] = {}  # a topic send's name -> its deliveries
 
     def __call__(self, event: TraceEvent) -> None:
         kind = event.kind
@@ -144,7 +164,8 @@ class Collector:
                 msg = data.get("msg")
                 if msg is not None:
                     self._hop(str(msg), event)
-            elif kind == EventKind.NOTE and "msg" in data:  # e.g. send_failed: the why
+            elif kind == EventKind.NOTE and "msg" in data:  # the why, or the provider's id
+                self.ids.learn(event)
                 life = self.lives.get(str(data["msg"]))
                 if life is not None:
                     life.append(event)
@@ -158,18 +179,22 @@ class Collector:
         if life is None:
             life = self.lives[msg] = []
             self.recent.append(msg)
+            head, sep, _ = msg.partition("/")
+            if sep:
+                self.children.setdefault(head, []).append(msg)
             if len(self.lives) > self.max_lives:
-                old, _ = self.lives.popitem(last=False)
-                self.lane.pop(old, None)
+                self._evict()
         life.append(event)
-        if msg not in self.lane or self.lane[msg] == "?":
-            data = event.data
-            if data.get("via") == "poll":
-                self.lane[msg] = "poll"
-            elif data.get("provider") in ("apns", "fcm"):
-                self.lane[msg] = str(data["provider"])
-            else:
-                self.lane[msg] = "?"
+
+    def _evict(self) -> None:
+        old, _ = self.lives.popitem(last=False)
+        self.ids.forget(old)
+        head, sep, _ = old.partition("/")
+        kids = self.children.get(head) if sep else None
+        if kids is not None:
+            kids.remove(old)
+            if not kids:
+                del self.children[head]
 
     # read side (any thread) ---------------------------------------------------
     def tail(self, after: int, limit: int = 2_000) -> tuple[int, list[TraceEvent]]:
@@ -188,23 +213,81 @@ class Collector:
         with self.lock:
             return list(self.events)
 
-    def life(self, msg: str) -> list[TraceEvent]:
+    def canonical(self, msg: str) -> str:
+        """The app server's id for any name ``msg`` went by."""
         with self.lock:
-            return list(self.lives.get(msg, ()))
+            return self.ids.canonical(msg)
+
+    def life(self, msg: str) -> list[TraceEvent]:
+        """Every hop of the message ``msg`` names (by any of its names), in causal order.
+
+        A topic send's life holds its deliveries' hops too; a delivery's life
+        starts with the topic send's own hops.
+        """
+        with self.lock:
+            return self._life(self.ids.canonical(msg), with_children=True)
+
+    def deliveries(self, msg: str) -> list[str]:
+        """The deliveries of a topic send (``<id>/<n>``), none for any other message."""
+        with self.lock:
+            return self._deliveries(self.ids.canonical(msg))
+
+    def _names(self, cid: str) -> tuple[str, ...]:
+        return (cid, *self.ids.provider_ids(cid))
+
+    def _deliveries(self, cid: str) -> list[str]:
+        out: dict[str, None] = {}
+        for name in self._names(cid):
+            for child in self.children.get(name, ()):
+                out[self.ids.canonical(child)] = None
+        return list(out)
+
+    def _life(self, cid: str, with_children: bool = False) -> list[TraceEvent]:
+        head, sep, tail = cid.partition("/")
+        events: list[TraceEvent] = []
+        if sep:  # a topic delivery: the topic send's own hops, then its own
+            for name in self._names(head):
+                events += self.lives.get(name, ())
+            for name in self._names(head):
+                events += self.lives.get(f"{name}/{tail}", ())
+            return causal(events)
+        for name in self._names(cid):
+            events += self.lives.get(name, ())
+            if with_children:
+                for child in self.children.get(name, ()):
+                    events += self.lives.get(child, ())
+        return causal(events)
 
     def recent_messages(self, devices_platform: dict[str, str] | None = None) -> tuple[MessageView, ...]:
+        """The newest messages, one view each however many names they went by."""
         with self.lock:
-            out = []
-            for msg in self.recent:
-                life = self.lives.get(msg)
-                if not life:
+            seen: dict[str, None] = {}
+            for name in reversed(self.recent):
+                cid = self.ids.canonical(name)
+                if cid in seen or name not in self.lives:
                     continue
-                lane = self.lane.get(msg, "?")
-                target = str(life[0].data.get("user") or life[0].data.get("device") or "")
-                if lane == "?" and devices_platform is not None:
-                    device = life[0].data.get("device")
-                    platform = devices_platform.get(str(device)) if device else None
-                    lane = PROVIDER_FOR.get(platform or "", "apns")
-                hops = tuple((e.kind, e.t) for e in life if e.kind != EventKind.NOTE)
-                out.append(MessageView(msg, lane, hops, target))
-            return tuple(out)
+                if "/" not in cid and self._deliveries(cid):
+                    continue  # a topic send is drawn as its deliveries
+                seen[cid] = None
+                if len(seen) >= self.max_recent:
+                    break
+            return tuple(self._view(cid, devices_platform) for cid in reversed(seen))
+
+    def _view(self, cid: str, devices_platform: dict[str, str] | None) -> MessageView:
+        life = self._life(cid)
+        lane = "?"
+        for e in life:
+            if e.data.get("via") == "poll":
+                lane = "poll"
+                break
+            if e.data.get("provider") in ("apns", "fcm"):
+                lane = str(e.data["provider"])
+                break
+        target = next((str(e.data.get("user") or e.data.get("device"))
+                       for e in life if e.data.get("user") or e.data.get("device")), "")
+        device = next((e.data["device"] for e in life if e.data.get("device")), None)
+        if lane == "?" and devices_platform is not None:
+            platform = devices_platform.get(str(device)) if device else None
+            lane = PROVIDER_FOR.get(platform or "", "apns")
+        hops = tuple((e.kind, e.t) for e in life if e.kind != EventKind.NOTE)
+        return MessageView(cid, lane, hops, target)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from rich.table import Table
@@ -18,6 +20,7 @@ from textual.widgets import DataTable, Input, Static
 from textual_plotext import PlotextPlot
 
 from simulator.commands.run import describe
+from simulator.core.msgids import short_id
 from simulator.core.trace import EventKind, TraceEvent
 from simulator.dashboard.diagram import FATE_STYLE, Placed, draw, legend, place
 from simulator.dashboard.engine import speed_label
@@ -283,8 +286,9 @@ KIND_STYLE = {
 class EventFilter:
     """``alice kind:stored msg:6ce2 device:bob`` (all terms must match; ``all`` shows radio too)."""
 
-    def __init__(self, text: str = "") -> None:
+    def __init__(self, text: str = "", resolve: Callable[[str], str] | None = None) -> None:
         self.text = text
+        self.resolve = resolve  # a provider's id -> the app server's: msg:6ce2 finds both
         self.terms: list[tuple[str | None, str]] = []
         self.show_all = False
         for word in text.lower().split():
@@ -306,7 +310,12 @@ class EventFilter:
             if key == "kind" or key == "type":
                 if not kind.startswith(value):
                     return False
-            elif key in ("device", "msg", "user", "app", "provider"):
+            elif key == "msg":
+                msg = str(data.get("msg", ""))
+                if value not in msg.lower() and not (
+                        msg and self.resolve and value in self.resolve(msg).lower()):
+                    return False
+            elif key in ("device", "user", "app", "provider"):
                 if value not in str(data.get(key, "")).lower():
                     return False
             elif key is None:
@@ -378,7 +387,7 @@ class EventLog(Vertical):
     def __init__(self, collector: Collector, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.collector = collector
-        self.filter = EventFilter()
+        self.filter = EventFilter(resolve=collector.canonical)
         self._seen = 0
         self._rows: list[str] = []
         self._msg_of: dict[str, str] = {}
@@ -400,7 +409,7 @@ class EventLog(Vertical):
             self.set_filter(event.value)
 
     def set_filter(self, text: str) -> None:
-        self.filter = EventFilter(text)
+        self.filter = EventFilter(text, self.collector.canonical)
         table = self.query_one("#event-table", DataTable)
         table.clear()
         self._rows.clear()
@@ -448,7 +457,8 @@ class EventLog(Vertical):
             # (costly at 10 Hz, and a "[" in an event would be read as a style tag)
             table.add_row(Text(clock(ev.t)), Text(ev.kind, KIND_STYLE.get(ev.kind, "")),
                           Text(str(ev.data.get("device", ev.data.get("provider", "")) or "")),
-                          Text(str(msg)[:8] if msg else ""), Text(event_text(ev)), key=key)
+                          Text(short_id(self.collector.canonical(str(msg))) if msg else ""),
+                          Text(event_text(ev)), key=key)
             self._rows.append(key)
             if msg:
                 self._msg_of[key] = str(msg)
@@ -470,7 +480,7 @@ class EventLog(Vertical):
 
 
 class MessageLife(Static):
-    """Every hop of one message: time, delta, what, where, why."""
+    """Every hop of one message, whatever names it went by: time, delta, what, where, why."""
 
     data: reactive[Snapshot | None] = reactive(None, layout=False)
     msg_id: reactive[str | None] = reactive(None)
@@ -499,8 +509,9 @@ class MessageLife(Static):
         if self._drawn == (msg, len(life)):
             return
         self._drawn = (msg, len(life))
-        fate = fate_of(e.kind for e in life)
-        glyph, style = FATE_STYLE.get(fate, ("●", ""))
+        cid = self.collector.canonical(msg)
+        fate = self._fate(cid, life)
+        glyph, style = FATE_STYLE.get(fate, ("●", "bold"))
         table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
         table.add_column("time", no_wrap=True)
         table.add_column("+", no_wrap=True, style="dim")
@@ -508,20 +519,42 @@ class MessageLife(Static):
         table.add_column("where / why")
         first = life[0].t if life else 0.0
         for ev in life:
-            d = ev.data
-            where = d.get("provider") or ""
-            if d.get("device"):
-                where = f"{where} → {d['device']}" if where else str(d["device"])
-            why = [str(d[k]) for k in ("status", "reason", "via", "app", "attempt", "by")
-                   if d.get(k) not in (None, "")]
             table.add_row(clock(ev.t), f"{ev.t - first:.3f}s",
-                          Text(ev.kind, KIND_STYLE.get(ev.kind, "")),
-                          " ".join([str(where), *why]).strip())
-        title = Text.assemble((f"{glyph} ", style), ("message ", "bold"), (msg, "bold"),
+                          Text(ev.kind, KIND_STYLE.get(ev.kind, "")), _hop_text(ev))
+        title = Text.assemble((f"{glyph} ", style), ("message ", "bold"), (cid, "bold"),
                               ("  fate: ", "dim"), (fate, style))
         from rich.console import Group
 
         self.update(Group(title, table))
+
+    def _fate(self, cid: str, life: list[TraceEvent]) -> str:
+        """A topic send's fate is its deliveries' fates; any other message's, its own."""
+        kids = self.collector.deliveries(cid)
+        if not kids:
+            return fate_of(e.kind for e in life)
+        fates = Counter(fate_of(e.kind for e in self.collector.life(k)) for k in kids)
+        if len(fates) == 1:
+            return next(iter(fates))
+        return ", ".join(f"{n} {fate}" for fate, n in fates.most_common())
+
+
+def _hop_text(ev: TraceEvent) -> str:
+    """Where the hop happened and why, for one row of the message life."""
+    d = ev.data
+    what = d.get("what")
+    who = PROVIDER_NAME.get(str(d.get("provider", "")), "provider")
+    if ev.kind == EventKind.NOTE and what == "provider_id":
+        return f"the provider names it {d.get('provider_msg')}"
+    if ev.kind == EventKind.NOTE and what == "retry":
+        return f"retry in {d.get('delay')}s after {d.get('status')} {d.get('reason') or ''}"
+    if ev.kind == EventKind.NOTE and what == "send_failed":
+        return f"app server gives up: {d.get('status')} {d.get('reason') or ''}"
+    where = who if d.get("provider") else ""
+    if d.get("device"):
+        where = f"{where} → {d['device']}" if where else str(d["device"])
+    why = [str(d[k]) for k in ("status", "reason", "via", "app", "attempt", "by")
+           if d.get(k) not in (None, "")]
+    return " ".join([where, *why]).strip()
 
 
 __all__ = ["ArchitectureView", "ClockBar", "DevicesTable", "EnergyPanel", "EventLog",
