@@ -225,38 +225,11 @@ def render_table(rows: list[dict[str, Any]], work: Workload) -> Table:
 
 def render_png(rows: list[dict[str, Any]], work: Workload, path: Path) -> None:
     """Two panels for a slide: battery per day, and how late notifications arrive."""
-    import matplotlib
+    from simulator.charts import compare_poll_figure  # matplotlib loads only when asked
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels = ["push"] + [f"poll\n{short(r['interval_s'])}" for r in rows[1:]]
-    colors = ["#2e7d32"] + ["#c62828"] * (len(rows) - 1)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 5))
-    pct = [r["battery_pct_per_day"] for r in rows]
-    bars = ax1.bar(labels, pct, color=colors)
-    ax1.bar_label(bars, labels=[f"{p:.2f}%" for p in pct], padding=2)
-    ax1.set_ylabel("battery per day (%), delivery only")
-    ax1.set_title(f"Energy caused by delivery ({work.network.upper()}, "
-                  f"{work.battery_mah:.0f} mAh)")
-    lat_mean = [r["latency_mean_s"] or 0.0 for r in rows]
-    lat_p95 = [r["latency_p95_s"] or 0.0 for r in rows]
-    xs = range(len(rows))
-    means = ax2.bar([x - 0.2 for x in xs], lat_mean, width=0.4, color=colors, alpha=0.55,
-                    label="mean")
-    p95s = ax2.bar([x + 0.2 for x in xs], lat_p95, width=0.4, color=colors, label="p95")
-    ax2.bar_label(means, labels=[short(v) for v in lat_mean], padding=2, fontsize=8)
-    ax2.bar_label(p95s, labels=[short(v) for v in lat_p95], padding=2, fontsize=8)
-    ax2.set_xticks(list(xs), labels)
-    ax2.set_yscale("log")
-    ax2.set_ylim(0.01, max(lat_p95 + [1.0]) * 4)
-    ax2.set_ylabel("delivery latency (s, log scale)")
-    ax2.set_title("How late the notification arrives")
-    ax2.legend()
-    fig.suptitle(f"Push vs polling: {work.per_day} notifications/day, same workload in every bar")
-    fig.tight_layout()
+    fig = compare_poll_figure(rows, network=work.network, battery_mah=work.battery_mah,
+                              workload=f"{work.per_day} notifications a day")
     fig.savefig(path, dpi=150)
-    plt.close(fig)
 
 
 @app.command("poll")
