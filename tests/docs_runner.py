@@ -375,12 +375,12 @@ class Page:
 def _read_for(fd: int, into: bytearray, seconds: float, process: subprocess.Popen,
               until_exit: bool = False, drawn: int = 0) -> None:
     """Collect the terminal's output for at most ``seconds``: until the process exits
-    (``until_exit``), or until ``drawn`` bytes arrived and a second more has passed."""
+    (``until_exit``), or until ``drawn`` bytes arrived and half a second more has passed."""
     start = time.monotonic()
     deadline = start + seconds
     while time.monotonic() < deadline:
-        if drawn and len(into) >= drawn and time.monotonic() - start > 1.5:
-            deadline = min(deadline, time.monotonic() + 1.0)
+        if drawn and len(into) >= drawn and time.monotonic() - start > 1.0:
+            deadline = min(deadline, time.monotonic() + 0.5)
             drawn = 0
         ready, _, _ = select.select([fd], [], [], 0.1)
         if ready:

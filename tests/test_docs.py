@@ -7,6 +7,9 @@ the page; it is reported as skipped with that reason, never dropped silently.
 
 from __future__ import annotations
 
+import re
+import subprocess
+
 import pytest
 from docs_runner import (
     LANGUAGES,
@@ -119,3 +122,39 @@ def test_the_harness_finds_commands_and_servers() -> None:
     assert server_words(".venv/bin/pushlab run scenarios/hello.yaml") is None
     assert _without_comment("pushlab serve apns &   # a '#' in a comment") == "pushlab serve apns &"
     assert _without_comment("curl -d '{\"a\": \"#x\"}' u") == "curl -d '{\"a\": \"#x\"}' u"
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_links_between_pages_resolve(page) -> None:
+    """`[text](other.md#section)` links point at a page and a heading that exist."""
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (page.parent / path).resolve() if path else page
+        if not file.exists():
+            broken.append(target)
+        elif anchor and file.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", file.read_text(), re.M)
+            if anchor not in {_anchor(h) for h in headings}:
+                broken.append(target)
+    assert not broken, f"{page.relative_to(REPO)}: broken links {broken}"
+
+
+def test_nothing_cites_a_file_outside_the_repository() -> None:
+    """The docs stand alone: sources are in docs/sources.md, not in paths beside the repo."""
+    tracked = subprocess.run(["git", "ls-files", "*.md", "*.py", "*.yaml", "*.toml"],
+                             cwd=REPO, capture_output=True, text=True, check=True).stdout
+    pattern = re.compile(r"\breference/(providers|energy|platforms|peers)\.md|\.\./shared|"
+                         r"shared/reference|\b[EP]§\d")
+    hits = [f"{name}:{n}" for name in tracked.split()
+            if (REPO / name).exists() and name != "tests/test_docs.py"
+            for n, line in enumerate((REPO / name).read_text(errors="replace").splitlines(), 1)
+            if pattern.search(line)]
+    assert not hits, f"citations of files that are not in the repository: {hits}"
