@@ -27,12 +27,12 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from amqtt.broker import Broker
 from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
 from simulator.core import devicelink as dl
+from simulator.live.broker_guard import GuardedBroker
 
 log = logging.getLogger(__name__)
 
@@ -157,19 +157,24 @@ class EmbeddedBroker:
     """An amqtt broker in this process, on loopback, with PushLab's ACL.
 
     ``port=0`` lets the OS choose; the chosen port is kept, so :meth:`restart`
-    comes back on the same URL (clients reconnect to it).
+    comes back on the same URL (clients reconnect to it). A connection that sends
+    no CONNECT within ``handshake_timeout`` seconds, or a packet longer than
+    ``max_packet_size`` bytes, is closed (see :mod:`simulator.live.broker_guard`).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *,
                  gateway_username: str = "gateway", gateway_password: str | None = None,
-                 device_secret: str | None = None, max_connections: int = -1) -> None:
+                 device_secret: str | None = None, max_connections: int = -1,
+                 handshake_timeout: float = 10.0, max_packet_size: int = 1 << 20) -> None:
         self.host = host
         self.port = port
         self.gateway_username = gateway_username
         self.gateway_password = gateway_password or secrets.token_urlsafe(16)
         self.device_secret = device_secret or secrets.token_urlsafe(16)
         self.max_connections = max_connections
-        self._broker: Broker | None = None
+        self.handshake_timeout = handshake_timeout
+        self.max_packet_size = max_packet_size
+        self._broker: GuardedBroker | None = None
 
     @property
     def url(self) -> str:
@@ -205,7 +210,8 @@ class EmbeddedBroker:
         """Listen; on the first start with ``port=0`` the OS picks the port."""
         if self._broker is not None:
             return
-        broker = Broker(self.config())
+        broker = GuardedBroker(self.config(), handshake_timeout=self.handshake_timeout,
+                               max_packet_size=self.max_packet_size)
         broker._subscriptions = _SnapshotItems()  # noqa: SLF001  (see _SnapshotItems)
         await broker.start()
         if not self.port:
