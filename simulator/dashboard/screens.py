@@ -6,7 +6,7 @@ from typing import Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Markdown, OptionList, Select
 from textual.widgets.option_list import Option
@@ -49,12 +49,20 @@ select an event in the log to see its message's whole life.
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys and concepts, read from the top: the box, not its Close button, has focus
+    (a focused button at the end would scroll the box to its end)."""
+
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "close")]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box", classes="modal-box"):
+        with VerticalScroll(id="help-box", classes="modal-box"):
             yield Markdown(HELP)
             yield Button("Close", id="help-close", variant="primary")
+
+    def on_mount(self) -> None:
+        box = self.query_one("#help-box", VerticalScroll)
+        box.focus(scroll_visible=False)
+        box.scroll_home(animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None)
