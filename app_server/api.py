@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app_server.senders import Notification, SendResult
 from app_server.service import AppServer
+from simulator.core import safejson
 
 API_KEY_HEADER = "X-API-Key"
 SERVICE_KEY = web.AppKey("app_server", AppServer)
@@ -36,13 +37,25 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# An app id becomes the ``apns-topic`` header and a token part of a request path: visible
+# ASCII only. A collapse key becomes ``apns-collapse-id``: printable ASCII without
+# surrounding spaces (RFC 9113 8.2.1; a CR, LF or NUL there makes a server close the
+# whole shared HTTP/2 connection) and at most 64 bytes (APNs's BadCollapseId).
+VISIBLE_ASCII = r"^[\x21-\x7e]+$"
+HEADER_TEXT = r"^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$"
+
+
 class TokenIn(_Body):
-    """An app's token, sent at every launch (a changed token is a refresh)."""
+    """An app's token, sent at every launch (a changed token is a refresh).
+
+    Without ``user`` (or with null) the install keeps the user it has: logging out is
+    ``/v1/logout``.
+    """
 
     device: str = Field(min_length=1, max_length=200)
-    app: str = Field(min_length=1, max_length=200)
+    app: str = Field(min_length=1, max_length=200, pattern=VISIBLE_ASCII)
     platform: Literal["ios", "android"]
-    token: str = Field(min_length=1, max_length=4096)
+    token: str = Field(min_length=1, max_length=4096, pattern=VISIBLE_ASCII)
     user: str | None = Field(None, max_length=200)
 
 
@@ -63,9 +76,11 @@ class NotificationIn(_Body):
     data: dict[str, str] | None = None
     priority: Literal["high", "normal"] = "high"
     ttl: float | None = Field(None, ge=0, le=28 * 86400, description="seconds; 0 = now or never")
-    collapse_key: str | None = Field(None, max_length=64)
+    collapse_key: str | None = Field(None, max_length=64, pattern=HEADER_TEXT,
+                                     description="printable ASCII, at most 64 bytes")
     background: bool = False
-    app: str | None = Field(None, description="only this app's installs")
+    app: str | None = Field(None, max_length=200, pattern=VISIBLE_ASCII,
+                            description="only this app's installs")
 
     def note(self) -> Notification:
         return Notification(self.title, self.body, self.data, self.priority, self.ttl,
@@ -89,6 +104,9 @@ class SendResultOut(BaseModel):
     pruned: bool
     canonical_token: str | None = None
     provider_msg_id: str | None = None  # the provider's own id, where it differs (FCM)
+    outcome: Literal["accepted", "failed", "unknown"] = Field(
+        "failed", description="unknown: no answer after a request that may have been "
+                              "accepted (a timeout); it may have been delivered")
 
 
 class SendOut(BaseModel):
@@ -114,7 +132,7 @@ def _result(r: SendResult) -> dict[str, Any]:
     return SendResultOut(msg_id=r.msg_id, token=r.token, status=r.status, reason=r.reason,
                          attempts=r.attempts, pruned=r.token_dead,
                          canonical_token=r.canonical_token,
-                         provider_msg_id=r.provider_msg_id).model_dump()
+                         provider_msg_id=r.provider_msg_id, outcome=r.outcome).model_dump()
 
 
 def _error(status: int, error: str, detail: Any = None) -> web.Response:
@@ -123,10 +141,11 @@ def _error(status: int, error: str, detail: Any = None) -> web.Response:
 
 async def _body(request: web.Request, model: type[_Body]) -> Any:
     try:
-        raw = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text='{"error":"body is not JSON"}',
-                                 content_type="application/json") from None
+        raw = safejson.loads(await request.read())
+    except safejson.JsonRejected as exc:
+        raise web.HTTPBadRequest(
+            text=ErrorOut(error="body is not JSON", detail=str(exc)).model_dump_json(),
+            content_type="application/json") from None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

@@ -38,9 +38,10 @@ class AppServerHttpClient:
 
     async def register_token(self, *, user: str | None, device_id: str, app_id: str,
                              platform: str, token: str) -> None:
-        await self._call("POST", "/v1/tokens", json={"user": user, "device": device_id,
-                                                     "app": app_id, "platform": platform,
-                                                     "token": token})
+        body = {"device": device_id, "app": app_id, "platform": platform, "token": token}
+        if user is not None:  # omitted: the server keeps whoever is logged in
+            body["user"] = user
+        await self._call("POST", "/v1/tokens", json=body)
 
     async def poll(self, *, user: str | None, device_id: str, app_id: str) -> list[dict[str, Any]]:
         params = {"device": device_id, "app": app_id}

@@ -23,8 +23,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
+import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 
@@ -34,14 +35,38 @@ from simulator.core.rand import uuid_from
 
 WallClock = Callable[[], float]
 
-try:  # live transports raise httpx's own errors, which are not OSErrors
-    from httpx import TransportError as _HttpxTransportError
-except ImportError:  # pragma: no cover - httpx is a dependency
-    _HttpxTransportError = ConnectionError  # type: ignore[assignment,misc]
-
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OSError, TimeoutError,
-                                                     _HttpxTransportError)
+                                                     httpx.TransportError, httpx.InvalidURL)
 """What a transport raises when no HTTP answer came back: retried like a 5xx."""
+
+NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, httpx.ConnectError,
+                                                    httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures before the request left: the provider cannot have seen it. Any other
+transport error (a read timeout, a connection lost mid-exchange) may come after the
+provider accepted the notification."""
+
+MALFORMED_ERRORS: tuple[type[BaseException], ...] = (httpx.LocalProtocolError, httpx.InvalidURL)
+"""The HTTP stack refused to send the request as built: sending it again cannot help."""
+
+
+class InvalidNotification(ValueError):
+    """A notification no provider request can carry (e.g. a header value with a newline)."""
+
+
+def _header_safe(value: str) -> bool:
+    """RFC 9113 8.2.1 and the ASCII header encoding of HTTP/2 clients: visible ASCII and
+    inner spaces only. One CR, LF or NUL makes a server close the shared connection."""
+    return value.isascii() and value.isprintable() and value == value.strip(" \t") \
+        and value != ""
+
+
+def transport_failure(msg_id: str, target: str, exc: BaseException) -> SendResult:
+    """The result of a send whose answer never came, saying whether it may have landed."""
+    if isinstance(exc, MALFORMED_ERRORS):
+        return SendResult(msg_id, target, CONNECTION_FAILED, type(exc).__name__,
+                          malformed=True)
+    return SendResult(msg_id, target, CONNECTION_FAILED, type(exc).__name__,
+                      maybe_delivered=not isinstance(exc, NOT_SENT_ERRORS))
 
 
 @dataclass(slots=True)
@@ -55,10 +80,20 @@ class SendResult:
     canonical_token: str | None = None
     provider_msg_id: str | None = None
     attempts: int = 1
+    maybe_delivered: bool = False  # no answer, but the provider may have accepted it
+    malformed: bool = False  # refused before or while sending: never worth a retry
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300 and self.reason is None
+
+    @property
+    def outcome(self) -> Literal["accepted", "failed", "unknown"]:
+        """``unknown``: given up without an answer, after a request that may have been
+        accepted (a read timeout): it may have been delivered, so it is not a failure."""
+        if self.ok:
+            return "accepted"
+        return "unknown" if self.maybe_delivered else "failed"
 
     @property
     def token_dead(self) -> bool:
@@ -141,6 +176,14 @@ class ApnsSender:
         self.wall_clock = wall_clock
 
     def build(self, token: str, note: Notification, topic: str | None = None) -> HttpRequest:
+        """The request for one device; :class:`InvalidNotification` if a header would be bad."""
+        topic = topic or self.topic
+        if not _header_safe(topic):
+            raise InvalidNotification(f"apns-topic {topic!r} is not printable ASCII")
+        if note.collapse_key and not (_header_safe(note.collapse_key) and
+                                      len(note.collapse_key) <= 64):
+            raise InvalidNotification("apns-collapse-id must be printable ASCII, at most "
+                                      "64 bytes")
         aps: dict[str, Any]
         if note.background:
             aps = {"content-available": 1}
@@ -150,7 +193,7 @@ class ApnsSender:
         if note.data:
             payload.update(note.data)
         msg_id = uuid_from(self.rng)
-        headers = [("apns-id", msg_id), ("apns-topic", topic or self.topic),
+        headers = [("apns-id", msg_id), ("apns-topic", topic),
                    ("apns-push-type", "background" if note.background else "alert"),
                    ("apns-priority", "5" if note.background or note.priority == "normal" else "10")]
         if note.ttl_s is not None and self.wall_clock is not None:
@@ -158,7 +201,7 @@ class ApnsSender:
                             "0" if note.ttl_s == 0 else str(int(self.wall_clock() + note.ttl_s))))
         if note.collapse_key:
             headers.append(("apns-collapse-id", note.collapse_key))
-        return HttpRequest("POST", f"/3/device/{token}", headers,
+        return HttpRequest("POST", f"/3/device/{quote(token, safe='')}", headers,
                            json.dumps(payload, separators=(",", ":")).encode())
 
     @staticmethod
@@ -185,11 +228,11 @@ class ApnsSender:
 
     async def _send_once(self, req: HttpRequest) -> SendResult:
         msg_id = self.message_id(req)
-        token = req.path.rsplit("/", 1)[-1]
+        token = unquote(req.path.rsplit("/", 1)[-1])
         try:
             resp = await self.transport.request(self._authorize(req))
         except TRANSPORT_ERRORS as exc:
-            return SendResult(msg_id, token, CONNECTION_FAILED, type(exc).__name__)
+            return transport_failure(msg_id, token, exc)
         reason = None
         stamp = None
         if resp.status != 200:
@@ -384,10 +427,10 @@ class FcmSender:
         target = _target_of(req)
         try:
             resp = await self.transport.request(await self._authorize(req))
-        except TRANSPORT_ERRORS as exc:
-            return SendResult(msg_id, target, CONNECTION_FAILED, type(exc).__name__)
-        except PermissionError as exc:  # the token endpoint refused us
+        except PermissionError as exc:  # the token endpoint refused us; first: an OSError
             return SendResult(msg_id, target, 401, str(exc)[:80])
+        except TRANSPORT_ERRORS as exc:
+            return transport_failure(msg_id, target, exc)
         if self.api == "legacy":
             return self._legacy_result(msg_id, target, resp)
         retry = _retry_after(resp)

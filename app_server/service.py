@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app_server.retry import RetryPolicy
-from app_server.senders import Notification, SendResult
+from app_server.senders import InvalidNotification, Notification, SendResult
 from app_server.store import InboxItem, Install, MemoryTokenStore, TokenStore
 from simulator.core.http import HttpRequest
 from simulator.core.trace import EventKind, Trace
@@ -45,6 +45,7 @@ class SendStats:
     failed: int = 0
     retries: int = 0
     gave_up: int = 0
+    unknown: int = 0  # given up without an answer after a request that may have landed
     pruned: int = 0
     replaced: int = 0
 
@@ -136,7 +137,10 @@ class AppServer:
         token = inst.token
         if sender is None:  # e.g. an app server run with APNs credentials only
             return SendResult("", token, NOT_SENT, f"no {inst.platform} sender configured")
-        req = sender.build(token, note, inst.app_id)
+        try:
+            req = sender.build(token, note, inst.app_id)
+        except InvalidNotification as exc:
+            return self._refused(token, str(exc))
         msg = sender.message_id(req)
         if self.trace.active:
             self.trace.emit(EventKind.SENT, msg=msg, user=user or inst.user,
@@ -151,20 +155,33 @@ class AppServer:
         sender = self.senders.get("android")
         if sender is None or not hasattr(sender, "build_topic"):
             raise LookupError("topic messages need an FCM sender")
-        req = sender.build_topic(topic, note)  # type: ignore[attr-defined]
+        try:
+            req = sender.build_topic(topic, note)  # type: ignore[attr-defined]
+        except InvalidNotification as exc:
+            return self._refused(f"/topics/{topic}", str(exc))
         msg = sender.message_id(req)
         if self.trace.active:
             self.trace.emit(EventKind.SENT, msg=msg, topic=topic, provider=sender.provider,
                             priority=note.priority, collapse=note.collapse_key)
         return await self._with_retries(sender, req, msg)
 
+    def _refused(self, target: str, why: str) -> SendResult:
+        """A notification that cannot be sent as asked: failed at once, never retried."""
+        self.stats.failed += 1
+        return SendResult("", target, NOT_SENT, why, malformed=True, attempts=0)
+
     async def _with_retries(self, sender: Sender, req: HttpRequest, msg: str) -> SendResult:
+        """Send ``req`` until accepted or the policy stops; every attempt is the same request
+        (same apns-id), so a phone can drop what an earlier, timed-out attempt delivered."""
         attempt = 1
+        maybe_delivered = False
         while True:
             self.stats.sent += 1
             result = await sender.send_request(req)
             result.attempts = attempt
-            delay = self.retry.decide(attempt, result.status, result.retry_after, self.rng)
+            maybe_delivered = maybe_delivered or result.maybe_delivered
+            delay = None if result.malformed else self.retry.decide(
+                attempt, result.status, result.retry_after, self.rng)
             if delay is None:
                 break
             self.stats.retries += 1
@@ -180,12 +197,18 @@ class AppServer:
                 self.trace.emit(EventKind.NOTE, what="provider_id", msg=msg,
                                 provider_msg=result.provider_msg_id)
         else:
-            self.stats.failed += 1
-            gave_up = self.retry.retryable(result.status)
+            gave_up = self.retry.retryable(result.status) and not result.malformed
             self.stats.gave_up += gave_up
+            # A definite rejection (4xx) outranks an earlier timeout: it was not delivered.
+            result.maybe_delivered = maybe_delivered and gave_up
+            if result.maybe_delivered:
+                self.stats.unknown += 1
+            else:
+                self.stats.failed += 1
             if self.trace.active:
                 self.trace.emit(EventKind.NOTE, what="send_failed", msg=msg, attempts=attempt,
-                                status=result.status, reason=result.reason, gave_up=gave_up)
+                                status=result.status, reason=result.reason, gave_up=gave_up,
+                                outcome=result.outcome)
         return result
 
     def _after(self, result: SendResult, token: str, inst: Install) -> None:

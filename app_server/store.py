@@ -52,7 +52,8 @@ class TokenStore(Protocol):
     binding: Binding
 
     def upsert(self, device_id: str, app_id: str, platform: str, token: str | None,
-               user: str | None, now: float) -> Install: ...
+               user: str | None, now: float) -> Install:
+        """Create or update an install; a None ``token`` or ``user`` keeps the stored one."""
 
     def set_user(self, device_id: str, user: str | None, now: float) -> list[Install]: ...
 
@@ -113,7 +114,8 @@ class MemoryTokenStore:
             self._by_device.setdefault(device_id, []).append(inst)
         else:
             inst.platform = platform
-            inst.user = user
+            if user is not None:  # no user given: keep who is logged in (logout detaches)
+                inst.user = user
             inst.updated_at = now
         if token is not None:
             self._set_token(inst, token)
@@ -233,7 +235,7 @@ class SqliteTokenStore:
                 "INSERT INTO installs (device_id, app_id, platform, token, user, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, app_id) DO UPDATE SET "
                 "platform = excluded.platform, token = COALESCE(excluded.token, installs.token), "
-                "user = excluded.user, updated_at = excluded.updated_at",
+                "user = COALESCE(excluded.user, installs.user), updated_at = excluded.updated_at",
                 (device_id, app_id, platform, token, user, now))
             if user is not None and token is not None:
                 db.execute("INSERT OR IGNORE INTO filed VALUES (?, ?)", (user, token))

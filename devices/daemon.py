@@ -155,7 +155,7 @@ class PushDaemon:
                  "reconnects", "delivered", "duplicates", "backoff_base_s", "backoff_max_s",
                  "connect_timeout_s", "dozing", "on_state", "mode", "reports")
 
-    SEEN_LIMIT = 1024
+    SEEN_LIMIT = 1024  # message ids remembered per app
 
     def __init__(self, device_id: str, platform: str, io: DaemonIO, rng: random.Random,
                  heartbeat: HeartbeatPolicy | None = None, mode: str = PERSISTENT) -> None:
@@ -179,7 +179,7 @@ class PushDaemon:
         self._backoff = 0
         self._retry_at = 0.0
         self._connect_deadline = 0.0
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen: dict[str, OrderedDict[str, None]] = {}  # per app: recent message ids
         self._pending_registrations: dict[str, str] = {}
         self.heartbeats = 0
         self.heartbeats_acked = 0
@@ -260,8 +260,15 @@ class PushDaemon:
             self.io.notice(msg)
 
     def _receive(self, msg: dl.Push) -> None:
-        """Hand a push to its app once, whatever number of times it arrives."""
-        seen = self._seen
+        """Hand a push to its app once, whatever number of times it arrives.
+
+        The provider may forward a message again (no ack reached it), and an app server
+        that timed out sends the same apns-id again. The memory is per app, so a busy app
+        cannot push a quiet one's recent ids out of it.
+        """
+        seen = self._seen.get(msg.app_id)
+        if seen is None:
+            seen = self._seen[msg.app_id] = OrderedDict()
         if msg.msg_id in seen:
             self.duplicates += 1
             return
