@@ -57,14 +57,14 @@ LOG_TICKS = (
                                     300, 500)}
                  | {v * _S for v in (1, 2, 3, 5, 10, 20, 30)}
                  | {v * _MIN for v in (1, 2, 3, 5, 10, 15, 20, 30)}
-                 | {v * _H for v in (1, 2, 3, 6, 12)} | {v * _D for v in (1, 2, 3, 7)})),
+                 | {v * _H for v in (1, 2, 3, 6, 12)} | {v * _D for v in (1, 2, 3, 7, 14, 30, 60, 90)})),
     tuple(sorted({v * _MS for v in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)}
                  | {v * _S for v in (1, 2, 5, 10, 20, 30)}
                  | {v * _MIN for v in (1, 2, 5, 10, 15, 30)}
                  | {v * _H for v in (1, 2, 3, 6, 12)} | {v * _D for v in (1, 2, 7)})),
     (0.1 * _MS, _MS, 10 * _MS, 100 * _MS, _S, 10 * _S, _MIN, 10 * _MIN, _H, 6 * _H, _D,
-     7 * _D),
-    (_MS, 100 * _MS, 10 * _S, 10 * _MIN, 6 * _H, 7 * _D),
+     7 * _D, 30 * _D),
+    (_MS, 100 * _MS, 10 * _S, 10 * _MIN, 6 * _H, 7 * _D, 90 * _D),
 )
 MAX_TICKS = 8
 # steps a linear time axis may take, per unit: hours by 3 or 6, minutes by 15 or 30
