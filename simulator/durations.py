@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -13,18 +14,18 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration, not a boolean")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
+        return _finite(float(value), value)
     if not isinstance(value, str):
         raise ValueError("a duration like 90, 250ms, 30s, 8h30m or 2d")
     text = value.strip().replace(" ", "")
     if not text:
         raise ValueError("empty duration")
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        return _finite(number, value)
     pos = 0
     total = 0.0
     for match in _PART.finditer(text):
@@ -33,8 +34,22 @@ def parse_duration(value: object) -> float:
         total += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
     if pos != len(text):
-        raise ValueError(f"{value!r} is not a duration like 90, 250ms, 30s, 8h30m or 2d")
-    return total
+        raise ValueError(f"{_show(value)} is not a duration like 90, 250ms, 30s, 8h30m or 2d")
+    return _finite(total, value)
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _finite(seconds: float, value: object) -> float:
+    """NaN compares false with everything and infinity never comes: neither is a time."""
+    if not math.isfinite(seconds):
+        raise ValueError(f"{_show(value)} is not a finite duration")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
 
 
 def format_duration(seconds: float) -> str:

@@ -7,6 +7,7 @@ appear and how often to redraw, and nothing in the run depends on it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 from rich.console import Console
@@ -19,8 +20,10 @@ class RunProgress:
     """``with RunProgress(console) as progress: run_scenario(..., progress=progress)``."""
 
     def __init__(self, console: Console, label: str = "simulating", delay: float = 1.0,
-                 refresh: float = 0.1) -> None:
+                 refresh: float = 0.1, fmt: Callable[[float], str] = format_duration) -> None:
+        """``fmt`` writes done and total (run time by default; bytes, devices...)."""
         self.console = console
+        self.fmt = fmt
         self.label = label
         self.delay = delay
         self.refresh = refresh
@@ -47,8 +50,9 @@ class RunProgress:
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=total, at="", of="")
         assert self._task is not None
-        self._bar.update(self._task, completed=done, at=format_duration(done),
-                         of=format_duration(total))
+        self._bar.update(self._task, completed=done, at=self.fmt(done), of=self.fmt(total))
+        if done >= total:  # finished: make room for the next stage's bar
+            self._bar.stop()
 
     @property
     def shown(self) -> bool:

@@ -98,19 +98,23 @@ Progress = Callable[[float, float], None]
 
 def run_scenario(scenario: Scenario, *, seed: int | None = None, live: bool = False,
                  trace_path: str | Path | None = None, time_scale: float = 1.0,
-                 progress: Progress | None = None) -> RunResult:
-    """Run headless in sim mode (or live, over real sockets) and collect the trace."""
+                 progress: Progress | None = None, building: Progress | None = None) -> RunResult:
+    """Run headless in sim mode (or live, over real sockets) and collect the trace.
+
+    ``building(done, total)`` hears the devices built before a sim run starts.
+    """
     if live:
         from simulator.live.world import run_live  # imported lazily: real sockets only
 
         return run_live(scenario, seed=seed, trace_path=trace_path, time_scale=time_scale)
-    return run_virtual(_run_sim(scenario, seed, trace_path, progress))
+    return run_virtual(_run_sim(scenario, seed, trace_path, progress, building))
 
 
-async def _run_sim(scenario: Scenario, seed: int | None,
-                   trace_path: str | Path | None, progress: Progress | None = None) -> RunResult:
+async def _run_sim(scenario: Scenario, seed: int | None, trace_path: str | Path | None,
+                   progress: Progress | None = None,
+                   building: Progress | None = None) -> RunResult:
     loop = asyncio.get_running_loop()
-    world = build_world(scenario, loop, seed)
+    world = build_world(scenario, loop, seed, progress=building)
     return await collect(world, scenario.duration, trace_path, run_world, progress=progress)
 
 

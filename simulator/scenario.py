@@ -7,14 +7,25 @@ published for editors is generated from these models (``pushlab schema``).
 
 from __future__ import annotations
 
-import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from simulator import scenario_yaml
 from simulator.durations import parse_duration
+from simulator.limits import Limits
+from simulator.scenario_yaml import Progress
 
 
 def _duration(value: object) -> float:
@@ -22,6 +33,7 @@ def _duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
+Period = Annotated[float, BeforeValidator(_duration), Field(ge=1.0, description="at least 1s")]
 InterfaceKind = Literal["wifi", "lte", "3g", "5g"]
 
 
@@ -47,16 +59,16 @@ DEFAULT_NETWORKS: dict[str, LinkSpec] = {
 
 
 class HeartbeatSpec(Strict):
-    wifi: Duration = 15 * 60.0
-    cellular: Duration = 28 * 60.0
-    ack_timeout: Duration = 60.0
+    wifi: Period = 15 * 60.0
+    cellular: Period = 28 * 60.0
+    ack_timeout: Period = 60.0
     adaptive: bool = False
 
 
 class AppSpec(Strict):
     id: str
     kind: Literal["push", "poll"] = "push"
-    interval: Duration | None = None
+    interval: Period | None = None
     scheduler: Literal["workmanager", "alarm", "foreground-service", "bgfetch"] = "workmanager"
     environment: Literal["production", "sandbox"] = "production"
     topics: list[str] = Field(default_factory=list,
@@ -97,7 +109,8 @@ class NatTimeoutSpec(Strict):
 class DozeSpec(Strict):
     """Android deep Doze: idle windows (the last repeats) and the maintenance window."""
 
-    windows: list[Duration] = Field(default_factory=lambda: [3600.0, 7200.0, 14400.0, 21600.0])
+    windows: list[Period] = Field(default_factory=lambda: [3600.0, 7200.0, 14400.0, 21600.0],
+                                  min_length=1)
     maintenance: Duration = 30.0
 
 
@@ -293,10 +306,16 @@ class Expectations(DeliveryExpectations):
 
 
 class RetrySpec(Strict):
-    max_attempts: int = Field(6, ge=1)
-    base: Duration = 1.0
-    factor: float = Field(2.0, ge=1.0)
+    max_attempts: int = Field(6, ge=1, le=100)
+    base: Annotated[Duration, Field(gt=0)] = 1.0
+    factor: float = Field(2.0, ge=1.0, allow_inf_nan=False)
     cap: Duration = 300.0
+
+    @model_validator(mode="after")
+    def _cap_over_base(self) -> RetrySpec:
+        if self.cap < self.base:
+            raise ValueError("cap must be at least base")
+        return self
 
 
 class AppServerSpec(Strict):
@@ -320,14 +339,30 @@ class Scenario(Strict):
     mode: Literal["persistent", "ip-callback"] = "persistent"
     networks: dict[InterfaceKind, LinkSpec] = Field(default_factory=dict)
     heartbeat: HeartbeatSpec = Field(default_factory=HeartbeatSpec)
-    baseline_mw: float = 11.4
-    battery_mah: float = 4000.0
+    baseline_mw: float = Field(11.4, ge=0, allow_inf_nan=False)
+    battery_mah: float = Field(4000.0, gt=0, allow_inf_nan=False)
     doze: DozeSpec = Field(default_factory=DozeSpec,
                            description="what the doze action does on Android devices")
     devices: list[DeviceSpec] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     app_server: AppServerSpec = Field(default_factory=AppServerSpec)
     expect: Expectations = Field(default_factory=Expectations)
+
+    _warnings: list[str] = PrivateAttr(default_factory=list)
+
+    @field_validator("epoch")
+    @classmethod
+    def _iso_epoch(cls, value: str) -> str:
+        try:
+            datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(f"{value[:40]!r} is not a time like 2026-01-01T08:00:00Z") from None
+        return value
+
+    @property
+    def warnings(self) -> list[str]:
+        """``file:line: field: reason`` for what runs but reaches nobody or comes too late."""
+        return self._warnings
 
     def link(self, kind: str) -> LinkSpec:
         return self.networks.get(kind) or DEFAULT_NETWORKS[kind]  # type: ignore[index]
@@ -342,44 +377,38 @@ class ScenarioError(Exception):
         super().__init__(f"{where}: {field}: {reason}" if field else f"{where}: {reason}")
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. ``on``, ``off``, ``yes`` and ``no`` stay
-    words, so ``doze: {device: d, on: true}`` means what it says."""
+def load_scenario(path: str | Path, limits: Limits | None = None,
+                  progress: Progress | None = None) -> Scenario:
+    """Read, measure, validate and check a file; :class:`ScenarioError` if it is broken.
+
+    ``limits`` default to :meth:`Limits.from_env`; ``progress(done, total)`` hears
+    how many bytes have been read (a large file takes a while).
+    """
+    limits = limits or Limits.from_env()
+    fail = _fail(str(path))
+    text = scenario_yaml.read_text(Path(path), limits, fail)
+    return parse_scenario(text, str(path), limits, progress)
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool",
-                              re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
-
-
-def load_scenario(path: str | Path) -> Scenario:
-    text_path = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ScenarioError(text_path, None, "", exc.strerror or str(exc)) from None
-    return parse_scenario(text, text_path)
-
-
-def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
-    try:
-        node = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ScenarioError(path, line, "", f"not valid YAML: {problem}") from None
+def parse_scenario(text: str, path: str = "<scenario>", limits: Limits | None = None,
+                   progress: Progress | None = None) -> Scenario:
+    limits = limits or Limits.from_env()
+    fail = _fail(path)
+    if len(text) > limits.file_mb * 1_000_000:
+        raise fail(None, f"more than the limit of {limits.describe('file_mb')}")
+    # progress in per cent of the work: measuring is a third, composing another
+    stage = (lambda done, total: progress(100 * done / max(3 * total, 1), 100.0)) \
+        if progress is not None else None
+    scenario_yaml.measure(text, limits, fail, stage)
+    node, data = scenario_yaml.compose(text, fail)
+    if progress is not None:
+        progress(67.0, 100.0)
     if data is None:
-        data = {}
+        raise fail(1, "the file is empty: a scenario needs at least a devices list")
     if not isinstance(data, dict):
-        raise ScenarioError(path, 1, "", "a scenario is a mapping of fields (name, devices, ...)")
+        raise fail(1, "a scenario is a mapping of fields (name, devices, ...)")
     try:
-        return Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(err["loc"])
@@ -387,31 +416,26 @@ def parse_scenario(text: str, path: str = "<scenario>") -> Scenario:
         reason = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             reason = "unknown field"
-        raise ScenarioError(path, _line_of(node, loc), field or "(top)", reason) from None
+        raise ScenarioError(path, scenario_yaml.line_of(node, loc), field or "(top)",
+                            reason) from None
+    from simulator.scenario_checks import check  # it reads the models above
+
+    for finding in check(scenario, limits):
+        error = ScenarioError(path, scenario_yaml.line_of(node, finding.loc),
+                              ".".join(str(p) for p in finding.loc), finding.reason)
+        if finding.error:
+            raise error
+        scenario._warnings.append(str(error))
+    if progress is not None:
+        progress(100.0, 100.0)
+    return scenario
 
 
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """The 1-based line of the deepest YAML node that ``loc`` reaches."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
-                    # a scalar: its own line; a block below a key: the key's line
-                    mark = value if isinstance(value, yaml.ScalarNode) else key
-                    line = mark.start_mark.line + 1
-                    node = value
-                    break
-            else:
-                return line
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
+def _fail(path: str) -> scenario_yaml.Fail:
+    return lambda line, reason: ScenarioError(path, line, "", reason)
+
+
+_line_of = scenario_yaml.line_of
 
 
 def scenario_json_schema() -> dict[str, Any]:

@@ -235,12 +235,14 @@ class World:
 
 
 def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
-                seed: int | None = None, *, clock: Callable[[], float] | None = None) -> World:
+                seed: int | None = None, *, clock: Callable[[], float] | None = None,
+                progress: Callable[[float, float], None] | None = None) -> World:
     """Assemble a world on ``loop`` (the running loop), wired for sim mode.
 
     Live mode builds the same world and then replaces the in-memory wiring (the
     app server's transports, the devices' link factory) with real sockets.
-    ``clock`` is the trace's clock (live mode counts from the run's start).
+    ``clock`` is the trace's clock (live mode counts from the run's start);
+    ``progress(built, total)`` hears how many devices are built so far.
     """
     rng = RandomSource(scenario.seed if seed is None else seed)
     trace = Trace(clock or loop.time)
@@ -283,11 +285,16 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
                                        nat_timeout=scenario.link(kind).nat_timeout,
                                        bandwidth_mbps=scenario.link(kind).bandwidth)
                   for kind in ("wifi", "lte", "3g", "5g")}
+    total = sum(spec.count for spec in scenario.devices)
     for spec in scenario.devices:
         ids = [spec.id] if spec.count == 1 else [f"{spec.id}-{i}" for i in range(spec.count)]
         world.groups[spec.id] = ids
         for device_id in ids:
             world.devices[device_id] = _device(spec, device_id, world, link_factory, conditions)
+            if progress is not None and len(world.devices) % 500 == 0:
+                progress(len(world.devices), total)
+    if progress is not None:
+        progress(total, total)
     return world
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from devices.daemon import AdaptiveHeartbeat
@@ -79,3 +80,29 @@ def test_every_example_in_the_scenario_reference_loads_and_runs(tmp_path: Path) 
     result = invoke("run", str(path))
     assert result.exit_code in (0, 1), result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+
+
+def _one_error_line(result) -> str:  # noqa: ANN001
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    lines = [x for x in result.output.splitlines() if x.strip()]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (bytes(range(256)) * 4, "not UTF-8"),
+    ("name: caf\u00e9\n".encode("latin-1"), "not UTF-8"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not UTF-8"),
+    (b"", "empty"),
+    (b"# only a comment\n\n", "empty"),
+    (b"---\n...\n", "empty"),
+], ids=["all-bytes", "latin-1", "png", "empty", "comment-only", "empty-document"])
+def test_unreadable_or_empty_file_is_one_line_and_exit_2(tmp_path: Path, content: bytes,
+                                                         reason: str) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_bytes(content)
+    line = _one_error_line(invoke("run", str(path)))
+    assert line.startswith(f"error: {path}")
+    assert reason in line

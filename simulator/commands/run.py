@@ -14,6 +14,8 @@ from rich.table import Table
 from simulator.commands.outpaths import output_dir, output_file
 from simulator.core.trace import EventKind, TraceEvent
 from simulator.durations import format_duration
+from simulator.limits import ENV as LIMITS_ENV
+from simulator.limits import Limits
 from simulator.runner import RunResult, run_scenario
 from simulator.scenario import ScenarioError, load_scenario, scenario_json_schema
 
@@ -27,12 +29,35 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema)
 
 
-def _load(path: Path):  # noqa: ANN202
+def _load(path: Path, limits: list[str] | None = None, strict: bool = False):  # noqa: ANN202
+    """The scenario, its warnings printed (errors with ``strict``); exit 2 if it is broken."""
+    from simulator.progress import RunProgress
+
     try:
-        return load_scenario(path)
+        chosen = Limits.from_env(limits or ())
+    except ValueError as exc:
+        typer.echo(f"error: --limit / {LIMITS_ENV}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        with RunProgress(console, f"reading {path}", fmt=_percent) as progress:
+            scenario = load_scenario(path, chosen, progress)
     except ScenarioError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if strict and scenario.warnings:
+        typer.echo(f"error: {scenario.warnings[0]}", err=True)
+        raise typer.Exit(2)
+    for line in scenario.warnings:
+        typer.echo(f"warning: {line}", err=True)
+    return scenario
+
+
+def _percent(n: float) -> str:
+    return f"{n:.0f}%"
+
+
+def _devices(n: float) -> str:
+    return f"{int(n):,} devices"
 
 
 def _outputs(trace: Path | None, report: Path | None) -> None:
@@ -54,20 +79,28 @@ def run(
         help="live mode: multiply the timeline's waits (0.05 plays 1 min in 3 s)")] = 1.0,
     report: Annotated[Path | None, typer.Option(
         help="write report.json, messages.csv, trace.jsonl and PNG charts here")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="a warning (a send that reaches nobody, an action after the end) "
+                         "is an error: exit 2")] = False,
+    limit: Annotated[list[str] | None, typer.Option(
+        help="raise or lower a limit, NAME=VALUE (repeatable): file_mb, nesting, nodes, "
+             "duration, devices, sends, timeline; see docs/scenarios.md")] = None,
 ) -> None:
     """Run a scenario headless and summarise it; exit 1 if an expectation fails."""
     from simulator.progress import RunProgress
     from simulator.report import Report
 
-    scenario = _load(file)
+    scenario = _load(file, limit, strict)
     _outputs(trace, report)
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
     if live:
         result = run_scenario(scenario, live=True, trace_path=trace, time_scale=time_scale)
     else:
-        with RunProgress(console, f"simulating {scenario.name}") as progress:
-            result = run_scenario(scenario, trace_path=trace, progress=progress)
+        with RunProgress(console, f"building {scenario.name}", fmt=_devices) as building, \
+                RunProgress(console, f"simulating {scenario.name}") as progress:
+            result = run_scenario(scenario, trace_path=trace, progress=progress,
+                                  building=building)
     summary = Report(result)
     summary.print(console)
     if report is not None:
