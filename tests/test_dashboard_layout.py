@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from textual.widgets import Static
+
 from simulator.dashboard.app import DashboardApp
 from simulator.dashboard.engine import SimEngine
 from simulator.dashboard.screens import HelpScreen
@@ -44,3 +46,13 @@ async def test_help_opens_at_its_top_and_scrolls_by_keys() -> None:
         await pilot.press("pagedown")
         await pilot.pause()
         assert box.scroll_y > 0
+
+
+async def test_battery_panel_says_when_no_phone_polls() -> None:
+    """hello.yaml has one push iPhone: no 'polling 0.0 J', a sentence instead."""
+    app = make_app("hello.yaml")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(app, pilot, 90)
+        totals = str(app.query_one("#energy-totals", Static).content)
+        assert "no polling phones" in totals
+        assert "polling 0" not in totals and "push " in totals

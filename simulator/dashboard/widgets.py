@@ -24,7 +24,7 @@ from simulator.core.msgids import short_id
 from simulator.core.trace import EventKind, TraceEvent
 from simulator.dashboard.diagram import FATE_STYLE, Placed, draw, legend, place
 from simulator.dashboard.engine import speed_label
-from simulator.dashboard.model import Collector, DeviceRow, Snapshot, fate_of
+from simulator.dashboard.model import Collector, DeviceRow, EnergySeries, Snapshot, fate_of
 
 
 def clock(t: float) -> str:
@@ -262,14 +262,24 @@ class EnergyPanel(Vertical):
                 plt.plot(xs, list(e.poll_pct), label=f"polling ({e.n_poll})", color="orange")
         plt.xlabel("minutes")
         plot.refresh()
-        approx = "≈" if e.estimated else ""
-        per_push = e.push_j / e.n_push if e.n_push else 0.0
-        per_poll = e.poll_j / e.n_poll if e.n_poll else 0.0
-        text = Text.assemble(
-            (" push ", "bold cyan"), (f"{approx}{e.push_j:,.1f} J", ""),
-            (f" ({per_push:,.1f} J/dev)", "dim"), ("   polling ", "bold orange1"),
-            (f"{approx}{e.poll_j:,.1f} J", ""), (f" ({per_poll:,.1f} J/dev)", "dim"))
-        self.query_one("#energy-totals", Static).update(text)
+        self.query_one("#energy-totals", Static).update(energy_totals(e))
+
+
+def energy_totals(e: EnergySeries) -> Text:
+    """Joules so far for each side; a side with no phones says so instead of 0 J."""
+    approx = "≈" if e.estimated else ""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for name, style, joules, n in (("push", "bold cyan", e.push_j, e.n_push),
+                                   ("polling", "bold orange1", e.poll_j, e.n_poll)):
+        text.append(" ")
+        if not n:
+            text.append(f"no {name} phones", "dim")
+        else:
+            text.append(f"{name} ", style)
+            text.append(f"{approx}{joules:,.1f} J")
+            text.append(f" ({joules / n:,.1f} J/dev)", "dim")
+        text.append("  ")
+    return text
 
 
 HIDDEN_BY_DEFAULT = frozenset({EventKind.RADIO_STATE, EventKind.ENERGY})
