@@ -1,9 +1,16 @@
-"""Topic names, presence payloads and the broker's access rules, without a broker."""
+"""Topic names, presence payloads and the brokers' access rules; Mosquitto with the lab's files."""
 
 from __future__ import annotations
 
+import base64
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from amqtt.contexts import Action
+from test_mqtt_abuse import Raw, publish_packet
 
 from simulator.core import devicelink as dl
 from simulator.live.broker import (
@@ -15,6 +22,8 @@ from simulator.live.broker import (
     gateway_may,
     open_broker,
 )
+from simulator.live.mosquitto_auth import config_lines, password_line, write_auth_files
+from simulator.load.services import find_binary, free_port, wait_port
 
 
 def test_topic_names_round_trip() -> None:
@@ -107,3 +116,115 @@ def test_external_broker_is_only_a_url() -> None:
     assert ext.device_password("d1") == device_password("s3", "d1")
     assert ExternalBroker("mqtt://127.0.0.1").device_password("d1") is None
     assert isinstance(open_broker(), EmbeddedBroker)
+
+
+# Mosquitto with the lab's password and ACL files ------------------------------------
+
+def test_password_lines_are_what_mosquitto_passwd_writes() -> None:
+    # mosquitto_passwd -b (Mosquitto 2.0.11) wrote this line for dev-a / secret
+    salt = base64.b64decode("TAZfTjDefCf7/Au3")
+    assert password_line("dev-a", "secret", salt) == (
+        "dev-a:$7$101$TAZfTjDefCf7/Au3$iD8ZS+vpv4E1wkA4rXnFs35o4lV98alXoCJZ/9OInkNrTRw9NITyU"
+        "V3kHr9Cd2Wtc+ZvpY4ITJ6on+08e4lDwA==")
+    with pytest.raises(ValueError):
+        password_line("a:b", "x")
+
+
+def test_auth_files_are_private_and_refuse_bad_device_ids(tmp_path: Path) -> None:
+    passwords, acl = write_auth_files(tmp_path, gateway_username="gw", gateway_password="pw",
+                                      device_secret="s3", device_ids=["d1", "d2"])
+    assert stat.S_IMODE(passwords.stat().st_mode) == 0o600
+    assert [line.split(":")[0] for line in passwords.read_text().splitlines()] == [
+        "gw", "d1", "d2"]
+    assert "user gw" in acl.read_text()
+    with pytest.raises(ValueError):
+        write_auth_files(tmp_path, gateway_username="gw", gateway_password="pw",
+                         device_secret="s3", device_ids=["a/b"])
+
+
+class _Mosquitto:
+    """The real mosquitto binary with the lab's files, on a free loopback port."""
+
+    SECRET = "s3"
+
+    def __init__(self, workdir: Path, *, bind_client_ids: bool = False) -> None:
+        binary = find_binary("mosquitto")
+        if binary is None:
+            pytest.skip("mosquitto is not installed (scripts/install-brokers.sh installs it)")
+        self.port = free_port()
+        self.gateway = ("gateway", "gw-pass")
+        passwords, acl = write_auth_files(
+            workdir, gateway_username="gateway", gateway_password="gw-pass",
+            device_secret=self.SECRET, device_ids=["dev-a", "dev-b"])
+        conf = workdir / "mosquitto.conf"
+        conf.write_text("\n".join([f"listener {self.port} 127.0.0.1", "user root",
+                                   *config_lines(passwords, acl, bind_client_ids=bind_client_ids),
+                                   "log_type error", ""]))
+        self.proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        if not wait_port("127.0.0.1", self.port, 10.0):
+            self.stop()
+            pytest.fail("mosquitto did not start")
+
+    def device(self, device_id: str) -> Raw:
+        raw = Raw(self.port)
+        assert raw.connect(device_id, device_id, device_password(self.SECRET, device_id)) == 0
+        return raw
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[_Mosquitto]:
+    broker = _Mosquitto(tmp_path)
+    yield broker
+    broker.stop()
+
+
+def _talk(victim: Raw, gw: Raw) -> None:
+    gw.send(publish_packet(dl.down_topic("apns", "dev-b"), b"down"))
+    assert victim.expect_publish() == (dl.down_topic("apns", "dev-b"), b"down")
+    victim.send(publish_packet(dl.up_topic("apns", "dev-b"), b"up"))
+    assert gw.expect_publish() == (dl.up_topic("apns", "dev-b"), b"up")
+
+
+@pytest.mark.live
+def test_mosquitto_with_the_lab_files(mosquitto: _Mosquitto) -> None:
+    victim = mosquitto.device("dev-b")
+    assert victim.subscribe(dl.down_topic("apns", "dev-b")) == 0
+    gw = Raw(mosquitto.port)
+    assert gw.connect("pushlab-gateway-apns", *mosquitto.gateway) == 0
+    assert gw.subscribe(dl.up_wildcard("apns")) == 0
+    for user, password in ((None, None), ("dev-b", "guess"), ("nobody", "x")):
+        attacker = Raw(mosquitto.port)
+        assert attacker.connect("dev-b", user, password) == 5  # refused; dev-b untouched
+        assert attacker.closed()
+    _talk(victim, gw)
+    spy = mosquitto.device("dev-a")  # the ACL: no reading or writing for another device
+    # Mosquitto 2.0 grants the SUBACK and checks "read" per message instead
+    assert spy.subscribe(dl.down_topic("apns", "dev-b")) in (0, 0x80)
+    spy.send(publish_packet(dl.up_topic("apns", "dev-b"), b"forged"))  # dropped silently
+    assert spy.ping()
+    _talk(victim, gw)  # the gateway's next uplink is dev-b's own, not the forgery
+    assert spy.ping(), "the spy got a PINGRESP, not dev-b's downlink"
+    # a login of another user does take dev-b's client id over: Mosquitto's rule
+    thief = Raw(mosquitto.port)
+    assert thief.connect("dev-b", *mosquitto.gateway) == 0
+    assert victim.closed()
+
+
+@pytest.mark.live
+def test_mosquitto_binding_client_ids_to_usernames(tmp_path: Path) -> None:
+    broker = _Mosquitto(tmp_path, bind_client_ids=True)
+    try:
+        victim = broker.device("dev-b")
+        assert victim.subscribe(dl.down_topic("apns", "dev-b")) == 0
+        gw = Raw(broker.port)
+        assert gw.connect("dev-b", *broker.gateway) == 0  # becomes client "gateway"
+        assert not victim.closed(within=0.5)
+        assert gw.subscribe(dl.up_wildcard("apns")) == 0
+        _talk(victim, gw)
+    finally:
+        broker.stop()
