@@ -70,3 +70,43 @@ def test_same_seed_same_rows():
 def test_short_durations():
     assert [short(x) for x in (0.06, 28.57, 151, 3600, 5400)] == \
         ["60ms", "28.6s", "2m31s", "1h", "1h30m"]
+
+
+FAST = ["--intervals", "60s", "--days", "0.1", "--devices", "1"]
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (["--days", "0"], "--days"), (["--days", "-1"], "--days"),
+    (["--devices", "0"], "--devices"), (["--battery-mah", "0"], "--battery-mah"),
+    (["--scheduler", "cron"], "--scheduler"), (["--per-day", "0"], "--per-day"),
+    (["--intervals", "nan"], "--intervals"), (["--intervals", "1e400"], "--intervals"),
+    (["--network", "5G-ish"], "--network"), (["--platform", "symbian"], "--platform"),
+])
+def test_bad_numbers_and_words_are_one_error_naming_the_option(args, option):
+    out = CliRunner().invoke(app, ["compare", "poll", *FAST, *args])
+    assert out.exit_code == 2, out.output
+    assert option in out.output and "Traceback" not in out.output
+    assert out.exception is None or isinstance(out.exception, SystemExit)
+
+
+def test_png_in_a_folder_that_does_not_exist_yet_is_written(tmp_path):
+    png = tmp_path / "charts" / "today" / "poll.png"
+    out = CliRunner().invoke(app, ["compare", "poll", *FAST, "--png", str(png)])
+    assert out.exit_code == 0, out.output
+    assert png.stat().st_size > 10_000
+
+
+def test_png_that_cannot_be_written_is_refused_before_simulating(tmp_path):
+    (tmp_path / "file").write_text("x")
+    out = CliRunner().invoke(app, ["compare", "poll", *FAST, "--png",
+                                   str(tmp_path / "file" / "x.png")])
+    assert out.exit_code == 2 and "--png" in out.output
+    folder = CliRunner().invoke(app, ["compare", "poll", *FAST, "--png", str(tmp_path)])
+    assert folder.exit_code == 2 and "folder" in folder.output
+
+
+def test_the_title_says_how_many_notifications_each_phone_gets():
+    out = CliRunner().invoke(app, ["compare", "poll", *FAST, "--per-day", "1"],
+                             terminal_width=200)
+    assert out.exit_code == 0, out.output
+    assert "1 notification a day (1 per phone in 0.1 days)" in out.output

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from devices.apps import PollingApp, effective_poll_interval
+from simulator.commands.outpaths import output_file
 from simulator.core.clock import run_virtual
 from simulator.core.rand import RandomSource
 from simulator.core.trace import EventKind
@@ -66,9 +68,19 @@ class Workload:
     scheduler: str = "foreground-service"
     seed: int = 1
 
+    @property
+    def per_phone(self) -> int:
+        """Notifications each phone gets in the whole run (at least one)."""
+        return max(1, round(self.per_day * self.days))
+
+    def describe(self) -> str:
+        """What every row delivers, in the words of a table title."""
+        return (f"{self.per_day} notification{'s' if self.per_day != 1 else ''} a day "
+                f"({self.per_phone} per phone in {self.days:g} days)")
+
     def send_times(self) -> list[float]:
         rng = RandomSource(self.seed).stream("compare-workload")
-        count = max(1, round(self.per_day * self.days))
+        count = self.per_phone
         # keep the last hour free so every row has had the chance to deliver
         span = self.days * DAY - 3600.0
         return sorted(60.0 + rng.random() * (span - 60.0) for _ in range(count))
@@ -193,9 +205,8 @@ def _label(row: dict[str, Any]) -> str:
 def render_table(rows: list[dict[str, Any]], work: Workload) -> Table:
     push = rows[0]["by_cause_j_per_day"]
     keepalive = push.get("heartbeat", 0.0) + push.get("reconnect", 0.0)
-    table = Table(title=f"Push vs polling on {work.network.upper()}: {work.per_day} "
-                        f"notifications a day ({work.platform}, "
-                        f"{work.battery_mah:.0f} mAh)",
+    table = Table(title=f"Push vs polling on {work.network.upper()}: {work.describe()}, "
+                        f"{work.platform}, {work.battery_mah:.0f} mAh",
                   caption=f"Energy caused by delivery. Every row also pays the same floor "
                           f"(radio idle paging + phone baseline): "
                           f"{rows[0]['floor_j_per_day']:.0f} J/day. Push includes all "
@@ -228,41 +239,86 @@ def render_png(rows: list[dict[str, Any]], work: Workload, path: Path) -> None:
     from simulator.charts import compare_poll_figure  # matplotlib loads only when asked
 
     fig = compare_poll_figure(rows, network=work.network, battery_mah=work.battery_mah,
-                              workload=f"{work.per_day} notifications a day")
+                              workload=work.describe())
     fig.savefig(path, dpi=150)
+
+
+class Network(StrEnum):
+    """The radio every row's phones use."""
+
+    lte = "lte"
+    g3 = "3g"
+    wifi = "wifi"
+    g5 = "5g"
+
+
+class Platform(StrEnum):
+    ios = "ios"
+    android = "android"
+
+
+class Scheduler(StrEnum):
+    """How the polling app schedules itself (devices.apps.PollingApp.scheduler)."""
+
+    foreground_service = "foreground-service"
+    alarm = "alarm"
+    workmanager = "workmanager"
+    bgfetch = "bgfetch"
+
+
+MIN_INTERVAL_S = 10.0
+MAX_INTERVAL_S = 7 * DAY
+
+
+def parse_intervals(text: str) -> list[float]:
+    """``"60s,5m"`` -> ``[60.0, 300.0]``; a one-line ``BadParameter`` for anything else."""
+    values = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            value = parse_duration(part)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--intervals") from None
+        if not MIN_INTERVAL_S <= value <= MAX_INTERVAL_S:  # False for nan too
+            raise typer.BadParameter(f"{part!r}: each interval is between "
+                                     f"{short(MIN_INTERVAL_S)} and 7d",
+                                     param_hint="--intervals")
+        values.append(value)
+    if not values:
+        raise typer.BadParameter("give at least one interval, e.g. 60s,5m,15m",
+                                 param_hint="--intervals")
+    return values
 
 
 @app.command("poll")
 def poll(
-    intervals: Annotated[str, typer.Option(help="poll intervals, comma separated")]
+    intervals: Annotated[str, typer.Option(help="poll intervals, comma separated "
+                                                "(each 10s .. 7d)")]
     = "60s,5m,15m,1h",
-    network: Annotated[str, typer.Option(help="lte, 3g or wifi")] = "lte",
-    days: Annotated[float, typer.Option(help="simulated days per row")] = 2.0,
-    battery_mah: Annotated[float, typer.Option("--battery-mah", help="battery capacity")]
-    = 4000.0,
-    per_day: Annotated[int, typer.Option("--per-day", help="notifications per day")] = 24,
-    devices: Annotated[int, typer.Option(help="devices per row (results are means)")] = 3,
-    platform: Annotated[str, typer.Option(help="ios or android")] = "ios",
-    scheduler: Annotated[str, typer.Option(
-        help="how the polling app schedules itself: foreground-service, alarm, "
-             "workmanager (Android: 15 min floor), bgfetch")] = "foreground-service",
+    network: Annotated[Network, typer.Option(help="the phones' radio")] = Network.lte,
+    days: Annotated[float, typer.Option(min=0.1, max=30.0, help="simulated days per row")]
+    = 2.0,
+    battery_mah: Annotated[float, typer.Option("--battery-mah", min=100.0, max=100_000.0,
+                                               help="battery capacity")] = 4000.0,
+    per_day: Annotated[int, typer.Option("--per-day", min=1, max=1440,
+                                         help="notifications per day")] = 24,
+    devices: Annotated[int, typer.Option(min=1, max=100,
+                                         help="devices per row (results are means)")] = 3,
+    platform: Annotated[Platform, typer.Option(help="the phones' platform")] = Platform.ios,
+    scheduler: Annotated[Scheduler, typer.Option(
+        help="how the polling app schedules itself (workmanager: Android's 15 min floor)")]
+    = Scheduler.foreground_service,
     seed: Annotated[int, typer.Option(help="random seed")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="a JSON list of rows")] = False,
     png: Annotated[Path | None, typer.Option(help="write a chart (PNG) here")] = None,
 ) -> None:
     """The same notifications by push and by polling at each interval: battery and latency."""
-    if network not in ("lte", "3g", "wifi", "5g"):
-        raise typer.BadParameter("network must be lte, 3g, wifi or 5g", param_hint="--network")
-    if platform not in ("ios", "android"):
-        raise typer.BadParameter("platform must be ios or android", param_hint="--platform")
-    try:
-        values = [parse_duration(v) for v in intervals.split(",") if v.strip()]
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--intervals") from None
-    if not values or any(v <= 0 for v in values):
-        raise typer.BadParameter("give positive intervals", param_hint="--intervals")
-    work = Workload(days=days, per_day=per_day, devices=devices, network=network,
-                    platform=platform, battery_mah=battery_mah, scheduler=scheduler, seed=seed)
+    values = parse_intervals(intervals)
+    output_file(png, "--png")
+    work = Workload(days=days, per_day=per_day, devices=devices, network=network.value,
+                    platform=platform.value, battery_mah=battery_mah,
+                    scheduler=scheduler.value, seed=seed)
     rows = compare_poll(values, work)
     if png is not None:
         render_png(rows, work, png)
@@ -271,7 +327,7 @@ def poll(
         return
     console = Console()
     console.print(render_table(rows, work))
-    if network == "5g":
+    if network == Network.g5:
         console.print("[yellow]5G figures come from a PLACEHOLDER profile, not measurements."
                       "[/yellow]")
     if png is not None:
