@@ -218,7 +218,7 @@ def _timeline(s: Scenario, reach: Reach) -> Iterator[Finding]:
                               f"{problem[1]}: the send reaches nobody", False)
             last = entry.at + (action.count - 1) * action.every
             if problem is None and last > s.duration:
-                late = int((last - s.duration) // action.every) + 1 if action.every else 0
+                late = action.count - int((s.duration - entry.at) // action.every) - 1
                 yield Finding(("timeline", i, name, "count"), f"the last {late} of "
                               f"{action.count} sends fall after the end of the run "
                               f"(duration {end})", False)

@@ -106,3 +106,62 @@ def test_unreadable_or_empty_file_is_one_line_and_exit_2(tmp_path: Path, content
     line = _one_error_line(invoke("run", str(path)))
     assert line.startswith(f"error: {path}")
     assert reason in line
+
+
+REACH = """\
+name: reach
+duration: 10m
+devices:
+  - id: alice-iphone
+    platform: ios
+    user: alice
+    apps: [{id: com.example.chat, topics: [news]}]
+timeline:
+  - at: 1m
+    send: {user: alice, title: reaches someone}
+"""
+
+
+@pytest.mark.parametrize(("entry", "field", "reason"), [
+    ("send: {user: alcie}", "timeline.1.send.user", "no device has the user 'alcie'"),
+    ("send: {device: alice-ipone}", "timeline.1.send.device", "no device or group"),
+    ("send: {user: alice, app: com.example.chta}", "timeline.1.send.app",
+     "no device has the app"),
+    ("send: {topic: nwes}", "timeline.1.send.topic", "no app subscribes to the topic 'nwes'"),
+    ("offline: {device: bob-phone}", "timeline.1.offline.device", "no device or group"),
+    ("uninstall: {device: alice-iphone, app: com.example.mail}", "timeline.1.uninstall.app",
+     "no device has the app"),
+])
+def test_an_action_that_reaches_nobody_is_a_warning_with_its_line(
+        tmp_path: Path, entry: str, field: str, reason: str) -> None:
+    path = tmp_path / "reach.yaml"
+    path.write_text(REACH + f"  - at: 2m\n    {entry}\n", encoding="utf-8")
+    result = invoke("run", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"warning: {path}:12: {field}: {reason}" in result.output
+    assert "reaches nobody" in result.output
+    strict = invoke("run", str(path), "--strict")
+    assert _one_error_line(strict).startswith(f"error: {path}:12: {field}: {reason}")
+
+
+@pytest.mark.parametrize(("entry", "line", "field", "reason"), [
+    ("  - at: 11m\n    send: {user: alice}\n", 11, "timeline.1.at", "after the end of the run"),
+    ("  - at: 8m\n    send: {user: alice, count: 5, every: 1m}\n", 12,
+     "timeline.1.send.count", "the last 2 of 5 sends fall after the end"),
+    ("  - at: 1h\n    reboot: {device: alice-iphone}\n", 11, "timeline.1.at",
+     "reboot never happens"),
+])
+def test_an_action_after_the_end_is_a_warning(tmp_path: Path, entry: str, line: int,
+                                               field: str, reason: str) -> None:
+    path = tmp_path / "late.yaml"
+    path.write_text(REACH + entry, encoding="utf-8")
+    result = invoke("run", str(path))
+    assert result.exit_code == 0, result.output
+    assert f"warning: {path}:{line}: {field}: " in result.output
+    assert reason in result.output
+    assert invoke("run", str(path), "--strict").exit_code == 2
+
+
+def test_the_committed_scenarios_have_no_warnings() -> None:
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        assert load_scenario(path).warnings == [], path
