@@ -19,6 +19,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Click's own help and errors: flags read as flags (the rich panels of typer 0.29
+    # print `<bool>` beside every one, as if it took a value) and a bad value is one
+    # "Error: Invalid value for '--opt': reason" line, not a box that wraps it.
+    rich_markup_mode=None,
 )
 run_commands.register(app)
 dashboard_commands.register(app)
