@@ -8,11 +8,17 @@ then checks that the broker still serves a well-behaved client.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import socket
+import stat
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +31,7 @@ from simulator.live.broker import EmbeddedBroker
 pytestmark = pytest.mark.live
 
 GATEWAY_ID = "pushlab-gateway-apns"
+PUSHLAB = Path(sys.executable).with_name("pushlab")
 CONNECT, CONNACK, PUBLISH, SUBSCRIBE, SUBACK, PINGREQ, PINGRESP = 1, 2, 3, 8, 9, 12, 13
 
 
@@ -397,3 +404,30 @@ def test_generated_garbage_after_connect_is_closed(lab: BrokerThread, garbage: b
 
 def test_the_broker_serves_after_the_fuzzing(lab: BrokerThread) -> None:
     assert lab.serves()
+
+
+# pushlab serve broker keeps its secrets off the terminal ----------------------------
+
+def test_serve_broker_writes_its_secrets_to_a_private_file(tmp_path: Path) -> None:
+    creds = tmp_path / "creds.json"
+    env = {**os.environ, "PUSHLAB_GATEWAY_PASSWORD": "gw-very-secret",
+           "PUSHLAB_DEVICE_SECRET": "dev-very-secret"}
+    proc = subprocess.Popen([str(PUSHLAB), "serve", "broker", "--port", "0",
+                             "--credentials", str(creds)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "very-secret" not in line
+        assert str(creds) in line and "0600" in line
+        assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+        saved = json.loads(creds.read_text())
+        assert (saved["gateway_password"], saved["device_secret"]) == (
+            "gw-very-secret", "dev-very-secret")
+        port = int(saved["url"].rsplit(":", 1)[1])
+        raw = Raw(port)
+        assert raw.connect(GATEWAY_ID, saved["gateway_username"], "gw-very-secret") == 0
+        raw.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -111,8 +111,11 @@ def broker(
     device_secret: str | None = typer.Option(None, envvar="PUSHLAB_DEVICE_SECRET",
                                              help="embedded: secret device passwords derive "
                                                   "from"),
+    credentials: Path = typer.Option(Path("pushlab-broker-credentials.json"),
+                                     help="embedded: file (mode 0600) the URL, gateway "
+                                          "password and device secret are written to"),
 ) -> None:
     """An MQTT broker for live runs and load workers on other machines (see docs/load.md)."""
     from simulator.load.broker_command import serve_broker
 
-    serve_broker(kind, host, port, gateway_password, device_secret)
+    serve_broker(kind, host, port, gateway_password, device_secret, credentials)

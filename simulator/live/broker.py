@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from amqtt.contexts import Action, BaseContext
@@ -40,6 +43,14 @@ log = logging.getLogger(__name__)
 def device_password(secret: str, device_id: str) -> str:
     """A device's broker password: an HMAC of its id, so the broker keeps no list."""
     return hmac.new(secret.encode(), device_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (mode 0600, also when it existed before)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)
 
 
 # access rules (pure functions, tested without a broker) -------------------------
@@ -188,6 +199,13 @@ class EmbeddedBroker:
 
     def device_password(self, device_id: str) -> str:
         return device_password(self.device_secret, device_id)
+
+    def write_credentials(self, path: Path) -> None:
+        """Save the URL, gateway login and device secret as JSON only the owner may read."""
+        write_private(path, json.dumps({
+            "url": self.url, "gateway_username": self.gateway_username,
+            "gateway_password": self.gateway_password, "device_secret": self.device_secret,
+        }, indent=2) + "\n")
 
     def config(self) -> dict[str, Any]:
         """The amqtt configuration this broker runs with."""

@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from simulator.core import devicelink as dl
-from simulator.live.broker import device_password
+from simulator.live.broker import device_password, write_private
 
 ACL = """\
 user {gateway}
@@ -53,13 +53,6 @@ def password_line(username: str, password: str, salt: bytes | None = None) -> st
             f"{base64.b64encode(digest).decode()}")
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        os.fchmod(out.fileno(), 0o600)
-        out.write(text)
-
-
 def write_auth_files(directory: Path, *, gateway_username: str, gateway_password: str,
                      device_secret: str, device_ids: Iterable[str]) -> tuple[Path, Path]:
     """Write ``passwords`` (mode 0600) and ``acl`` into ``directory``; return both paths."""
@@ -70,7 +63,7 @@ def write_auth_files(directory: Path, *, gateway_username: str, gateway_password
         lines.append(password_line(device_id, device_password(device_secret, device_id)))
     directory.mkdir(parents=True, exist_ok=True)
     passwords, acl = directory / "passwords", directory / "acl"
-    _write_private(passwords, "\n".join(lines) + "\n")
+    write_private(passwords, "\n".join(lines) + "\n")
     acl.write_text(ACL.format(gateway=gateway_username))
     return passwords, acl
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from pathlib import Path
 
 import typer
 
 
 def serve_broker(kind: str, host: str, port: int, gateway_password: str | None,
-                 device_secret: str | None) -> None:
-    """Run until Ctrl-C, printing the URL(s) to give ``pushlab load --broker``."""
+                 device_secret: str | None,
+                 credentials: Path = Path("pushlab-broker-credentials.json")) -> None:
+    """Run until Ctrl-C, printing the URL(s) to give ``pushlab load --broker``.
+
+    The embedded broker's secrets go to ``credentials`` (mode 0600), never to the
+    terminal, where scrollback and logs would keep them.
+    """
     if kind == "embedded":
         from simulator.live.broker import EmbeddedBroker
 
@@ -19,8 +25,15 @@ def serve_broker(kind: str, host: str, port: int, gateway_password: str | None,
             broker = EmbeddedBroker(host, port, gateway_password=gateway_password,
                                     device_secret=device_secret)
             await broker.start()
-            typer.echo(f"embedded broker {broker.url} (gateway user 'gateway', password "
-                       f"{broker.gateway_password!r}, device secret {broker.device_secret!r})")
+            try:
+                broker.write_credentials(credentials)
+            except OSError as exc:
+                await broker.stop()
+                typer.echo(f"error: cannot write {credentials}: {exc.strerror}", err=True)
+                raise typer.Exit(2) from None
+            typer.echo(f"embedded broker {broker.url} (gateway user "
+                       f"{broker.gateway_username!r}; its password and the device secret "
+                       f"are in {credentials}, mode 0600)")
             try:
                 await asyncio.Event().wait()
             finally:
