@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import typer
+
+from simulator.commands.outpaths import output_dir, output_file
+from simulator.commands.ports import PORT_MAX, PORT_MIN, ensure_free
+
+IN_FILE = {"exists": True, "dir_okay": False, "readable": True}
+
+
+class BrokerKind(StrEnum):
+    """embedded (amqtt, with PushLab's ACL) | mosquitto | nats (a 3-node cluster)"""
+
+    embedded = "embedded"
+    mosquitto = "mosquitto"
+    nats = "nats"
 
 app = typer.Typer(help="long-running live parts: the providers, the app server, a broker",
                   no_args_is_help=True)
@@ -13,9 +27,12 @@ app = typer.Typer(help="long-running live parts: the providers, the app server, 
 @app.command("apns")
 def apns(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(2197, help="production port (0: any free port)"),
-    sandbox_port: int = typer.Option(2198, help="sandbox port (0: any free port)"),
-    admin_port: int = typer.Option(2199, help="admin API port (0: any free port)"),
+    port: int = typer.Option(2197, min=PORT_MIN, max=PORT_MAX,
+                             help="production port (0: any free port)"),
+    sandbox_port: int = typer.Option(2198, min=PORT_MIN, max=PORT_MAX,
+                                     help="sandbox port (0: any free port)"),
+    admin_port: int = typer.Option(2199, min=PORT_MIN, max=PORT_MAX,
+                                   help="admin API port (0: any free port)"),
     tls_dir: Path | None = typer.Option(None, help="CA and certificate directory "
                                         "(default ~/.pushlab/tls; created on first use)"),
     h2c: bool = typer.Option(False, "--h2c", help="cleartext HTTP/2 (prior knowledge), no TLS"),
@@ -23,7 +40,8 @@ def apns(
                                          "(default ~/.pushlab/apns-keys; see pushlab apns keygen)"),
     require_auth: bool | None = typer.Option(None, "--require-auth/--no-auth",
                                              help="provider tokens (default: on when keys exist)"),
-    faults: Path | None = typer.Option(None, help="YAML/JSON fault plan to start with"),
+    faults: Path | None = typer.Option(None, **IN_FILE, help="YAML/JSON fault plan to start "
+                                       "with"),
     strict_tokens: bool = typer.Option(False, "--strict-tokens",
                                        help="only tokens issued by POST /admin/tokens"),
     seed: int = typer.Option(0, help="seed for ids and tokens"),
@@ -31,33 +49,51 @@ def apns(
                                        "silent before GOAWAY IdleTimeout (0: never)"),
     handshake_timeout: float = typer.Option(10.0, min=0, help="seconds for the TLS handshake "
                                             "and again for the HTTP/2 preface (0: no limit)"),
+    admin_host: str = typer.Option("127.0.0.1", help="address the admin API listens on "
+                                   "(off loopback it needs --admin-token)"),
+    admin_token: str | None = typer.Option(None, "--admin-token", envvar="PUSHLAB_ADMIN_TOKEN",
+                                           help="bearer token every /admin request must "
+                                                "carry (required off loopback)"),
 ) -> None:
     """The APNs look-alike: HTTP/2 (TLS with or without ALPN, or h2c) plus the admin API."""
     from simulator.commands.apns import serve_apns
 
+    ensure_free(host, {"--port": port, "--sandbox-port": sandbox_port,
+                       "--admin-port": admin_port})
+    if not h2c:
+        output_dir(tls_dir, "--tls-dir")
     serve_apns(host, port, sandbox_port, admin_port, tls_dir, h2c, keys_dir, require_auth,
                faults, strict_tokens, seed, idle_timeout=idle_timeout,
-               handshake_timeout=handshake_timeout)
+               handshake_timeout=handshake_timeout, admin_host=admin_host,
+               admin_token=admin_token)
 
 
 @app.command("fcm")
 def fcm(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8090, help="port (0: any free port)"),
+    port: int = typer.Option(8090, min=PORT_MIN, max=PORT_MAX, help="port (0: any free port)"),
     project: str = typer.Option("pushlab-demo", help="Firebase project id"),
     credentials: Path = typer.Option(Path("pushlab-fcm-service-account.json"),
                                      help="service-account file to trust (written, with "
                                           "token_uri at this server, if missing)"),
-    quota: int = typer.Option(600_000, help="project send quota per rolling minute"),
+    quota: int = typer.Option(600_000, min=1, help="project send quota per rolling minute"),
     tls_dir: Path | None = typer.Option(None, help="serve HTTPS with the lab CA in this "
                                         "directory (default: plain HTTP)"),
-    faults: Path | None = typer.Option(None, help="YAML/JSON fault plan to start with"),
+    faults: Path | None = typer.Option(None, **IN_FILE, help="YAML/JSON fault plan to start "
+                                       "with"),
     seed: int = typer.Option(0, help="seed for ids and tokens"),
+    admin_token: str | None = typer.Option(None, "--admin-token", envvar="PUSHLAB_ADMIN_TOKEN",
+                                           help="bearer token every /admin request must "
+                                                "carry (required off loopback)"),
 ) -> None:
     """The FCM look-alike: HTTP v1, legacy /fcm/send, Instance ID topics, OAuth, admin API."""
     from simulator.commands.fcm import serve_command
 
-    serve_command(host, port, project, credentials, seed, quota, tls_dir, faults)
+    ensure_free(host, {"--port": port})
+    if not credentials.exists():
+        output_file(credentials, "--credentials")
+    output_dir(tls_dir, "--tls-dir")
+    serve_command(host, port, project, credentials, seed, quota, tls_dir, faults, admin_token)
 
 
 @app.command("app-server")
@@ -65,13 +101,14 @@ def app_server(
     api_key: str = typer.Option(..., envvar="PUSHLAB_API_KEY",
                                 help="the key every request must carry (X-API-Key)"),
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
-    port: int = typer.Option(8080, help="port (0: any free port)"),
+    port: int = typer.Option(8080, min=PORT_MIN, max=PORT_MAX, help="port (0: any free port)"),
     db: Path = typer.Option(Path("pushlab-app.db"), help="SQLite file (survives restarts)"),
     apns_url: str | None = typer.Option("https://127.0.0.1:2197",
                                         help="APNs look-alike (or real APNs); '' for none"),
     apns_ca: Path | None = typer.Option(None, help="CA file to trust for APNs/FCM "
                                         "(e.g. ~/.pushlab/tls/ca.pem)"),
-    apns_key: Path | None = typer.Option(None, help="AuthKey_<KEYID>.p8 for token auth"),
+    apns_key: Path | None = typer.Option(None, **IN_FILE,
+                                         help="AuthKey_<KEYID>.p8 for token auth"),
     apns_key_id: str | None = typer.Option(None, help="Key ID (default: from the file name)"),
     apns_team: str | None = typer.Option(None, help="Team ID (default: from the key's .json)"),
     apns_topic: str = typer.Option("com.example.chat", help="default apns-topic (bundle id)"),
@@ -87,7 +124,9 @@ def app_server(
     from app_server.server import ServerConfig, serve_forever
 
     if binding not in ("install", "user"):
-        raise typer.BadParameter("binding is install or user")
+        raise typer.BadParameter("binding is install or user", param_hint="--binding")
+    ensure_free(host, {"--port": port})
+    output_file(db, "--db")
     cfg = ServerConfig(api_key=api_key, host=host, port=port, db=str(db),
                        binding=binding,  # type: ignore[arg-type]
                        apns_topic=apns_topic, apns_key=apns_key, apns_key_id=apns_key_id,
@@ -102,10 +141,10 @@ def app_server(
 
 @app.command("broker")
 def broker(
-    kind: str = typer.Option("embedded", help="embedded (amqtt, with PushLab's ACL) | "
-                                              "mosquitto | nats (a 3-node cluster)"),
+    kind: BrokerKind = typer.Option(BrokerKind.embedded, help=BrokerKind.__doc__),
     host: str = typer.Option("127.0.0.1", help="address to listen on (embedded)"),
-    port: int = typer.Option(1883, help="port (embedded and mosquitto; 0: any free port)"),
+    port: int = typer.Option(1883, min=PORT_MIN, max=PORT_MAX,
+                             help="port (embedded and mosquitto; 0: any free port)"),
     gateway_password: str | None = typer.Option(None, envvar="PUSHLAB_GATEWAY_PASSWORD",
                                                 help="embedded: the gateway user's password"),
     device_secret: str | None = typer.Option(None, envvar="PUSHLAB_DEVICE_SECRET",
@@ -118,4 +157,8 @@ def broker(
     """An MQTT broker for live runs and load workers on other machines (see docs/load.md)."""
     from simulator.load.broker_command import serve_broker
 
-    serve_broker(kind, host, port, gateway_password, device_secret, credentials)
+    if kind in ("embedded", "mosquitto"):
+        ensure_free(host if kind == "embedded" else "127.0.0.1", {"--port": port})
+    if kind == "embedded":
+        output_file(credentials, "--credentials")
+    serve_broker(kind.value, host, port, gateway_password, device_secret, credentials)
