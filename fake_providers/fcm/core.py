@@ -488,7 +488,8 @@ class FcmCore:
         self.activity.record(self.wall_clock(), False, p.status, p.code, req.method, req.path,
                              None, None, req.headers, req.body)
         body = {"error": p.code, "error_description": p.description}
-        return FcmOutcome(HttpResponse(p.status, dict(_JSON), json.dumps(body).encode()), delay)
+        headers = dict(_JSON, allow="POST") if p.status == 405 else dict(_JSON)
+        return FcmOutcome(HttpResponse(p.status, headers, json.dumps(body).encode()), delay)
 
     def _iid_info(self, req: HttpRequest, token: str, delay: float) -> FcmOutcome:
         try:
@@ -521,7 +522,7 @@ class FcmCore:
             add = False
             topic = unquote(topic_in_path)
         else:
-            raise method_not_allowed(req.method)
+            raise method_not_allowed(req.method, "POST" if topic_in_path is None else "DELETE")
         self._authorize_bearer(req, project)
         if not self.iid_rate.take(1):
             raise fcm_error("QUOTA_EXCEEDED", "Topic management rate exceeded (per project)")

@@ -142,5 +142,7 @@ def not_found(path: str) -> FcmProblem:
     return FcmProblem(None, f"Requested entity was not found. ({path})", 404, "NOT_FOUND")
 
 
-def method_not_allowed(method: str) -> FcmProblem:
-    return FcmProblem(None, f"Method {method} is not allowed here.", 405, "UNIMPLEMENTED")
+def method_not_allowed(method: str, allow: str = "POST") -> FcmProblem:
+    """405 with the ``Allow`` header RFC 9110 requires."""
+    return FcmProblem(None, f"Method {method} is not allowed here.", 405, "UNIMPLEMENTED",
+                      headers={"allow": allow})

@@ -192,7 +192,8 @@ def handle_legacy(core: FcmCore, req: HttpRequest, delay: float) -> FcmOutcome:
     plain = False
     try:
         if req.method != "POST":
-            raise _Whole(405, "Method not allowed; use POST.", reason="MethodNotAllowed")
+            raise _Whole(405, "Method not allowed; use POST.", {"allow": "POST"},
+                         reason="MethodNotAllowed")
         auth = (req.header("authorization") or "").strip()
         key = auth[4:].strip() if auth[:4].lower() == "key=" else None
         project = core.config.legacy_server_keys.get(key) if key else None

@@ -123,8 +123,10 @@ class OAuthError(Exception):
 
     def response(self) -> HttpResponse:
         body = {"error": self.error, "error_description": self.description}
-        return HttpResponse(self.status, {"content-type": "application/json; charset=utf-8"},
-                            json.dumps(body).encode())
+        headers = {"content-type": "application/json; charset=utf-8"}
+        if self.status == 405:
+            headers["allow"] = "POST"
+        return HttpResponse(self.status, headers, json.dumps(body).encode())
 
 
 class OAuthServer:

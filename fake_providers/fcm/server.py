@@ -26,6 +26,7 @@ from aiohttp import web
 
 from fake_providers.admin import admin_app, store_route
 from fake_providers.fcm.core import FcmCore
+from fake_providers.fcm.openapi import openapi_document
 from simulator.core import safejson
 from simulator.core.http import HttpRequest
 
@@ -109,12 +110,14 @@ def fcm_admin_routes(core: FcmCore) -> list[web.RouteDef]:
     async def issue(request: web.Request) -> web.Response:
         body = await _json(request)
         device, app_id = body.get("device_id"), body.get("app_id")
-        if not isinstance(device, str) or not isinstance(app_id, str) or not device or not app_id:
-            return web.json_response({"error": 'give {"device_id": "...", "app_id": "..."}'},
-                                     status=400)
+        project = body.get("project")
+        if not isinstance(device, str) or not isinstance(app_id, str) or not device or \
+                not app_id or not isinstance(project, str | None):
+            return web.json_response({"error": 'give {"device_id": "...", "app_id": "...", '
+                                               '"project": "..." (optional)}'}, status=400)
         record = registry.issue(device, app_id, "production", backend.clock())
-        if isinstance(body.get("project"), str):
-            core.assign_app(app_id, body["project"])
+        if project is not None:
+            core.assign_app(app_id, project)
         return web.json_response({"token": record.token, "device_id": device, "app_id": app_id})
 
     async def uninstall(request: web.Request) -> web.Response:
@@ -155,7 +158,11 @@ def fcm_admin_routes(core: FcmCore) -> list[web.RouteDef]:
         core.assign_app(app_id, project)
         return web.json_response({"app_id": app_id, "project": project})
 
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(openapi_document())
+
     return [
+        web.get("/admin/openapi.json", openapi),
         web.post("/admin/tokens", issue),
         web.delete("/admin/tokens/{token}", uninstall),
         web.post("/admin/tokens/{token}/refresh", refresh),
@@ -166,14 +173,19 @@ def fcm_admin_routes(core: FcmCore) -> list[web.RouteDef]:
     ]
 
 
-def build_app(core: FcmCore, *, admin: bool = True) -> web.Application:
-    """The aiohttp application: the admin API first, then every FCM route."""
+def build_app(core: FcmCore, *, admin: bool = True,
+              admin_token: str | None = None) -> web.Application:
+    """The aiohttp application: the admin API first (``admin_token``: bearer token its
+    routes then require), then every FCM route."""
     if admin:
         app = admin_app(core.activity, core.faults, core.reset,
-                        routes=fcm_admin_routes(core), name="fcm")
+                        routes=fcm_admin_routes(core), name="fcm", token=admin_token)
     else:
         app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", make_handler(core))
+    # Every other path is the core's; with the admin API on, paths under /admin/ stay
+    # aiohttp's, so a wrong method there is a 405 with Allow, not the core's 404.
+    tail = "/{tail:(?!admin/).*}" if admin else "/{tail:.*}"
+    app.router.add_route("*", tail, make_handler(core))
     return app
 
 
@@ -202,9 +214,10 @@ class FcmServer:
 
 async def start_fcm_server(core: FcmCore, *, host: str = "127.0.0.1", port: int = 0,
                            ssl_context: ssl.SSLContext | None = None,
-                           admin: bool = True) -> FcmServer:
+                           admin: bool = True, admin_token: str | None = None) -> FcmServer:
     """Serve ``core`` on ``host:port`` (port 0: an ephemeral one) until ``close()``."""
-    runner = web.AppRunner(build_app(core, admin=admin), access_log=None,
+    runner = web.AppRunner(build_app(core, admin=admin, admin_token=admin_token),
+                           access_log=None,
                            handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
