@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from enum import StrEnum
 from pathlib import Path
 
@@ -11,6 +12,11 @@ from simulator.commands.outpaths import output_dir, output_file
 from simulator.commands.ports import PORT_MAX, PORT_MIN, ensure_free
 
 IN_FILE = {"exists": True, "dir_okay": False, "readable": True}
+
+
+def fresh_seed(seed: int | None) -> int:
+    """``seed``, or one from the OS: ids a server hands out must not repeat across starts."""
+    return secrets.randbits(63) if seed is None else seed
 
 
 class BrokerKind(StrEnum):
@@ -44,7 +50,8 @@ def apns(
                                        "with"),
     strict_tokens: bool = typer.Option(False, "--strict-tokens",
                                        help="only tokens issued by POST /admin/tokens"),
-    seed: int = typer.Option(0, help="seed for ids and tokens"),
+    seed: int | None = typer.Option(None, help="seed for ids and tokens, to repeat a run "
+                                    "(default: a new one each start)"),
     idle_timeout: float = typer.Option(3600.0, min=0, help="seconds a connection may stay "
                                        "silent before GOAWAY IdleTimeout (0: never)"),
     handshake_timeout: float = typer.Option(10.0, min=0, help="seconds for the TLS handshake "
@@ -63,7 +70,7 @@ def apns(
     if not h2c:
         output_dir(tls_dir, "--tls-dir")
     serve_apns(host, port, sandbox_port, admin_port, tls_dir, h2c, keys_dir, require_auth,
-               faults, strict_tokens, seed, idle_timeout=idle_timeout,
+               faults, strict_tokens, fresh_seed(seed), idle_timeout=idle_timeout,
                handshake_timeout=handshake_timeout, admin_host=admin_host,
                admin_token=admin_token)
 
@@ -81,7 +88,8 @@ def fcm(
                                         "directory (default: plain HTTP)"),
     faults: Path | None = typer.Option(None, **IN_FILE, help="YAML/JSON fault plan to start "
                                        "with"),
-    seed: int = typer.Option(0, help="seed for ids and tokens"),
+    seed: int | None = typer.Option(None, help="seed for ids and tokens, to repeat a run "
+                                    "(default: a new one each start)"),
     admin_token: str | None = typer.Option(None, "--admin-token", envvar="PUSHLAB_ADMIN_TOKEN",
                                            help="bearer token every /admin request must "
                                                 "carry (required off loopback)"),
@@ -93,7 +101,8 @@ def fcm(
     if not credentials.exists():
         output_file(credentials, "--credentials")
     output_dir(tls_dir, "--tls-dir")
-    serve_command(host, port, project, credentials, seed, quota, tls_dir, faults, admin_token)
+    serve_command(host, port, project, credentials, fresh_seed(seed), quota, tls_dir, faults,
+                  admin_token)
 
 
 @app.command("app-server")
