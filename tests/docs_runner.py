@@ -304,7 +304,8 @@ class Page:
         script = self.folder / ".docs-test" / f"{block.page.stem}-{block.line}.py"
         script.parent.mkdir(exist_ok=True)
         script.write_text(block.example.parsed)
-        done = _run([str(self.folder / ".venv" / "bin" / "python"), str(script)], self)
+        done = _run([str(self.folder / ".venv" / "bin" / "python"), str(script)], self,
+                    block.where)
         if done.returncode != 0:
             raise DocFailure(f"{block.where}: python snippet exited with {done.returncode} "
                              f"(its line N is the page's line {block.line}+N):\n"
@@ -334,7 +335,7 @@ class Page:
                     " exit 99' ERR\n")
         else:
             head = "set -o pipefail\n"
-        done = _run(["bash", "-c", head + "\n".join(script)], self)
+        done = _run(["bash", "-c", head + "\n".join(script)], self, block.where)
         failed = re.search(r"^@@docs-test (.*)$", done.stderr, re.M)
         if expected is None and done.returncode != 0:
             what = failed.group(1) if failed else f"{block.where}: exit {done.returncode}"
@@ -398,13 +399,19 @@ def _strip_ansi(text: str) -> str:
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]", "", text)
 
 
-def _run(argv: list[str], page: Page) -> subprocess.CompletedProcess:
+def _run(argv: list[str], page: Page, where: str) -> subprocess.CompletedProcess:
+    """Run to the end; a traceback is a failure even when the exit status is 0."""
     try:
-        return subprocess.run(argv, cwd=page.folder, env=page.env, capture_output=True,
+        done = subprocess.run(argv, cwd=page.folder, env=page.env, capture_output=True,
                               text=True, timeout=BLOCK_TIMEOUT_S, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired as exc:
-        raise DocFailure(f"`{argv[-1][-200:]}` still running after {BLOCK_TIMEOUT_S:.0f} s; "
-                         "a long command needs a docs-test mark with its reason") from exc
+        raise DocFailure(f"{where}: still running after {BLOCK_TIMEOUT_S:.0f} s; a long "
+                         "command needs a docs-test mark with its reason") from exc
+    if "Traceback (most recent call last)" in done.stderr + done.stdout:
+        failed = re.search(r"^@@docs-test (.*)$", done.stderr, re.M)
+        raise DocFailure(f"{failed.group(1) if failed else where}: printed a traceback "
+                         f"(exit {done.returncode}):\n{_tail(done)}")
+    return done
 
 
 def _tail(done: subprocess.CompletedProcess) -> str:

@@ -45,6 +45,67 @@ def keygen(
     typer.echo(f"trusted by `pushlab serve apns --keys-dir {d}`")
 
 
+def _key_file(directory: Path | None, key: Path | None, key_id: str | None) -> Path:
+    """The .p8 to sign with: ``--key``, ``--key-id`` in ``--dir``, or the newest there."""
+    if key is not None:
+        return key
+    d = directory or default_keys_dir()
+    if key_id is not None:
+        p8 = d / f"AuthKey_{key_id}.p8"
+        if not p8.is_file():
+            raise typer.BadParameter(f"no AuthKey_{key_id}.p8 in {d}", param_hint="--key-id")
+        return p8
+    keys = sorted(d.glob("AuthKey_*.p8"), key=lambda p: p.stat().st_mtime) \
+        if d.is_dir() else []
+    if not keys:
+        raise typer.BadParameter(f"no AuthKey_*.p8 in {d}; make one with "
+                                 f"`pushlab apns keygen --dir {d}`", param_hint="--dir")
+    if len(keys) > 1:
+        typer.echo(f"signing with {keys[-1].name}, the newest of {len(keys)} keys in {d} "
+                   "(--key-id chooses another)", err=True)
+    return keys[-1]
+
+
+@app.command("jwt")
+def jwt_token(
+    directory: Annotated[Path | None, typer.Option("--dir", help="where keys live "
+                                                   "(default ~/.pushlab/apns-keys)")] = None,
+    key: Annotated[Path | None, typer.Option(exists=True, dir_okay=False, help="an "
+                                             "AuthKey_<KEYID>.p8 (default: the newest in "
+                                             "--dir)")] = None,
+    key_id: Annotated[str | None, typer.Option(help="Key ID (default: from the file "
+                                                    "name)")] = None,
+    team: Annotated[str | None, typer.Option(help="Team ID (default: from the key's "
+                                                  ".json, written by keygen)")] = None,
+) -> None:
+    """Print a provider token (JWT, ES256, issued now) for an `authorization: bearer` header.
+
+    Like Apple's, it is good for an hour: make a new one when the lab answers
+    ExpiredProviderToken.
+    """
+    import json
+
+    from fake_providers.apns.keys import sign_provider_token
+
+    p8 = _key_file(directory, key, key_id)
+    meta_file = p8.with_suffix(".json")
+    try:
+        meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"{meta_file}: unreadable ({exc})", param_hint="--key") from None
+    kid = key_id or meta.get("key_id") or p8.stem.removeprefix("AuthKey_")
+    iss = team or meta.get("team_id")
+    if not iss:
+        raise typer.BadParameter(f"{p8} has no .json beside it to say its team; give "
+                                 "--team", param_hint="--team")
+    try:
+        token = sign_provider_token(p8.read_bytes(), kid, iss, int(time.time()))
+    except (OSError, ValueError, TypeError) as exc:
+        raise typer.BadParameter(f"{p8} is not a P-256 private key in PEM ({exc})",
+                                 param_hint="--key") from None
+    typer.echo(token)
+
+
 def load_faults(path: Path) -> dict:
     """A fault description from a YAML or JSON file (JSON is YAML)."""
     data = yaml.safe_load(path.read_text())
