@@ -323,3 +323,51 @@ def test_rest_registration_without_user_keeps_the_user(api) -> None:
         assert c.post("/v1/tokens", json=body).json()["user"] == "carol"
         sent = c.post("/v1/send/user/carol", json={"title": "t"}).json()["results"]
         assert [r["token"] for r in sent] == [token]
+
+
+# --- over real HTTP/2 to the APNs look-alike --------------------------------------------------
+@pytest.fixture
+async def apns_h2c():
+    """The APNs look-alike on h2c (no provider keys: no auth) and an app server using it."""
+    from fake_providers.apns.h2server import start_apns_server
+
+    lab = build_lab(seed=6, wall_clock=time.time)
+    h2 = await start_apns_server(lab.production, h2c=True)
+    transport = HttpxTransport(f"http://127.0.0.1:{h2.port}", http2=True, timeout=0.3)
+    loop = asyncio.get_running_loop()
+    server = AppServer({"ios": ApnsSender(transport, TOPIC, random.Random(3),
+                                          wall_clock=time.time)},
+                       loop.time, Trace(loop.time),
+                       retry=RetryPolicy(max_attempts=3, base=0.01, cap=0.02))
+    token = lab.issue("iphone", TOPIC)
+    await server.register_token(user="ann", device_id="iphone", app_id=TOPIC, platform="ios",
+                                token=token)
+    try:
+        yield lab, server, transport
+    finally:
+        await h2.close()
+        await transport.aclose()
+
+
+@pytest.mark.live
+async def test_a_bad_collapse_key_does_not_cost_good_sends_on_the_shared_connection(
+        apns_h2c) -> None:
+    lab, server, transport = apns_h2c
+    notes = [Notification("bad", collapse_key="a\nb"), Notification("bad", collapse_key="a\0b"),
+             *(Notification(f"good {i}", collapse_key="k") for i in range(3))]
+    results = await asyncio.gather(*(server.send_to_user("ann", n) for n in notes))
+    bad, good = [r[0] for r in results[:2]], [r[0] for r in results[2:]]
+    assert [(r.outcome, r.attempts) for r in bad] == [("failed", 0)] * 2
+    assert [(r.outcome, r.attempts) for r in good] == [("accepted", 1)] * 3
+    assert server.stats.retries == 0 and set(transport.http_versions) == {"HTTP/2"}
+
+
+@pytest.mark.live
+async def test_apns_latency_beyond_the_timeout_is_unknown_and_reuses_the_apns_id(
+        apns_h2c) -> None:
+    lab, server, _ = apns_h2c
+    lab.faults.set_latency(1.0)
+    [result] = await server.send_to_user("ann", Notification("slow"))
+    assert result.outcome == "unknown" and result.attempts == 3
+    accepted = lab.activity.select("accepted", None, None, None)
+    assert len(accepted) == 3 and len({e.msg_id for e in accepted}) == 1
