@@ -32,6 +32,9 @@ from h2.events import (
     StreamReset,
 )
 from h2.settings import SettingCodes, Settings
+from hpack import Encoder
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fake_providers.apns.h2server import PREFACE, start_apns_server
 from fake_providers.apns.keys import generate_key
@@ -483,3 +486,184 @@ async def test_memory_returns_after_many_idle_tls_connections_close(srv):
     assert opened - before > 20, (before, opened)  # the connections did cost memory
     assert closed - before < (opened - before) / 3, (before, opened, closed)
     await assert_serves(srv, "tls")
+
+
+# --- raw frames: rapid reset, CONTINUATION floods, HPACK bombs ------------------------
+
+HEADERS, RST_STREAM, SETTINGS, GOAWAY, CONTINUATION = 0x1, 0x3, 0x4, 0x7, 0x9
+END_STREAM, END_HEADERS = 0x1, 0x4
+
+
+class Raw:
+    """Frames written and read by hand, for what an ``h2`` client refuses to send."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.encoder = Encoder()
+        self.frames: list[tuple[int, int, int, bytes]] = []
+
+    @classmethod
+    async def open(cls, port: int) -> Raw:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(PREFACE + frame(SETTINGS, 0, 0))
+        return cls(reader, writer)
+
+    def block(self, srv: Server, token: str, extra: list[tuple[str, str]] = ()) -> bytes:
+        return self.encoder.encode([
+            (":method", "POST"), (":scheme", "http"), (":authority", "x"),
+            (":path", f"/3/device/{token}"), ("apns-topic", APP), *extra])
+
+    async def read(self, done, timeout: float = 5.0) -> bool:
+        buf = bytearray()
+        try:
+            async with asyncio.timeout(timeout):
+                while not done(self):
+                    data = await self.reader.read(65536)
+                    if not data:
+                        break
+                    buf += data
+                    while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+                        n = int.from_bytes(buf[:3], "big")
+                        self.frames.append((buf[3], buf[4], int.from_bytes(buf[5:9], "big")
+                                            & 0x7FFFFFFF, bytes(buf[9:9 + n])))
+                        del buf[:9 + n]
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            pass
+        return done(self)
+
+    def goaway(self) -> ErrorCodes | None:
+        for ftype, _, _, payload in self.frames:
+            if ftype == GOAWAY:
+                return ErrorCodes(int.from_bytes(payload[4:8], "big"))
+        return None
+
+    def answered(self, sid: int) -> bool:
+        return any(f[0] == HEADERS and f[2] == sid for f in self.frames)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _noauth_token(srv: Server) -> str:
+    return srv.info["sandbox_token"]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.one_of(st.integers(1, 900), st.integers(1100, 3000)))
+def test_rapid_reset(srv, n):
+    """HEADERS then RST_STREAM, n times: within the burst of 1000 the connection goes
+    on and serves; past it, GOAWAY ENHANCE_YOUR_CALM."""
+
+    async def case() -> None:
+        before = srv.rss()
+        r = await Raw.open(srv.info["noauth"])
+        out = bytearray()
+        for i in range(n):
+            sid = 2 * i + 1
+            out += frame(HEADERS, END_HEADERS, sid, r.block(srv, _noauth_token(srv)))
+            out += frame(RST_STREAM, 0, sid, int(ErrorCodes.CANCEL).to_bytes(4, "big"))
+        last = 2 * n + 1
+        out += frame(HEADERS, END_HEADERS, last, r.block(srv, _noauth_token(srv)))
+        out += frame(0x0, END_STREAM, last, BODY)
+        r.writer.write(out)
+        await r.read(lambda r: r.goaway() is not None or r.answered(last))
+        if n > 1000:
+            assert r.goaway() == ErrorCodes.ENHANCE_YOUR_CALM
+        else:
+            assert r.goaway() is None and r.answered(last)
+        r.close()
+        assert srv.rss() - before < 10
+        await assert_serves(srv, "noauth")
+
+    asyncio.run(case())
+
+
+@settings(max_examples=8, deadline=None)
+@given(sizes=st.lists(st.integers(0, 2048), min_size=64, max_size=90))
+def test_continuation_flood(srv, sizes):
+    """HEADERS without END_HEADERS, then CONTINUATION frames that never end the block:
+    GOAWAY ENHANCE_YOUR_CALM once the block passes the advertised 16 KiB header list
+    size, or PROTOCOL_ERROR at the 64th CONTINUATION, whichever comes first."""
+    expected, total = ErrorCodes.PROTOCOL_ERROR, 0
+    for k, size in enumerate(sizes, 1):
+        total += size
+        if total > 16384:
+            expected = ErrorCodes.ENHANCE_YOUR_CALM
+            break
+        if k == 64:
+            break
+
+    async def case() -> None:
+        r = await Raw.open(srv.info["noauth"])
+        out = frame(HEADERS, 0, 1, r.block(srv, _noauth_token(srv)))
+        out += b"".join(frame(CONTINUATION, 0, 1, b"\x00" * s) for s in sizes)
+        r.writer.write(out)
+        assert await r.read(lambda r: r.goaway() is not None)
+        assert r.goaway() == expected
+        r.close()
+        await assert_serves(srv, "noauth")
+
+    asyncio.run(case())
+
+
+@settings(max_examples=10, deadline=None)
+@given(size=st.integers(100, 4000), reps=st.integers(1, 400))
+def test_hpack_bomb(srv, size, reps):
+    """One large header in the HPACK table, then referenced again and again (one byte
+    each): a decoded list over the advertised 16 KiB gets GOAWAY ENHANCE_YOUR_CALM,
+    a smaller one a normal answer."""
+    decoded = reps * (32 + len("x-bomb") + size)
+
+    async def case() -> None:
+        before = srv.rss()
+        r = await Raw.open(srv.info["noauth"])
+        block = r.block(srv, _noauth_token(srv), [("x-bomb", "a" * size)] * reps)
+        r.writer.write(frame(HEADERS, END_HEADERS, 1, block) + frame(0x0, END_STREAM, 1, BODY))
+        assert await r.read(lambda r: r.goaway() is not None or r.answered(1))
+        if decoded > 16384 - 300:  # the request's own headers count too
+            if decoded > 16384:
+                assert r.goaway() == ErrorCodes.ENHANCE_YOUR_CALM
+        else:
+            assert r.goaway() is None and r.answered(1)
+        r.close()
+        assert srv.rss() - before < 10
+        await assert_serves(srv, "noauth")
+
+    asyncio.run(case())
+
+
+@settings(max_examples=8, deadline=None)
+@given(length=st.integers(16385, (1 << 24) - 1), ftype=st.sampled_from([0x0, 0x1, 0x6, 0x8, 0x9]))
+def test_oversized_frames_of_any_type(srv, length, ftype):
+    async def case() -> None:
+        r = await Raw.open(srv.info["noauth"])
+        r.writer.write(frame(ftype, 0, 1 if ftype in (0x0, 0x1, 0x9) else 0, length=length)
+                       + b"\0" * 1024)
+        assert await r.read(lambda r: r.goaway() is not None, timeout=3.0)
+        assert r.goaway() == ErrorCodes.FRAME_SIZE_ERROR
+        r.close()
+        await assert_serves(srv, "noauth")
+
+    asyncio.run(case())
+
+
+@settings(max_examples=8, deadline=None)
+@given(window=st.integers(0, 40))
+def test_error_body_arrives_whole_for_any_window(srv, window):
+    async def case() -> None:
+        c = await Client.open(srv.info["h2c"],
+                              settings_={SettingCodes.INITIAL_WINDOW_SIZE: window})
+        sid = c.request(c.headers(srv.info, "ab" * 32))
+        assert await c.until(lambda c: c.status(sid) is not None)
+        await c.until(lambda c: c.ended(sid) or len(c.body(sid)) >= window, timeout=1.0)
+        assert len(c.body(sid)) == min(window, len(b'{"reason": "BadDeviceToken"}'))
+        if not c.ended(sid):
+            c.conn.increment_flow_control_window(1024, sid)
+            c.flush()
+        assert await c.until(lambda c: c.ended(sid))
+        assert json.loads(c.body(sid)) == {"reason": "BadDeviceToken"}
+        c.close()
+
+    asyncio.run(case())

@@ -56,6 +56,11 @@ BODY_CAP = 64 * 1024  # bytes of a request body kept; the size is judged on this
 MAX_HEADER_LIST_SIZE = 16 * 1024  # advertised and enforced (HPACK bombs, CONTINUATION floods)
 IDLE_TIMEOUT = 3600.0  # seconds; Apple's advice is a PING after about an hour idle
 HANDSHAKE_TIMEOUT = 10.0  # seconds for TLS, then as long for the HTTP/2 preface
+# Streams a client may reset: a burst, refilled at a rate (nghttp2's defaults). Past
+# that the client is resetting streams as an attack does (CVE-2023-44487).
+RESET_BURST = 1000
+LINGER = 1.0  # seconds a closed connection still reads (and drops) what the client sends
+RESET_RATE = 33.0  # per second
 # header names seen on the wire, decoded once (bounded: a client picks the names)
 _NAMES: dict[bytes, str] = {}
 _NAMES_MAX = 256
@@ -126,19 +131,23 @@ class FrameGate:
     bytes in, the reason to refuse (or None) out.
     """
 
-    __slots__ = ("max_frame", "max_block", "_hdr", "_left", "_block")
+    __slots__ = ("max_frame", "max_block", "refused", "_hdr", "_left", "_block")
 
     def __init__(self, max_frame: int, max_block: int) -> None:
         self.max_frame = max_frame
         self.max_block = max_block
+        self.refused: str | None = None  # "frame" or "block" once a frame is refused
         self._hdr = bytearray()
         self._left = 0  # body bytes of the current frame still to come
         self._block = 0  # bytes of the header block being received
 
-    def scan(self, data: bytes) -> str | None:
-        """``None`` while the frames are acceptable, else ``"frame"`` (longer than the
-        advertised SETTINGS_MAX_FRAME_SIZE) or ``"block"`` (header block over the
-        advertised SETTINGS_MAX_HEADER_LIST_SIZE)."""
+    def scan(self, data: bytes) -> int:
+        """How many bytes of ``data`` come before a refused frame (all of them while
+        the frames are acceptable). A frame longer than the advertised
+        SETTINGS_MAX_FRAME_SIZE sets ``refused = "frame"``; a header block over the
+        advertised SETTINGS_MAX_HEADER_LIST_SIZE sets ``refused = "block"``."""
+        if self.refused is not None:
+            return 0
         pos, n = 0, len(data)
         while pos < n:
             if self._left:
@@ -147,6 +156,7 @@ class FrameGate:
                 pos += step
                 continue
             hdr = self._hdr
+            start = pos - len(hdr)  # where this frame's header began (<0: earlier data)
             take = 9 - len(hdr)
             hdr += data[pos:pos + take]
             pos += take
@@ -156,15 +166,17 @@ class FrameGate:
             ftype, flags = hdr[3], hdr[4]
             hdr.clear()
             if length > self.max_frame:
-                return "frame"
+                self.refused = "frame"
+                return max(start, 0)
             if ftype in (0x1, 0x5, 0x9):  # HEADERS, PUSH_PROMISE, CONTINUATION
                 self._block = length + (self._block if ftype == 0x9 else 0)
                 if self._block > self.max_block:
-                    return "block"
+                    self.refused = "block"
+                    return max(start, 0)
                 if flags & 0x4:  # END_HEADERS
                     self._block = 0
             self._left = length
-        return None
+        return n
 
 
 class ApnsH2Protocol(asyncio.Protocol):
@@ -194,6 +206,8 @@ class ApnsH2Protocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None  # handshake, then idle
         self._later: dict[int, asyncio.TimerHandle] = {}  # responses held by latency
         self._holds = 0  # reasons reading is paused (connect delay, full write buffer)
+        self._resets = float(RESET_BURST)  # client resets left in the bucket
+        self._resets_at = 0.0
 
     # asyncio ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -222,7 +236,7 @@ class ApnsH2Protocol(asyncio.Protocol):
         # Our SETTINGS wait for the client's preface: an HTTP/1.1 client must be able
         # to read the 505 it gets instead.
         self._loop = loop = asyncio.get_running_loop()
-        self._last_rx = loop.time()
+        self._last_rx = self._resets_at = loop.time()
         delay = max(cfg.connect_delay, 0.0)
         if server.handshake_timeout:
             self._timer = loop.call_later(server.handshake_timeout + delay, self._handshake_expired)
@@ -282,40 +296,54 @@ class ApnsH2Protocol(asyncio.Protocol):
                 return
             if len(head) < len(PREFACE):
                 return
-            self._sniffed = True
-            if self._timer is not None:
-                self._timer.cancel()
-            if self.server.idle_timeout and self._loop is not None:
-                self._timer = self._loop.call_later(self.server.idle_timeout, self._idle_check)
+            self._preface_seen()
             data = bytes(self._buf)
             self._buf.clear()
             self._feed(data[: len(PREFACE)])
             data = data[len(PREFACE):]
-        refused = self._gate.scan(data)
-        if refused is not None:  # refused at the frame header rather than buffered
+        gate = self._gate
+        ok = gate.scan(data)
+        if ok:
+            self._take(data if ok == len(data) else data[:ok])
+        if gate.refused is not None and not self.closed:
+            # refused at the frame header rather than buffered; the frames before it
+            # have had their effect, in order
             self._buf.clear()
-            if refused == "frame":
+            if gate.refused == "frame":
                 self._goaway("FrameTooLarge", ErrorCodes.FRAME_SIZE_ERROR)
             else:
                 self._goaway("HeaderListTooLarge", ErrorCodes.ENHANCE_YOUR_CALM)
             return
-        if self._limited:
-            self._buf += data
-            while not self.closed and len(self._buf) >= 9:
-                size = 9 + int.from_bytes(self._buf[:3], "big")
-                if len(self._buf) < size:
-                    break
-                frame = bytes(self._buf[:size])
-                del self._buf[:size]
-                self._feed(frame)
-                if not self._limited and self._buf:
-                    rest = bytes(self._buf)
-                    self._buf.clear()
-                    self._feed(rest)
-                    break
-        else:
-            self._feed(data)
         self._flush()
+
+    def _preface_seen(self) -> None:
+        """The handshake is over: from now on the idle timeout applies."""
+        self._sniffed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.server.idle_timeout and self._loop is not None:
+            self._timer = self._loop.call_later(self.server.idle_timeout, self._idle_check)
+
+    def _take(self, data: bytes) -> None:
+        """Hand frames to ``h2``: a frame at a time while limited to one stream, so a
+        client that sent several requests before reading our SETTINGS is served in
+        order."""
+        if not self._limited:
+            self._feed(data)
+            return
+        self._buf += data
+        while not self.closed and len(self._buf) >= 9:
+            size = 9 + int.from_bytes(self._buf[:3], "big")
+            if len(self._buf) < size:
+                break
+            frame = bytes(self._buf[:size])
+            del self._buf[:size]
+            self._feed(frame)
+            if not self._limited and self._buf:
+                rest = bytes(self._buf)
+                self._buf.clear()
+                self._feed(rest)
+                break
 
     # h2 -------------------------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
@@ -342,6 +370,9 @@ class ApnsH2Protocol(asyncio.Protocol):
                 held = self._later.pop(ev.stream_id, None)  # type: ignore[attr-defined]
                 if held is not None:
                     held.cancel()
+                if ev.remote_reset and self._too_many_resets():  # type: ignore[attr-defined]
+                    self._goaway("TooManyResets", ErrorCodes.ENHANCE_YOUR_CALM)
+                    return
             elif t is WindowUpdated:
                 self._window_opened(ev.stream_id)  # type: ignore[attr-defined]
             elif t is RemoteSettingsChanged:
@@ -356,6 +387,14 @@ class ApnsH2Protocol(asyncio.Protocol):
                 return
             if self.closed:
                 return
+
+    def _too_many_resets(self) -> bool:
+        """Spend one client reset from a bucket of RESET_BURST refilled at RESET_RATE."""
+        now = self._loop.time() if self._loop is not None else 0.0
+        self._resets = min(float(RESET_BURST),
+                           self._resets + (now - self._resets_at) * RESET_RATE) - 1
+        self._resets_at = now
+        return self._resets < 0
 
     def _on_headers(self, ev: RequestReceived) -> None:
         method = path = ""
@@ -485,6 +524,8 @@ class ApnsH2Protocol(asyncio.Protocol):
         self._close()
 
     def _flush(self) -> None:
+        if self.closed:  # lingering: the write side may be shut already
+            return
         data = self.conn.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -502,12 +543,23 @@ class ApnsH2Protocol(asyncio.Protocol):
         self._pending.clear()
 
     def _close(self, abort: bool = False) -> None:
+        """Close, or with ``abort`` drop, the connection. Closing lingers: a socket
+        closed with unread bytes sends a TCP reset, which can destroy a GOAWAY still
+        on its way, so the write side is shut first (where the transport can) and what
+        the client still sends is read and discarded for up to LINGER seconds."""
         self._forget()
-        if self.transport is not None:
-            if abort:
-                self.transport.abort()
-            else:
-                self.transport.close()
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        if abort:
+            t.abort()
+            return
+        if t.can_write_eof():
+            t.write_eof()
+        t.resume_reading()
+        loop = asyncio.get_running_loop()
+        loop.call_later(LINGER, t.close)
+        loop.call_later(2 * LINGER, t.abort)  # a client that reads nothing either
 
     def shutdown(self) -> None:
         """Server stopping: GOAWAY with NO_ERROR, then close."""
