@@ -19,13 +19,20 @@ POST     /admin/latency          ``{"seconds": 0.25}``
 =======  ======================  =========================================================
 
 A bad request body gets 400 with ``{"error": "..."}``.
+
+The admin API steers the provider (outages, faults, resets), so it listens on
+loopback by default. Bound anywhere else it needs a token
+(:func:`admin_bind_error`): every ``/admin`` request must then carry
+``Authorization: Bearer <token>`` or gets 401 (:func:`token_middleware`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +44,59 @@ from simulator.core import safejson
 
 ACTIVITY_KEY = web.AppKey("activity", ActivityLog)
 FAULTS_KEY = web.AppKey("faults", FaultPlan)
+
+
+ADMIN_PREFIX = "/admin"
+#: shortest ``--admin-token`` accepted: long enough that guessing it over the network fails
+MIN_TOKEN_LENGTH = 16
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``), so only this machine reaches it."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def admin_bind_error(host: str, token: str | None) -> str | None:
+    """Why the admin API may not listen on ``host`` with ``token``, or None if it may."""
+    if token is not None:
+        if len(token) < MIN_TOKEN_LENGTH or not token.isascii() or not token.isprintable() \
+                or " " in token:
+            return (f"--admin-token must be at least {MIN_TOKEN_LENGTH} printable ASCII "
+                    "characters without spaces")
+        return None
+    if is_loopback(host):
+        return None
+    return (f"the admin API would listen on {host or 'every address'} without a token: "
+            "give --admin-token (clients send 'Authorization: Bearer <token>') "
+            "or listen on 127.0.0.1")
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def token_middleware(token: str) -> Callable[[web.Request, Handler],
+                                             Awaitable[web.StreamResponse]]:
+    """Answer 401 to any ``/admin`` request that lacks ``Authorization: Bearer <token>``."""
+    expected = token.encode()
+
+    @web.middleware
+    async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        path = request.path
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    given.strip().encode("utf-8", "replace"), expected):
+                return web.json_response(
+                    {"error": "the admin API needs 'Authorization: Bearer <admin token>'"},
+                    status=401, headers={"WWW-Authenticate": 'Bearer realm="pushlab-admin"'})
+        return await handler(request)
+
+    return require_token
 
 
 def _error(message: str, status: int = 400) -> web.Response:
@@ -55,9 +115,10 @@ async def _json_body(request: web.Request) -> Any:
 
 
 def admin_app(activity: ActivityLog, faults: FaultPlan, reset: Callable[[], None], *,
-              routes: Iterable[web.RouteDef] = (), name: str = "") -> web.Application:
-    """The admin API over one provider's activity log and fault plan."""
-    app = web.Application()
+              routes: Iterable[web.RouteDef] = (), name: str = "",
+              token: str | None = None) -> web.Application:
+    """The admin API over one provider's activity log and fault plan (``token``: see above)."""
+    app = web.Application(middlewares=[token_middleware(token)] if token else [])
     app[ACTIVITY_KEY] = activity
     app[FAULTS_KEY] = faults
 

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from fake_providers.admin import AdminServer, admin_app, start_admin_server, store_route
+from fake_providers.admin import (
+    AdminServer,
+    admin_app,
+    admin_bind_error,
+    start_admin_server,
+    store_route,
+)
 from fake_providers.apns.h2server import (
     HANDSHAKE_TIMEOUT,
     IDLE_TIMEOUT,
@@ -69,9 +75,9 @@ def apns_admin_routes(lab: ApnsLab) -> list[web.RouteDef]:
             web.delete("/admin/tokens/{token}", delete_token), store_route(lab.backend.store)]
 
 
-def apns_admin_app(lab: ApnsLab) -> web.Application:
+def apns_admin_app(lab: ApnsLab, token: str | None = None) -> web.Application:
     return admin_app(lab.activity, lab.faults, lab.reset, routes=apns_admin_routes(lab),
-                     name="apns")
+                     name="apns", token=token)
 
 
 @dataclass
@@ -93,10 +99,14 @@ async def start_apns_service(lab: ApnsLab, *, host: str = "127.0.0.1", port: int
                              tls: TlsMaterial | None = None, h2c: bool = False,
                              idle_timeout: float | None = IDLE_TIMEOUT,
                              handshake_timeout: float | None = HANDSHAKE_TIMEOUT,
+                             admin_host: str = "127.0.0.1", admin_token: str | None = None,
                              ) -> ApnsService:
-    """Production on ``port``, sandbox on ``sandbox_port``, admin on ``admin_port``
-    (None: no admin API). Port 0 picks a free one. The timeouts are
-    :func:`~fake_providers.apns.h2server.start_apns_server`'s."""
+    """Production on ``port``, sandbox on ``sandbox_port``, admin on ``admin_host:admin_port``
+    (None: no admin API; loopback unless told, ``admin_token`` required on any other
+    address, see :func:`fake_providers.admin.admin_bind_error`). Port 0 picks a free one.
+    The timeouts are :func:`~fake_providers.apns.h2server.start_apns_server`'s."""
+    if admin_port is not None and (problem := admin_bind_error(admin_host, admin_token)):
+        raise ValueError(problem)
     timeouts = {"idle_timeout": idle_timeout, "handshake_timeout": handshake_timeout}
     prod = await start_apns_server(lab.production, host=host, port=port, tls=tls, h2c=h2c,
                                    **timeouts)
@@ -104,5 +114,6 @@ async def start_apns_service(lab: ApnsLab, *, host: str = "127.0.0.1", port: int
                                       h2c=h2c, **timeouts)
     admin = None
     if admin_port is not None:
-        admin = await start_admin_server(apns_admin_app(lab), host=host, port=admin_port)
+        admin = await start_admin_server(apns_admin_app(lab, admin_token), host=admin_host,
+                                         port=admin_port)
     return ApnsService(lab, prod, sandbox, admin)

@@ -118,8 +118,14 @@ def serve_apns(host: str, port: int, sandbox_port: int, admin_port: int,
                tls_dir: Path | None, h2c: bool, keys_dir: Path | None,
                require_auth: bool | None, faults_file: Path | None, strict_tokens: bool,
                seed: int, *, idle_timeout: float = 3600.0,
-               handshake_timeout: float = 10.0) -> None:
+               handshake_timeout: float = 10.0, admin_host: str = "127.0.0.1",
+               admin_token: str | None = None) -> None:
     """Run both environments and the admin API until interrupted."""
+    from fake_providers.admin import admin_bind_error
+
+    if problem := admin_bind_error(admin_host, admin_token):
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
     from fake_providers.apns.core import ApnsConfig
     from fake_providers.apns.keys import load_trusted_keys
     from fake_providers.apns.lab import build_lab
@@ -144,12 +150,14 @@ def serve_apns(host: str, port: int, sandbox_port: int, admin_port: int,
         service = await start_apns_service(lab, host=host, port=port, sandbox_port=sandbox_port,
                                            admin_port=admin_port, tls=tls, h2c=h2c,
                                            idle_timeout=idle_timeout or None,
-                                           handshake_timeout=handshake_timeout or None)
+                                           handshake_timeout=handshake_timeout or None,
+                                           admin_host=admin_host, admin_token=admin_token)
         auth = "on" if lab.production.require_auth else "off"
         typer.echo(f"APNs production  {service.production.url}")
         typer.echo(f"APNs sandbox     {service.sandbox.url}  (apns-unique-id on)")
         if service.admin is not None:
-            typer.echo(f"admin API        {service.admin.url}/admin/activity")
+            typer.echo(f"admin API        {service.admin.url}/admin/activity ("
+                       + ("bearer token required)" if admin_token else "no token: loopback only)"))
         if tls is not None:
             typer.echo(f"CA certificate   {tls.ca_path}")
         typer.echo(f"provider tokens  {auth} ({len(keys)} trusted key(s)); device tokens: "

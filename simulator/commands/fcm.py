@@ -42,7 +42,7 @@ def credentials(
 
 async def serve(host: str, port: int, project: str, credentials_file: Path, seed: int,
                 quota_per_minute: int, tls_dir: Path | None,
-                faults_file: Path | None = None) -> None:
+                faults_file: Path | None = None, admin_token: str | None = None) -> None:
     """Run the FCM look-alike until cancelled, printing where it listens."""
     from fake_providers.fcm.core import FcmConfig
     from fake_providers.fcm.lab import build_fcm_lab
@@ -61,7 +61,8 @@ async def serve(host: str, port: int, project: str, credentials_file: Path, seed
 
         material = ensure_tls(tls_dir)
         ssl_context = material.server_context(alpn=("http/1.1",))
-    server = await start_fcm_server(lab.core, host=host, port=port, ssl_context=ssl_context)
+    server = await start_fcm_server(lab.core, host=host, port=port, ssl_context=ssl_context,
+                                    admin_token=admin_token)
     if credentials_file.exists():
         account = lab.core.oauth.trust_file(credentials_file)
     else:
@@ -73,7 +74,8 @@ async def serve(host: str, port: int, project: str, credentials_file: Path, seed
         "send": f"{server.url}/v1/projects/{project}/messages:send",
         "token_uri": server.token_uri, "credentials": str(credentials_file),
         "client_email": account.client_email, "legacy_server_key": legacy_key,
-        "admin": f"{server.url}/admin/health"}))
+        "admin": f"{server.url}/admin/health",
+        "admin_auth": "bearer token" if admin_token else "none (loopback only)"}))
     sys.stdout.flush()
     try:
         await asyncio.Event().wait()
@@ -83,10 +85,18 @@ async def serve(host: str, port: int, project: str, credentials_file: Path, seed
 
 def serve_command(host: str, port: int, project: str, credentials_file: Path, seed: int,
                   quota_per_minute: int, tls_dir: Path | None,
-                  faults_file: Path | None = None) -> None:
-    """Blocking entry point for ``pushlab serve fcm`` (Ctrl-C stops it)."""
+                  faults_file: Path | None = None, admin_token: str | None = None) -> None:
+    """Blocking entry point for ``pushlab serve fcm`` (Ctrl-C stops it).
+
+    The admin routes share the FCM port, so listening beyond loopback needs a token.
+    """
+    from fake_providers.admin import admin_bind_error
+
+    if problem := admin_bind_error(host, admin_token):
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
     try:
         asyncio.run(serve(host, port, project, credentials_file, seed, quota_per_minute,
-                          tls_dir, faults_file))
+                          tls_dir, faults_file, admin_token))
     except KeyboardInterrupt:
         pass
