@@ -65,8 +65,8 @@ def apns(
     """The APNs look-alike: HTTP/2 (TLS with or without ALPN, or h2c) plus the admin API."""
     from simulator.commands.apns import serve_apns
 
-    ensure_free(host, {"--port": port, "--sandbox-port": sandbox_port,
-                       "--admin-port": admin_port})
+    ensure_free(host, {"--port": port, "--sandbox-port": sandbox_port})
+    ensure_free(admin_host, {"--admin-port": admin_port}, "--admin-host")
     if not h2c:
         output_dir(tls_dir, "--tls-dir")
     serve_apns(host, port, sandbox_port, admin_port, tls_dir, h2c, keys_dir, require_auth,
