@@ -36,7 +36,7 @@ class Limits:
     def describe(self, name: str) -> str:
         value = getattr(self, name)
         if name == "duration":
-            return format_duration(value)
+            return long_duration(value)
         if name == "file_mb":
             return f"{value:g} MB"
         return f"{value:,}"
@@ -65,6 +65,15 @@ class Limits:
         """The defaults, then ``PUSHLAB_LIMITS``, then ``extra`` (the command line)."""
         env = [p for p in os.environ.get(ENV, "").split(",") if p.strip()]
         return cls().override([*env, *extra])
+
+
+def long_duration(seconds: float) -> str:
+    """``30d`` rather than ``720h00m00.0s``; ``1e+308 s`` for the absurd."""
+    if seconds >= 1e15:
+        return f"{seconds:.3g} s"
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:g}d"
+    return format_duration(seconds)
 
 
 DEFAULT = Limits()

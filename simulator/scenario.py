@@ -432,7 +432,7 @@ def parse_scenario(text: str, path: str = "<scenario>", limits: Limits | None = 
 
 
 def _fail(path: str) -> scenario_yaml.Fail:
-    return lambda line, reason: ScenarioError(path, line, "", reason)
+    return lambda line, reason, field="": ScenarioError(path, line, field, reason)
 
 
 _line_of = scenario_yaml.line_of

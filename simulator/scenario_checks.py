@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simulator.durations import format_duration
-from simulator.limits import Limits
+from simulator.limits import Limits, long_duration
 from simulator.scenario import Scenario, SendAction
 
 # Memory a run needs, measured with psutil's RSS before and after run_scenario in a
@@ -58,11 +58,11 @@ def check(scenario: Scenario, limits: Limits) -> list[Finding]:
 def _limits(s: Scenario, limits: Limits) -> Iterator[Finding]:
     hint = "raise it with --limit {}=N or PUSHLAB_LIMITS"
     if s.duration > limits.duration:
-        yield Finding(("duration",), f"{format_duration(s.duration)} is over the limit of "
+        yield Finding(("duration",), f"{long_duration(s.duration)} is over the limit of "
                       f"{limits.describe('duration')} ({hint.format('duration')})")
     for i, entry in enumerate(s.timeline):
         if entry.at > limits.duration:
-            yield Finding(("timeline", i, "at"), f"{format_duration(entry.at)} is over the "
+            yield Finding(("timeline", i, "at"), f"{long_duration(entry.at)} is over the "
                           f"limit of {limits.describe('duration')} ({hint.format('duration')})")
             break
     devices = 0

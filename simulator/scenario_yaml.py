@@ -23,8 +23,8 @@ from simulator.limits import Limits
 Progress = Callable[[float, float], None]
 """``progress(done, total)``: bytes of the file read so far."""
 
-Fail = Callable[[int | None, str], Exception]
-"""Builds the error for ``(line, reason)``; the caller knows the path."""
+Fail = Callable[..., Exception]
+"""Builds the error for ``(line, reason, field="")``; the caller knows the path."""
 
 MAX_INT_DIGITS = 40
 
@@ -124,9 +124,16 @@ def measure(text: str, limits: Limits, fail: Fail, progress: Progress | None = N
 def compose(text: str, fail: Fail) -> tuple[yaml.Node | None, Any]:
     """The node tree (for line numbers) and the data built from it."""
     loader = Loader(text)
+    node = None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        loc = path_at(node, mark) if mark is not None else None
+        if loc is None:
+            raise _yaml_error(exc, fail) from None
+        raise fail(mark.line + 1, exc.problem, ".".join(str(p) for p in loc)) from None
     except yaml.YAMLError as exc:
         raise _yaml_error(exc, fail) from None
     except (ValueError, OverflowError, RecursionError) as exc:  # a constructor's own error
@@ -140,7 +147,29 @@ def _yaml_error(exc: yaml.YAMLError, fail: Fail) -> Exception:
     mark = getattr(exc, "problem_mark", None)
     line = mark.line + 1 if mark is not None else None
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "maximum nesting depth" in problem:  # libyaml's own cap, met before ours in flows
+        return fail(line, "nested too deep (limit nesting)")
     return fail(line, f"not valid YAML: {problem}")
+
+
+def path_at(root: yaml.Node | None, mark: yaml.Mark) -> tuple | None:
+    """The field path (keys and indexes) of the value that starts at ``mark``."""
+    todo: list[tuple[yaml.Node, tuple]] = [(root, ())] if root is not None else []
+    seen: set[int] = set()
+    while todo:
+        node, loc = todo.pop()
+        if id(node) in seen:  # aliases share nodes
+            continue
+        seen.add(id(node))
+        start = node.start_mark
+        if (start.line, start.column) == (mark.line, mark.column) \
+                and isinstance(node, yaml.ScalarNode):
+            return loc
+        if isinstance(node, yaml.MappingNode):
+            todo.extend((value, (*loc, key.value)) for key, value in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend((value, (*loc, i)) for i, value in enumerate(node.value))
+    return None
 
 
 def line_of(node: yaml.Node | None, loc: tuple) -> int | None:
