@@ -71,6 +71,7 @@ def test_doc_block(block: Block, pages) -> None:
         pytest.fail(failure, pytrace=False)
 
 
+@pytest.mark.slow
 def test_tutorial_from_a_fresh_folder(tmp_path) -> None:
     """docs/tutorial.md step by step in one new folder, later steps seeing earlier ones'
     files: every step exits as the page says and writes the files it names."""
@@ -158,3 +159,23 @@ def test_nothing_cites_a_file_outside_the_repository() -> None:
             for n, line in enumerate((REPO / name).read_text(errors="replace").splitlines(), 1)
             if pattern.search(line)]
     assert not hits, f"citations of files that are not in the repository: {hits}"
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(REPO)) for p in PAGES])
+def test_yaml_and_json_blocks_parse(page) -> None:
+    """Scenario fragments and fault plans a reader copies are at least well-formed."""
+    import json
+
+    import yaml
+    from sybil import Sybil
+    from sybil.parsers.markdown import CodeBlockParser
+
+    found = Sybil(parsers=[CodeBlockParser(language="yaml"), CodeBlockParser(language="json")])
+    bad = []
+    for example in found.parse(page).examples():
+        language = example.region.lexemes["arguments"]
+        try:
+            (yaml.safe_load if language == "yaml" else json.loads)(example.parsed)
+        except (yaml.YAMLError, ValueError) as exc:
+            bad.append(f"{page.relative_to(REPO)}:{example.line}: {exc}")
+    assert not bad, bad
