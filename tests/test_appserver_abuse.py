@@ -117,7 +117,7 @@ _hostile = st.one_of(
 
 
 @pytest.mark.live
-@settings(max_examples=30, deadline=None, derandomize=True,
+@settings(max_examples=25, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(path=st.sampled_from(POSTS), value=_hostile,
        field=st.sampled_from(["device", "ttl", "data", "title", "user", "token"]))

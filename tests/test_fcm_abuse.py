@@ -227,7 +227,7 @@ _ROUTES = {SEND: "rpc", "/fcm/send": "legacy", "/iid/v1:batchAdd": "iid",
 
 
 @pytest.mark.live
-@settings(max_examples=30, deadline=None, derandomize=True,
+@settings(max_examples=25, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(path=st.sampled_from(sorted(_ROUTES)), field=_field, value=_hostile_value,
        wrap=st.booleans())

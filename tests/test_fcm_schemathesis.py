@@ -59,7 +59,7 @@ def test_the_served_document_is_the_one_tested(fcm: tuple[str, str]) -> None:
 
 
 @schema.parametrize()
-@settings(max_examples=15, deadline=None, derandomize=True,
+@settings(max_examples=10, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 def test_fcm_conforms_to_its_openapi_document(case, fcm: tuple[str, str]) -> None:
     url, bearer = fcm
