@@ -356,26 +356,8 @@ def token_shape_ok(token: str) -> bool:
     return bool(_TOKEN_SHAPE_RE.match(token))
 
 
-def parse_send(body: bytes, limits: Limits | None = None) -> ParsedMessage:
-    """Validate a v1 send body; raise :class:`FcmProblem` for anything FCM refuses."""
-    limits = limits or _DEFAULT_LIMITS
-    if _too_deep(body) or b"NaN" in body or b"Infinity" in body:
-        parse_json_body(body)  # raises the 400 unless the words were inside strings
-    try:  # the fast path: pydantic parses and validates the bytes in one pass
-        req = _validate_send_json(body)
-    except ValidationError as exc:
-        # the slow path, only for bad requests: parse again to name things as Google does
-        raw = parse_json_body(body)
-        if not isinstance(raw, dict):
-            kind = type(raw).__name__
-            raise invalid_field(None, "Invalid JSON payload received. Expected an object, "
-                                      f"got {kind}.") from None
-        try:
-            SendRequest.model_validate(raw)
-        except ValidationError as exc2:
-            raise problem_from_validation(exc2, raw) from None
-        raise problem_from_validation(exc, raw) from None  # pragma: no cover
-    msg = req.message or _NO_MESSAGE
+def _target(msg: Message, limits: Limits) -> tuple[str, str, Condition | None]:
+    """Exactly one of token, topic, condition or fid, checked: (kind, value, condition)."""
     if msg.token is not None and msg.topic is None and msg.condition is None and \
             msg.fid is None:
         targets = [("token", msg.token)]  # the usual case, without building the list below
@@ -414,6 +396,30 @@ def parse_send(body: bytes, limits: Limits | None = None) -> ParsedMessage:
         except ConditionError as exc:
             raise fcm_error("INVALID_ARGUMENT", f"Invalid condition expression provided. {exc}",
                             violations=[FieldViolation("message.condition", str(exc))]) from None
+    return kind, value, condition
+
+
+def parse_send(body: bytes, limits: Limits | None = None) -> ParsedMessage:
+    """Validate a v1 send body; raise :class:`FcmProblem` for anything FCM refuses."""
+    limits = limits or _DEFAULT_LIMITS
+    if _too_deep(body) or b"NaN" in body or b"Infinity" in body:
+        parse_json_body(body)  # raises the 400 unless the words were inside strings
+    try:  # the fast path: pydantic parses and validates the bytes in one pass
+        req = _validate_send_json(body)
+    except ValidationError as exc:
+        # the slow path, only for bad requests: parse again to name things as Google does
+        raw = parse_json_body(body)
+        if not isinstance(raw, dict):
+            kind = type(raw).__name__
+            raise invalid_field(None, "Invalid JSON payload received. Expected an object, "
+                                      f"got {kind}.") from None
+        try:
+            SendRequest.model_validate(raw)
+        except ValidationError as exc2:
+            raise problem_from_validation(exc2, raw) from None
+        raise problem_from_validation(exc, raw) from None  # pragma: no cover
+    msg = req.message or _NO_MESSAGE
+    kind, value, condition = _target(msg, limits)
     _check_data(msg.data, "message.data")
     android = msg.android or _NO_ANDROID
     _check_data(android.data, "message.android.data")
