@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from textual.widgets import Static
 
 from simulator.dashboard.app import DashboardApp
 from simulator.dashboard.engine import SimEngine
 from simulator.dashboard.screens import HelpScreen
+from simulator.dashboard.widgets import ArchitectureView
 from simulator.scenario import load_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -56,3 +58,35 @@ async def test_battery_panel_says_when_no_phone_polls() -> None:
         totals = str(app.query_one("#energy-totals", Static).content)
         assert "no polling phones" in totals
         assert "polling 0" not in totals and "push " in totals
+
+
+PANELS = ("#arch-panel", "#energy", "#devices-panel", "#log", "#life")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (160, 48)])
+async def test_every_panel_is_readable_from_80x24_up(size: tuple[int, int]) -> None:
+    """The diagram whole, the battery plot at least 40 columns, and every panel on
+    screen at its full width once scrolled to (short terminals scroll)."""
+    width, height = size
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot, 150)
+        arch = app.query_one("#arch", ArchitectureView)
+        lines = str(arch.content).splitlines()
+        assert len(lines) == 12 and max(map(len, lines)) <= arch.content_size.width
+        assert lines[1].rstrip().endswith("│"), "the device boxes' right edge is drawn"
+        energy = app.query_one("#energy")
+        assert energy.outer_size.width >= 40 and energy.outer_size.height >= 10
+        assert app.query_one("#energy-plot").content_size.width >= 36
+        for panel in ("#log", "#life"):
+            assert app.query_one(panel).outer_size.width >= 38, panel
+        assert app.query_one("#devices-table").outer_size.height >= 5
+        for selector in PANELS:
+            widget = app.query_one(selector)
+            app.screen.scroll_to_widget(widget, animate=False, top=True)
+            await pilot.pause()
+            region = widget.region
+            assert region.width == widget.outer_size.width and region.right <= width, selector
+            assert region.y >= 1 and region.bottom <= height - 1, selector  # clock, footer
+        if width >= 156:  # everything on one screen, nothing to scroll
+            assert app.screen.max_scroll_y == 0

@@ -125,7 +125,7 @@ async def test_log_and_life_panel_show_one_fcm_message_under_one_id() -> None:
         life = app.query_one(MessageLife)
         assert life.msg_id == provider_id
         text = render(life)
-        assert f"message {app_id}  fate: delivered" in text
+        assert f"● delivered  message {app_id}" in text
         assert provider_id in text
         hops = [word for line in text.splitlines() for word in line.split()[2:3]]
         assert [h for h in hops if h in ORDER] == ["sent", "accepted", "forwarded",

@@ -72,3 +72,43 @@ def test_send_form(snap_compare) -> None:  # noqa: ANN001
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+async def bob_fcm_message(pilot: Pilot) -> None:
+    """2m30s in: Bob's FCM message handed, its life (both of its ids) in the panel."""
+    await frozen_at(pilot, 150)
+    pilot.app.query_one("#event-filter", Input).value = "bob-pixel"
+    await pilot.pause()
+    table = pilot.app.query_one("#event-table", DataTable)
+    kinds = [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+    table.move_cursor(row=kinds.index("handed"))
+    await pilot.pause()
+    pilot.app.query_one("#devices-table", DataTable).focus()
+    await pilot.pause()
+    pilot.app.screen.scroll_home(animate=False)
+    await pilot.pause()
+
+
+def test_main_screen_80x24(snap_compare) -> None:  # noqa: ANN001
+    """The smallest terminal: the whole diagram, the battery panel under it."""
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=bob_fcm_message)
+
+
+def test_main_screen_80x24_scrolled_to_the_log(snap_compare) -> None:  # noqa: ANN001
+    """Further down the same screen: the event log over the message life."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await bob_fcm_message(pilot)
+        pilot.app.screen.scroll_end(animate=False)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_main_screen_100x30(snap_compare) -> None:  # noqa: ANN001
+    assert snap_compare(make_app(), terminal_size=(100, 30), run_before=bob_fcm_message)
+
+
+def test_main_screen_160x48(snap_compare) -> None:  # noqa: ANN001
+    """Wide enough for everything side by side, the actions on one row."""
+    assert snap_compare(make_app(), terminal_size=(160, 48), run_before=bob_fcm_message)

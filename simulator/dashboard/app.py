@@ -14,6 +14,7 @@ from typing import Any
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Input, Static
@@ -54,7 +55,7 @@ ACTIONS: tuple[tuple[str, str, str, str], ...] = (
 BUTTONS = (("send", "Send [s]"), ("switch_network", "Wi-Fi/LTE [w]"),
            ("change_address", "New IP [i]"), ("airplane", "Airplane [p]"),
            ("reboot", "Reboot [r]"), ("doze", "Doze [z]"), ("offline", "Coverage [c]"),
-           ("uninstall", "Uninstall [u]"), ("nat_timeout", "NAT timeout [t]"),
+           ("uninstall", "Uninstall [u]"), ("nat_timeout", "NAT drop [t]"),
            ("outage", "Outage [o]"))
 
 
@@ -62,6 +63,8 @@ class DashboardApp(App[None]):
     """See the module docstring; keys are listed in :data:`ACTIONS` and the help screen."""
 
     CSS_PATH = Path(__file__).with_name("dashboard.tcss")
+    # one class on the screen per width band; dashboard.tcss lays each out
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (124, "-wide"), (156, "-full")]
     TITLE = "PushLab"
     ENABLE_COMMAND_PALETTE = True
 
@@ -98,8 +101,10 @@ class DashboardApp(App[None]):
         with Vertical(id="devices-panel", classes="panel"):
             yield DevicesTable(id="devices")
             with Horizontal(id="actions"):
-                for action, label in BUTTONS:
-                    yield Button(label, id=f"btn-{action}", classes="action")
+                for action, label in BUTTONS:  # escaped: "[s]" would read as a style
+                    button = Button(escape(label), id=f"btn-{action}", classes="action")
+                    button.styles.line_pad = 0  # the stylesheet parser refuses 0 here
+                    yield button
         with Horizontal(id="bottom"):
             yield EventLog(self.engine.collector, id="log", classes="panel")
             yield MessageLife(self.engine.collector, id="life", classes="panel")

@@ -114,50 +114,58 @@ def place(msg: MessageView, shown: int) -> Placed:
     return Placed(spot, lane, fate)
 
 
-def draw(snap: Snapshot, placed: list[Placed]) -> Text:
-    """The whole diagram for ``snap`` with the given message placements."""
-    c = Canvas()
-    box_style = "bright_white"
-    # app server
-    c.box(0, 1, 15, 8, "app server", box_style)
-    counts = snap.counts
-    c.put(2, 3, f"sent    {counts.get('sent', 0):>4}", "")
-    c.put(2, 4, f"pruned  {counts.get('token_pruned', 0):>4}", "")
-    c.put(2, 5, "inbox", "dim")
-    # providers
-    lanes = {"apns": 1, "fcm": 6}
-    names = {"apns": "APNs", "fcm": "FCM"}
-    for lane, y in lanes.items():
-        down = snap.outage.get(lane, False)
-        style = "red" if down else box_style
-        c.box(23, y - 1, 14, 5, names[lane] + (" DOWN" if down else ""), style)
-        c.put(25, y + 2, f"stored {snap.stored.get(lane, 0):>4}", "yellow" if snap.stored.get(lane) else "dim")
-        c.hline(15, 22, y + 1, "grey50")
-        c.hline(37, 44, y + 1, "grey50")
-        c.hline(58, 61, y + 1, "grey50")
-    # device gateway (the MQTT broker in live mode)
-    c.box(45, 0, 13, 10, "gateway", box_style)
-    c.put(47, 2, "device", "dim")
-    c.put(47, 3, "links", "dim")
-    c.put(47, 5, "MQTT" if snap.mode == "live" else "memory", "dim")
-    connected = sum(v for k, v in snap.states.items() if k.endswith(":connected"))
-    c.put(47, 7, f"{connected:>5} up", "green" if connected else "dim")
-    # devices
-    ios = snap.platforms.get("ios", 0)
-    android = snap.platforms.get("android", 0)
-    c.box(62, 0, 18, 5, f"iOS  {ios}", box_style)
-    c.box(62, 5, 18, 5, f"Android  {android}", box_style)
-    for platform, y, total in (("ios", 3, ios), ("android", 8, android)):
-        up = snap.states.get(f"{platform}:connected", 0)
-        c.put(64, y, f"{up}/{total} connected", "yellow" if up < total else "dim")
-    # polling lane: devices ask the app server
-    c.put(7, 9, "▲", "grey50")
-    c.put(7, 10, "│", "grey50")
-    c.put(7, 11, "╰" + "─" * 63 + "╯", "grey50")
-    c.put(71, 10, "│", "grey50")
-    polls = snap.counts.get("poll", 0)
-    c.put(12, 11, f" polling apps ask their server: {polls} polls ", "dim")
+@dataclass(frozen=True, slots=True)
+class Geometry:
+    """Where the boxes go across: the arrows and the device boxes give way first."""
+
+    edge1: int = 8  # app server -> provider, arrow head included
+    edge2: int = 8  # provider -> gateway
+    edge3: int = 4  # gateway -> devices
+    device_w: int = 18
+
+    SERVER_W = 15
+    PROVIDER_W = 14
+    GATEWAY_W = 13
+
+    @property
+    def provider(self) -> int:
+        return self.SERVER_W + self.edge1
+
+    @property
+    def gateway(self) -> int:
+        return self.provider + self.PROVIDER_W + self.edge2
+
+    @property
+    def device(self) -> int:
+        return self.gateway + self.GATEWAY_W + self.edge3
+
+    @property
+    def width(self) -> int:
+        return self.device + self.device_w
+
+
+MIN_W = 72
+
+
+def geometry(width: int = W) -> Geometry:
+    """The widest layout that fits ``width`` columns (at least :data:`MIN_W`)."""
+    slack = W - max(MIN_W, min(W, width))
+    parts = {"device_w": 18, "edge1": 8, "edge2": 8, "edge3": 4}
+    for name, floor in (("device_w", 16), ("edge1", 6), ("edge2", 6), ("edge3", 3),
+                        ("device_w", 15)):
+        take = min(slack, parts[name] - floor)
+        parts[name] -= take
+        slack -= take
+    return Geometry(**parts)
+
+
+def draw(snap: Snapshot, placed: list[Placed], width: int = W) -> Text:
+    """The whole diagram for ``snap`` with the given message placements, ``width`` wide."""
+    g = geometry(width)
+    c = Canvas(g.width, H)
+    _draw_boxes(c, g, snap)
     # messages
+    lanes = {"apns": 1, "fcm": 6}
     spots: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for p in placed:
         spots.setdefault((p.spot, p.lane), []).append(FATE_STYLE[p.fate])
@@ -166,18 +174,66 @@ def draw(snap: Snapshot, placed: list[Placed]) -> Text:
             if spot == "inbox":
                 c.dots(8, 5, 6, marks)
             else:
-                c.dots(60, 11, 10, marks)
+                c.dots(g.device - 2, 11, 10, marks)
             continue
         y = lanes[lane] + 1
         if spot == "edge1":
-            c.dots(16, y, 6, marks)
+            c.dots(g.SERVER_W + 1, y, g.edge1 - 2, marks)
         elif spot == "provider":
-            c.dots(25, y, 11, marks)
+            c.dots(g.provider + 2, y, g.PROVIDER_W - 3, marks)
         elif spot == "edge2":
-            c.dots(38, y, 6, marks)
+            c.dots(g.provider + g.PROVIDER_W + 1, y, g.edge2 - 2, marks)
         elif spot == "device":
-            c.dots(64, 2 if lane == "apns" else 7, 15, marks)
+            c.dots(g.device + 2, 2 if lane == "apns" else 7, g.device_w - 3, marks)
     return c.to_text()
+
+
+def _draw_boxes(c: Canvas, g: Geometry, snap: Snapshot) -> None:
+    box_style = "bright_white"
+    # app server
+    c.box(0, 1, g.SERVER_W, 8, "app server", box_style)
+    counts = snap.counts
+    c.put(2, 3, f"sent    {counts.get('sent', 0):>4}", "")
+    c.put(2, 4, f"pruned  {counts.get('token_pruned', 0):>4}", "")
+    c.put(2, 5, "inbox", "dim")
+    # providers
+    names = {"apns": "APNs", "fcm": "FCM"}
+    for lane, y in (("apns", 1), ("fcm", 6)):
+        down = snap.outage.get(lane, False)
+        style = "red" if down else box_style
+        stored = snap.stored.get(lane, 0)
+        c.box(g.provider, y - 1, g.PROVIDER_W, 5, names[lane] + (" DOWN" if down else ""), style)
+        c.put(g.provider + 2, y + 2, f"stored {stored:>4}", "yellow" if stored else "dim")
+        c.hline(g.SERVER_W, g.provider - 1, y + 1, "grey50")
+        c.hline(g.provider + g.PROVIDER_W, g.gateway - 1, y + 1, "grey50")
+        c.hline(g.gateway + g.GATEWAY_W, g.device - 1, y + 1, "grey50")
+    # device gateway (the MQTT broker in live mode)
+    x = g.gateway + 2
+    c.box(g.gateway, 0, g.GATEWAY_W, 10, "gateway", box_style)
+    c.put(x, 2, "device", "dim")
+    c.put(x, 3, "links", "dim")
+    c.put(x, 5, "MQTT" if snap.mode == "live" else "memory", "dim")
+    connected = sum(v for k, v in snap.states.items() if k.endswith(":connected"))
+    c.put(x, 7, f"{connected:>5} up", "green" if connected else "dim")
+    # devices
+    ios = snap.platforms.get("ios", 0)
+    android = snap.platforms.get("android", 0)
+    c.box(g.device, 0, g.device_w, 5, f"iOS  {ios}", box_style)
+    c.box(g.device, 5, g.device_w, 5, f"Android  {android}", box_style)
+    for platform, y, total in (("ios", 3, ios), ("android", 8, android)):
+        up = snap.states.get(f"{platform}:connected", 0)
+        text = f"{up}/{total} connected"
+        if len(text) > g.device_w - 4:
+            text = f"{up}/{total} up"
+        c.put(g.device + 2, y, text, "yellow" if up < total else "dim")
+    # polling lane: devices ask the app server
+    mid = g.device + g.device_w // 2
+    c.put(7, 9, "▲", "grey50")
+    c.put(7, 10, "│", "grey50")
+    c.put(7, 11, "╰" + "─" * (mid - 8) + "╯", "grey50")
+    c.put(mid, 10, "│", "grey50")
+    polls = snap.counts.get("poll", 0)
+    c.put(12, 11, f" polling apps ask their server: {polls} polls ", "dim")
 
 
 def legend() -> Text:

@@ -22,7 +22,7 @@ from textual_plotext import PlotextPlot
 from simulator.commands.run import describe
 from simulator.core.msgids import short_id
 from simulator.core.trace import EventKind, TraceEvent
-from simulator.dashboard.diagram import FATE_STYLE, Placed, draw, legend, place
+from simulator.dashboard.diagram import FATE_STYLE, Placed, W, draw, legend, place
 from simulator.dashboard.engine import speed_label
 from simulator.dashboard.model import Collector, DeviceRow, EnergySeries, Snapshot, fate_of
 
@@ -53,7 +53,8 @@ class ClockBar(Static):
         else:
             out.append(" ▶ RUNNING ", "bold black on green")
         out.append(f"  {clock(snap.t)}", "bold")
-        out.append(f"  ({snap.clock} UTC)", "dim")
+        if self.size.width >= 110:  # narrower, the progress and the scenario matter more
+            out.append(f"  ({snap.clock} UTC)", "dim")
         out.append("  speed ", "dim")
         out.append(speed_label(snap.speed), "bold")
         if not snap.paused and snap.effective_speed and not math.isinf(snap.speed) \
@@ -86,6 +87,7 @@ class ArchitectureView(Static):
         self.linger_seconds = linger_seconds
         self._shown: dict[str, list[float]] = {}  # msg -> [hop index shown, since]
         self._last: list[Placed] | None = None
+        self._width = W
 
     def watch_data(self) -> None:
         self.animate_tick()
@@ -114,9 +116,14 @@ class ArchitectureView(Static):
                 continue
             placed.append(p)
         self._shown = keep
-        if placed != self._last or self._last is None:
+        width = self.content_size.width or W
+        if placed != self._last or self._last is None or width != self._width:
             self._last = placed
-            self.update(draw(snap, placed))
+            self._width = width
+            self.update(draw(snap, placed, width))
+
+    def on_resize(self) -> None:
+        self.animate_tick()  # the diagram's arrows give way when the panel narrows
 
 
 class DevicesTable(Widget):
@@ -526,13 +533,13 @@ class MessageLife(Static):
         table.add_column("time", no_wrap=True)
         table.add_column("+", no_wrap=True, style="dim")
         table.add_column("hop", no_wrap=True)
-        table.add_column("where / why")
+        table.add_column("where / why", overflow="fold")  # a provider id folds, never cut
         first = life[0].t if life else 0.0
         for ev in life:
             table.add_row(clock(ev.t), f"{ev.t - first:.3f}s",
                           Text(ev.kind, KIND_STYLE.get(ev.kind, "")), _hop_text(ev))
-        title = Text.assemble((f"{glyph} ", style), ("message ", "bold"), (cid, "bold"),
-                              ("  fate: ", "dim"), (fate, style))
+        title = Text.assemble((f"{glyph} ", style), (fate, style), ("  message ", "dim"),
+                              (cid, "bold"))
         from rich.console import Group
 
         self.update(Group(title, table))
