@@ -667,3 +667,26 @@ def test_error_body_arrives_whole_for_any_window(srv, window):
         c.close()
 
     asyncio.run(case())
+
+
+async def test_ping_flood_without_reading_keeps_memory_flat(srv):
+    """100,000 PINGs whose ACKs are never read: the server's memory stays flat (its
+    kernel buffers fill, then it stops reading), and it serves others meanwhile."""
+    before = srv.rss()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", srv.info["noauth"]))
+    sock.setblocking(False)
+    reader, writer = await asyncio.open_connection(sock=sock)
+    writer.write(PREFACE + frame(SETTINGS, 0, 0))
+    chunk = frame(0x6, 0, 0, b"\0" * 8) * 1000
+    for _ in range(100):
+        writer.write(chunk)
+        try:
+            await asyncio.wait_for(writer.drain(), 0.5)
+        except TimeoutError:
+            break
+    await assert_serves(srv, "noauth")
+    await asyncio.sleep(0.5)
+    assert srv.rss() - before < 10, f"RSS {before:.0f} -> {srv.rss():.0f} MB"
+    writer.close()
