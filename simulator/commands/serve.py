@@ -105,6 +105,33 @@ def fcm(
                   admin_token)
 
 
+@app.command("webpush")
+def webpush(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8070, min=PORT_MIN, max=PORT_MAX, help="port (0: any free port)"),
+    tls_dir: Path | None = typer.Option(None, help="CA and certificate directory "
+                                        "(default ~/.pushlab/tls; created on first use)"),
+    plain_http: bool = typer.Option(False, "--http", help="plain HTTP and ws://, no TLS"),
+    public_url: str | None = typer.Option(None, help="origin put in push endpoints "
+                                          "(default: this server's own URL)"),
+    faults: Path | None = typer.Option(None, **IN_FILE, help="YAML/JSON fault plan to start "
+                                       "with"),
+    seed: int | None = typer.Option(None, help="seed for uaids, endpoints and message ids, "
+                                    "to repeat a run (default: a new one each start)"),
+    admin_token: str | None = typer.Option(None, "--admin-token", envvar="PUSHLAB_ADMIN_TOKEN",
+                                           help="bearer token every /admin request must "
+                                                "carry (required off loopback)"),
+) -> None:
+    """The Web Push look-alike: push endpoints, the browsers' websocket, admin API."""
+    from simulator.commands.webpush import serve_command
+
+    ensure_free(host, {"--port": port})
+    if not plain_http:
+        output_dir(tls_dir, "--tls-dir")
+    serve_command(host, port, tls_dir, plain_http, fresh_seed(seed), faults, admin_token,
+                  public_url)
+
+
 @app.command("app-server")
 def app_server(
     api_key: str = typer.Option(..., envvar="PUSHLAB_API_KEY",
