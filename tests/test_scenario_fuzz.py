@@ -147,7 +147,7 @@ def test_mutated_scenarios_validate_or_fail_in_one_line(tmp_path: Path, text: by
     _check_validation(path)
 
 
-@settings(max_examples=12, deadline=15000, derandomize=True,
+@settings(max_examples=25, deadline=15000, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(text=mutated_text([p.stem for p in SHORT]))
 def test_mutated_short_scenarios_run_to_an_exit_code(tmp_path: Path, text: bytes,
@@ -200,7 +200,7 @@ CAMPAIGN = {
     "member-name": ("devices:\n  - {id: alice-iphone, count: 2, platform: ios}\n"
                     "  - {id: alice-iphone-0, platform: ios}\n", 3, "devices.1.id",
                     "member of the group 'alice-iphone'"),
-    "alias-bomb": (BOMB + B, 6, "", "aliases are expanded"),
+    "alias-bomb": (BOMB + B + "timeline: *b8\n", 6, "", "aliases are expanded"),
     "heartbeat-0": ("heartbeat: {cellular: 0}\n" + B, 1, "heartbeat.cellular",
                     "greater than or equal to 1"),
 }
@@ -288,7 +288,7 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
 
 
-@pytest.mark.parametrize("case", ["alias-bomb", "devices-10e6", "duration-nan"])
+@pytest.mark.parametrize("case", ["flow-5000-deep", "devices-10e6", "duration-nan"])
 def test_hostile_files_end_quickly_in_a_small_process(case: str, tmp_path: Path) -> None:
     """The whole command, in its own process capped at 1.5 GB and 60 s."""
     path = tmp_path / f"{case}.yaml"
