@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +21,6 @@ from fake_providers.faults import FaultPlan
 from fake_providers.fcm.lab import build_fcm_lab
 from fake_providers.fcm.server import start_fcm_server
 
-PUSHLAB = Path(sys.executable).with_name("pushlab")
 TOKEN = "lab-admin-token-0123456789"
 
 
@@ -119,17 +118,25 @@ def test_serving_an_admin_api_off_loopback_without_a_token_is_refused(
     assert len(lines) == 1 and "--admin-token" in lines[0], result.stderr
 
 
-def test_serve_fcm_with_a_token_says_so_and_wants_it(tmp_path: Path) -> None:
-    proc = subprocess.Popen([str(PUSHLAB), "serve", "fcm", "--host", "0.0.0.0", "--port", "0",
-                             "--admin-token", TOKEN], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+async def test_serve_fcm_with_a_token_says_so_and_wants_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator.commands.fcm import serve
+
+    task = asyncio.create_task(serve("0.0.0.0", 0, "p", tmp_path / "sa.json", 0, 600_000, None,
+                                     None, TOKEN))
     try:
-        assert proc.stdout is not None
-        info = json.loads(proc.stdout.readline())
+        for _ in range(200):
+            if out := capsys.readouterr().out:
+                break
+            await asyncio.sleep(0.02)
+        info = json.loads(out)
         assert info["admin_auth"] == "bearer token"
         url = f"http://127.0.0.1:{info['fcm'].rsplit(':', 1)[1]}/admin/health"
-        assert httpx.get(url).status_code == 401
-        assert httpx.get(url, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(url)).status_code == 401
+            assert (await client.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+                    ).status_code == 200
     finally:
-        proc.terminate()
-        proc.wait(10)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
