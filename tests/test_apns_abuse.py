@@ -484,7 +484,7 @@ async def test_memory_returns_after_many_idle_tls_connections_close(srv):
     await asyncio.sleep(2.0)  # the server trims freed memory a second after closes
     closed = srv.rss()
     assert opened - before > 20, (before, opened)  # the connections did cost memory
-    assert closed - before < (opened - before) / 3, (before, opened, closed)
+    assert closed - before < 10, (before, opened, closed)
     await assert_serves(srv, "tls")
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import gc
 import json
 import logging
 from collections.abc import Callable
@@ -59,6 +60,7 @@ HANDSHAKE_TIMEOUT = 10.0  # seconds for TLS, then as long for the HTTP/2 preface
 # Streams a client may reset: a burst, refilled at a rate (nghttp2's defaults). Past
 # that the client is resetting streams as an attack does (CVE-2023-44487).
 RESET_BURST = 1000
+TRIM_COLLECT_AFTER = 64  # closed connections that are worth a full garbage collection
 LINGER = 1.0  # seconds a closed connection still reads (and drops) what the client sends
 RESET_RATE = 33.0  # per second
 # header names seen on the wire, decoded once (bounded: a client picks the names)
@@ -80,10 +82,14 @@ def _libc_trim() -> Callable[[int], int] | None:
 _MALLOC_TRIM = _libc_trim()
 
 
-def release_freed_memory() -> None:
+def release_freed_memory(collect: bool = False) -> None:
     """Return freed heap pages to the OS. asyncio gives each TLS connection a 256 KiB
     read buffer; once closed connections have freed theirs, glibc keeps the pages
-    (its mmap threshold has risen past that size) unless asked to trim."""
+    (its mmap threshold has risen past that size) unless asked to trim. ``collect``
+    first frees closed connections still caught in reference cycles (the TLS layer's
+    objects), at the price of a full garbage collection."""
+    if collect:
+        gc.collect()
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
 
@@ -584,16 +590,20 @@ class ApnsServer:
     def __post_init__(self) -> None:
         self.connections: set[ApnsH2Protocol] = set()
         self._trim: asyncio.TimerHandle | None = None
+        self._closed_since_trim = 0
 
     def connection_closed(self, proto: ApnsH2Protocol) -> None:
         """Forget a connection; a second later, hand the memory it freed back to the OS."""
         self.connections.discard(proto)
+        self._closed_since_trim += 1
         if self._trim is None:
             self._trim = asyncio.get_running_loop().call_later(1.0, self._trim_now)
 
     def _trim_now(self) -> None:
         self._trim = None
-        release_freed_memory()
+        many = self._closed_since_trim >= TRIM_COLLECT_AFTER
+        self._closed_since_trim = 0
+        release_freed_memory(collect=many)
 
     @property
     def scheme(self) -> str:
