@@ -43,6 +43,10 @@ def test_load_command_on_the_embedded_broker_prints_json_summary() -> None:
     assert set(s["cpu_percent"]) >= {"providers", "app-server", "workers", "broker"}
     assert len(s["lines"]) >= 3 and "connected=20" in proc.stderr
     assert s["baseline"]["published"] == 100 and s["baseline"]["received"] > 0
+    # the silent parts of a run say what they are doing
+    for phase in ("starting the embedded MQTT broker", "starting the app server",
+                  "connecting 20 devices", "measuring the bare broker ceiling: 100 messages"):
+        assert phase in proc.stderr, phase
 
 
 @pytest.mark.skipif(NO_MOSQUITTO, reason=f"mosquitto not installed: {INSTALL_HINT}")

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from simulator.commands.outpaths import output_file
+
 
 class MqttClient(StrEnum):
     """The MQTT client of the device workers, the provider gateway and the bare publisher."""
@@ -29,6 +31,34 @@ class GatewaySession(StrEnum):
 
 
 ANDROID_HELP = "share of the devices that are Android phones, served by the FCM look-alike"
+
+# bounds of the options: far above what a machine carries, low enough to refuse a typo
+MAX_DEVICES = 1_000_000
+MAX_RATE = 1_000_000.0
+MAX_SECONDS = 86_400.0
+MAX_WORKERS = 256
+
+
+class Profile(StrEnum):
+    """How the notification rate moves over the run."""
+
+    constant = "constant"
+    ramp = "ramp"
+    burst = "burst"
+
+
+def _check_broker(broker: str) -> None:
+    """embedded, mosquitto, nats or a comma-separated list of mqtt://host:port."""
+    if broker in ("embedded", "mosquitto", "nats"):
+        return
+    from simulator.core import devicelink as dl
+
+    for url in (u.strip() for u in broker.split(",")):
+        try:
+            dl.parse_broker_url(url)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{exc}; or embedded, mosquitto, nats",
+                                     param_hint="--broker") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -70,19 +100,27 @@ def worker(
 
 def load(
     ctx: typer.Context,
-    devices: Annotated[int, typer.Option(help="connected devices (MQTT clients)")] = 50,
-    rate: Annotated[float, typer.Option(help="notifications per second (the profile's peak)")]
+    devices: Annotated[int, typer.Option(min=1, max=MAX_DEVICES,
+                                         help="connected devices (MQTT clients)")] = 50,
+    rate: Annotated[float, typer.Option(min=0.0, max=MAX_RATE,
+                                        help="notifications per second (the profile's peak)")]
     = 10.0,
-    duration: Annotated[float, typer.Option(help="seconds of sending")] = 10.0,
-    profile: Annotated[str, typer.Option(help="constant | ramp | burst")] = "constant",
-    connect_rate: Annotated[float, typer.Option(help="new connections per second, all "
+    duration: Annotated[float, typer.Option(min=0.1, max=MAX_SECONDS,
+                                            help="seconds of sending")] = 10.0,
+    profile: Annotated[Profile, typer.Option(help="constant, ramp (0 to --rate) or burst "
+                                                  "(everything at once)")]
+    = Profile.constant,
+    connect_rate: Annotated[float, typer.Option(min=1.0, max=MAX_RATE,
+                                                help="new connections per second, all "
                                                      "workers together")] = 250.0,
     broker: Annotated[str, typer.Option(help="embedded (amqtt, default) | mosquitto | nats "
                                              "(started on loopback by the run) | "
                                              "mqtt://host:port[,mqtt://...] (external)")]
     = "embedded",
-    workers: Annotated[int, typer.Option(help="worker processes (devices sharded by id)")] = 2,
+    workers: Annotated[int, typer.Option(min=0, max=MAX_WORKERS,
+                                         help="worker processes (devices sharded by id)")] = 2,
     remote_workers: Annotated[int, typer.Option(
+        min=0, max=MAX_WORKERS,
         help="more shards, run by `pushlab load worker --shard i/n --join HOST:PORT` "
              "(shards workers..workers+remote-1)")] = 0,
     listen: Annotated[str, typer.Option(help="HOST:PORT remote workers attach to")]
@@ -102,15 +140,20 @@ def load(
         help="kind@seconds[:arg]: broker-restart@20[:down_s], provider-outage@20[:secs], "
              "storm@20[:fraction] (repeatable)")] = None,
     baseline: Annotated[bool, typer.Option(help="also measure the bare broker ceiling")] = True,
-    bare_count: Annotated[int | None, typer.Option(help="messages in the bare baseline")] = None,
-    drain: Annotated[float, typer.Option(help="seconds to wait for stragglers after "
-                                               "sending")] = 20.0,
-    inflight: Annotated[int, typer.Option(help="sender's concurrent API requests")] = 256,
+    bare_count: Annotated[int | None, typer.Option(min=1, max=MAX_DEVICES,
+                                                   help="messages in the bare baseline")]
+    = None,
+    drain: Annotated[float, typer.Option(min=0.0, max=MAX_SECONDS,
+                                         help="seconds to wait for stragglers after "
+                                              "sending")] = 20.0,
+    inflight: Annotated[int, typer.Option(min=1, max=100_000,
+                                          help="sender's concurrent API requests")] = 256,
     sim: Annotated[bool, typer.Option("--sim", help="the same workload in virtual time")]
     = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
     out: Annotated[Path | None, typer.Option(help="also write the JSON summary here")] = None,
-    prometheus: Annotated[int | None, typer.Option(help="serve /metrics on this port "
+    prometheus: Annotated[int | None, typer.Option(min=1, max=65535,
+                                                   help="serve /metrics on this port "
                                                         "(127.0.0.1) while running")] = None,
     quiet: Annotated[bool, typer.Option(help="no per-second lines")] = False,
     seed: Annotated[int, typer.Option(help="seed")] = 0,
@@ -118,34 +161,33 @@ def load(
     """Many phones, a notification rate and faults: throughput, latency, where losses are."""
     if ctx.invoked_subcommand is not None:
         return
-    if workers + remote_workers < 1:
-        raise typer.BadParameter("need at least one worker (local or remote)")
     from simulator.load.faults import parse_fault
-    from simulator.load.profiles import PROFILES
 
-    if profile not in PROFILES:
-        raise typer.BadParameter(f"profile is one of {', '.join(PROFILES)}")
-    if devices < 1 or workers < 0 or duration <= 0 or rate < 0:
-        raise typer.BadParameter("need devices >= 1, workers >= 0, duration > 0, rate >= 0")
+    if workers + remote_workers < 1 and not sim:
+        raise typer.BadParameter("need at least one worker (local or remote)",
+                                 param_hint="--workers")
+    _check_broker(broker)
     try:
         faults = [parse_fault(f) for f in fault or []]
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise typer.BadParameter(str(exc), param_hint="--fault") from None
     if any(f.kind == "broker-restart" for f in faults) and "://" in broker:
         raise typer.BadParameter("broker-restart needs a broker the run starts "
-                                 "(embedded, mosquitto or nats)")
+                                 "(embedded, mosquitto or nats)", param_hint="--fault")
+    output_file(out, "--out")
     console = Console(stderr=as_json)
     if sim:
         from simulator.load.sim import SimLoadConfig, run_sim_load
 
         with console.status("simulating"):
-            summary = run_sim_load(SimLoadConfig(devices, rate, duration, profile, connect_rate,
+            summary = run_sim_load(SimLoadConfig(devices, rate, duration, profile.value,
+                                                 connect_rate,
                                                  faults, seed, android=android))
     else:
         extra = {"remote_workers": remote_workers, "listen": listen, "join_key": join_key,
                  "app_host": app_host, "client": client.value,
                  "gateway_session": gateway_session.value, "android": android}
-        summary = _live(devices, rate, duration, profile, connect_rate, broker, workers, faults,
+        summary = _live(devices, rate, duration, profile.value, connect_rate, broker, workers, faults,
                         baseline, bare_count, drain, inflight, prometheus, quiet, seed, console,
                         extra)
     text = json.dumps(summary, indent=None if as_json else 2, default=str)
@@ -186,9 +228,13 @@ def _live(devices: int, rate: float, duration: float, profile: str, connect_rate
                   TextColumn("{task.completed:.0f}/{task.total:.0f}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("starting", total=1)
+        said: list[str] = []
 
         def on_progress(phase: str, done: float, total: float) -> None:
-            bar.update(task, description=phase, completed=done, total=total)
+            if not said or said[-1] != phase:  # each phase once, also when piped to a file
+                said.append(phase)
+                bar.console.print(f"[dim]{phase}...[/dim]", highlight=False)
+            bar.update(task, description=phase, completed=done, total=total or 1)
 
         def on_line(line: Any) -> None:
             if not quiet:
@@ -203,6 +249,38 @@ def _ms(v: Any) -> str:
 
 # Above this, the machine's other work shows in the tail (docs/load.md, "Measured figures")
 BUSY_MACHINE_PERCENT = 25.0
+
+
+def _baseline_rows(t: Table, s: dict[str, Any]) -> None:
+    b = s["baseline"]
+    t.add_row("bare broker ceiling", f"{b['throughput_per_s']:.0f} msg/s, p99 "
+                                     f"{_ms(b.get('p99_ms'))}")
+    t.add_row("bare messages arrived", f"{b['received']} of {b['published']}")
+    if s.get("lab_over_bare") is not None:
+        t.add_row("lab / bare ceiling", f"{s['lab_over_bare']:.3f} "
+                                        f"({s.get('throughput_per_s', 0):.1f} / "
+                                        f"{b['throughput_per_s']:.0f} msg/s)")
+
+
+def baseline_note(s: dict[str, Any]) -> str:
+    """What the bare baseline is and how to read lab / bare, under the table."""
+    b = s["baseline"]
+    lines = [f"Bare broker ceiling: after the run, one process published {b['published']} "
+             "notifications straight to the devices' MQTT topics, with no app server, "
+             "provider or gateway in between: what the broker alone carries on this machine."]
+    if b["received"] < b["published"]:
+        lines.append(f"{b['published'] - b['received']} of them never arrived: the bare "
+                     "publisher does not retry, so that loss is the broker's under a burst "
+                     "(the lab's own messages wait in the provider until the phone acks).")
+    if s.get("lab_over_bare") is not None:
+        ceiling = s.get("profile") == "ramp"
+        lines.append(f"lab / bare ceiling {s['lab_over_bare']:.3f}: the lab delivered "
+                     f"{s['lab_over_bare'] * 100:.1f} % of that rate"
+                     + (". With a ramp this compares the two ceilings (1.0: the lab costs "
+                        "nothing over the broker)." if ceiling else
+                        f", but it was only asked for {s.get('rate')}/s; use --profile ramp "
+                        "with a high --rate to compare ceilings."))
+    return "\n".join(lines)
 
 
 def print_summary(s: dict[str, Any], console: Console) -> None:
@@ -234,8 +312,8 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
             if n < total or b == next(x for x, m in shown if m == total)))
     if "connect" in s:
         c = s["connect"]
-        t.add_row("connect", f"{c.get('connected')} in {c.get('seconds')} s "
-                             f"({c.get('rate_per_s')}/s)")
+        rate = f" ({c['rate_per_s']}/s)" if c.get("rate_per_s") is not None else ""
+        t.add_row("connect", f"{c.get('connected')} in {c.get('seconds')} s{rate}")
     if "bytes_per_device" in s:
         t.add_row("memory per device (workers)", f"{s['bytes_per_device'] / 1024:.1f} KB")
     if "broker_bytes_per_device" in s:
@@ -243,11 +321,10 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
     for role, pct in (s.get("cpu_percent") or {}).items():
         t.add_row(f"CPU {role}", f"{pct:.0f} %")
     if "baseline" in s:
-        b = s["baseline"]
-        t.add_row("bare baseline", f"{b['throughput_per_s']:.0f} msg/s "
-                                   f"({b['received']}/{b['published']}), p99 {_ms(b.get('p99_ms'))}")
-        t.add_row("lab / bare", str(s.get("lab_over_bare")))
+        _baseline_rows(t, s)
     console.print(t)
+    if "baseline" in s:
+        console.print(baseline_note(s), highlight=False)
     if s.get("undelivered"):
         u = Table(title="not delivered: where each message is")
         u.add_column("where")

@@ -411,6 +411,16 @@ class Prometheus:
         self.server.shutdown()
 
 
+def _broker_phase(broker: str) -> str:
+    if broker == "embedded":
+        return "starting the embedded MQTT broker"
+    if broker == "mosquitto":
+        return "starting mosquitto"
+    if broker == "nats":
+        return "starting a 3-node NATS cluster"
+    return f"using the broker at {broker}"
+
+
 async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | None = None,
                    on_progress: Callable[[str, float, float], None] | None = None,
                    ) -> dict[str, Any]:
@@ -446,6 +456,7 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         gw_user: str | None = None
         gw_pass: str | None = None
         secret: str | None = None
+        progress(_broker_phase(cfg.broker), 0, 0)
         if cfg.broker == "embedded":
             broker_child = Child("broker", services.embedded_broker_main,
                                  services.EmbeddedSpec(gateway_password, device_secret))
@@ -473,6 +484,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         summary["worker_urls"] = worker_urls
 
         # ---- providers and app server ------------------------------------------------
+        progress("starting the providers (APNs" + (" and FCM" if cfg.android > 0 else "")
+                 + " look-alike and gateway to the broker)", 0, 0)
         prov = Child("providers", services.providers_main,
                      services.ProviderSpec(gateway_url, gw_user, gw_pass, tmp.name, cfg.seed,
                                            client=cfg.client,
@@ -481,6 +494,7 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         children.append(prov)
         p_ready = await prov.expect("ready", 60)
         meter.add("providers", prov.pid)
+        progress("starting the app server", 0, 0)
         app = Child("app-server", services.app_server_main,
                     services.AppSpec(p_ready["apns_url"], p_ready["ca"], api_key,
                                      host=cfg.app_host, fcm_url=p_ready.get("fcm_url"),
@@ -499,6 +513,7 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
                               client=cfg.client, latency_in_tallies=bool(cfg.prometheus),
                               android_share=cfg.android)
 
+        progress(f"starting {shards} worker process(es) for {cfg.devices} devices", 0, 0)
         workers: list[Child] = []
         for k in range(cfg.workers):
             w = Child(f"worker-{k}", _worker_entry, make_spec(k))
@@ -528,7 +543,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
 
         while True:
             t = tally()
-            progress("connecting", t.get("ready", 0), cfg.devices)
+            progress(f"connecting {cfg.devices} devices at {cfg.connect_rate:g}/s and "
+                     "registering their tokens", t.get("ready", 0), cfg.devices)
             if t.get("ready", 0) >= cfg.devices and t.get("connected", 0) >= cfg.devices:
                 break
             if loop.time() - t_connect > connect_timeout:
@@ -582,7 +598,9 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
                 prom.update({"connected": t.get("connected", 0), "sent": sender.sent,
                              "accepted": sender.accepted, "delivered": delivered,
                              "errors": sender.errors}, t)
-            progress("sending" if not send_task.done() else "draining",
+            progress(f"sending {cfg.rate:g}/s ({cfg.profile}) for {cfg.duration:g} s"
+                     if not send_task.done() else
+                     f"waiting up to {cfg.drain_s:g} s for the last deliveries",
                      min(now, cfg.duration), cfg.duration)
             if now >= next_line:
                 line = SecondLine(int(next_line), t.get("connected", 0), sender.sent,
@@ -614,6 +632,7 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         summary["lines"] = lines
 
         # ---- collect ----------------------------------------------------------------------
+        progress("collecting figures from the workers and the providers", 0, 0)
         latency = Latency()
         seen = bytearray()
         online: dict[str, bool] = {}
@@ -683,6 +702,8 @@ async def run_load(cfg: LoadConfig, *, on_line: Callable[[SecondLine], None] | N
         # ---- bare baseline ---------------------------------------------------------------------
         if cfg.baseline:
             count = cfg.bare_count or min(max(total, 1000), 20_000)
+            progress(f"measuring the bare broker ceiling: {count} messages published straight "
+                     "to the devices, no lab in between", 0, 0)
             bare_before = t.get("bare_received", 0)
             bare = Child("bare", services.bare_main,
                          services.BareSpec(gateway_url, gw_user, gw_pass, cfg.devices, count,
