@@ -151,7 +151,7 @@ class Collector:
         self.recent: deque[str] = deque(maxlen=recent * 3)  # a message goes by 1-2 names
         self.handed: Counter[str] = Counter()
         self.ids = MessageIds(limit=lives * 2)
-        self.children: dict[str, list[str]] = {}  # a topic send's name -> its deliveries
+        self.children: dict[str, dict[str, None]] = {}  # a topic send's name -> deliveries
 
     def __call__(self, event: TraceEvent) -> None:
         kind = event.kind
@@ -181,7 +181,7 @@ class Collector:
             self.recent.append(msg)
             head, sep, _ = msg.partition("/")
             if sep:
-                self.children.setdefault(head, []).append(msg)
+                self.children.setdefault(head, {})[msg] = None
             if len(self.lives) > self.max_lives:
                 self._evict()
         life.append(event)
@@ -192,7 +192,7 @@ class Collector:
         head, sep, _ = old.partition("/")
         kids = self.children.get(head) if sep else None
         if kids is not None:
-            kids.remove(old)
+            kids.pop(old, None)
             if not kids:
                 del self.children[head]
 
@@ -218,19 +218,25 @@ class Collector:
         with self.lock:
             return self.ids.canonical(msg)
 
-    def life(self, msg: str) -> list[TraceEvent]:
+    def life(self, msg: str, deliveries: int = 50) -> list[TraceEvent]:
         """Every hop of the message ``msg`` names (by any of its names), in causal order.
 
-        A topic send's life holds its deliveries' hops too; a delivery's life
-        starts with the topic send's own hops.
+        A topic send's life holds the hops of its first ``deliveries`` deliveries
+        too; a delivery's life starts with the topic send's own hops.
         """
         with self.lock:
-            return self._life(self.ids.canonical(msg), with_children=True)
+            return self._life(self.ids.canonical(msg), deliveries)
 
     def deliveries(self, msg: str) -> list[str]:
         """The deliveries of a topic send (``<id>/<n>``), none for any other message."""
         with self.lock:
             return self._deliveries(self.ids.canonical(msg))
+
+    def delivery_fates(self, msg: str) -> Counter[str]:
+        """How many of a topic send's deliveries met each fate (empty for other messages)."""
+        with self.lock:
+            return Counter(fate_of(e.kind for e in self._life(cid))
+                           for cid in self._deliveries(self.ids.canonical(msg)))
 
     def _names(self, cid: str) -> tuple[str, ...]:
         return (cid, *self.ids.provider_ids(cid))
@@ -242,7 +248,7 @@ class Collector:
                 out[self.ids.canonical(child)] = None
         return list(out)
 
-    def _life(self, cid: str, with_children: bool = False) -> list[TraceEvent]:
+    def _life(self, cid: str, deliveries: int = 0) -> list[TraceEvent]:
         head, sep, tail = cid.partition("/")
         events: list[TraceEvent] = []
         if sep:  # a topic delivery: the topic send's own hops, then its own
@@ -253,9 +259,8 @@ class Collector:
             return causal(events)
         for name in self._names(cid):
             events += self.lives.get(name, ())
-            if with_children:
-                for child in self.children.get(name, ()):
-                    events += self.lives.get(child, ())
+            for child in islice(self.children.get(name, ()), deliveries):
+                events += self.lives.get(child, ())
         return causal(events)
 
     def recent_messages(self, devices_platform: dict[str, str] | None = None) -> tuple[MessageView, ...]:
@@ -266,7 +271,7 @@ class Collector:
                 cid = self.ids.canonical(name)
                 if cid in seen or name not in self.lives:
                     continue
-                if "/" not in cid and self._deliveries(cid):
+                if "/" not in cid and any(self.children.get(n) for n in self._names(cid)):
                     continue  # a topic send is drawn as its deliveries
                 seen[cid] = None
                 if len(seen) >= self.max_recent:

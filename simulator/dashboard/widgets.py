@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -546,10 +545,9 @@ class MessageLife(Static):
 
     def _fate(self, cid: str, life: list[TraceEvent]) -> str:
         """A topic send's fate is its deliveries' fates; any other message's, its own."""
-        kids = self.collector.deliveries(cid)
-        if not kids:
+        fates = self.collector.delivery_fates(cid)
+        if not fates:
             return fate_of(e.kind for e in life)
-        fates = Counter(fate_of(e.kind for e in self.collector.life(k)) for k in kids)
         if len(fates) == 1:
             return next(iter(fates))
         return ", ".join(f"{n} {fate}" for fate, n in fates.most_common())
