@@ -120,9 +120,13 @@ def demo(
     result = run_scenario(scenario, live=live, time_scale=0.05 if live else 1.0)
     console.print(f"[bold]{scenario.name}[/bold]: {scenario.description.strip()}\n")
     epoch = datetime.fromisoformat(scenario.epoch.replace("Z", "+00:00")).timestamp()
-    table = Table(title="One notification's life", show_lines=False)
-    table.add_column("sim time", justify="right")
-    table.add_column("clock (UTC)")
+    # live: seconds of real time since the lab started (the scenario's clock is not used)
+    table = Table(title="One notification's life", show_lines=False,
+                  caption="real sockets on loopback; the timeline's waits played 20x faster"
+                  if live else None)
+    table.add_column("real time" if live else "sim time", justify="right")
+    if not live:
+        table.add_column("clock (UTC)")
     table.add_column("step")
     previous = None
     for event in result.events:
@@ -131,7 +135,9 @@ def demo(
             continue
         delta = "" if previous is None else f"+{format_duration(event.t - previous)}"
         stamp = datetime.fromtimestamp(epoch + event.t, UTC).strftime("%H:%M:%S.%f")[:-3]
-        table.add_row(format_duration(event.t), stamp, f"{text} [dim]{delta}[/dim]")
+        step = f"{text} [dim]{delta}[/dim]"
+        table.add_row(*(format_duration(event.t), step) if live else
+                      (format_duration(event.t), stamp, step))
         previous = event.t
     console.print(table)
     failed = result.check_expectations()
