@@ -62,3 +62,14 @@ def test_bench_load_runs_both_workloads_and_judges_the_targets() -> None:
     assert result["lab_over_bare"] == round(result["lab_ceiling_per_s"] / result["bare_per_s"], 3)
     assert set(result["targets"]) == {"delivered_ratio", "p99_ms", "kb_per_device", "lab_over_bare"}
     assert result["targets"]["delivered_ratio"]["met"] is True
+
+
+def test_bench_webpush_json_reports_the_ratio_and_the_websocket_p99() -> None:
+    out = CliRunner().invoke(app, ["bench", "webpush", "--runs", "1", "--seconds", "0.5",
+                                   "--concurrency", "4", "--agents", "2", "--deliveries", "10",
+                                   "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output)
+    assert result["lab_per_s"] > 0 and result["bare_per_s"] > 0 and result["lab_errors"] == 0
+    assert result["ws_delivered"] == 10 and result["ws_lost"] == 0 and result["ws_p99_ms"] > 0
+    assert result["ratio_met"] == (result["ratio"] >= 0.6)

@@ -187,3 +187,14 @@ def test_a_second_connection_takes_the_uaid_and_outage_means_back_off() -> None:
     core2.faults.add(FaultRule(status=503, reason="202", count=1))
     resp, _ = push(core2, endpoint)
     assert (resp.status, errno(resp)) == (503, 202) and "retry-after" in resp.headers
+
+
+def test_a_reused_vapid_token_is_still_checked_for_expiry() -> None:
+    core, clock, vapid, _, endpoint = _setup()
+    header = vapid_header(vapid)
+    assert push(core, endpoint, headers={"TTL": "5", "Authorization": header})[0].status == 201
+    assert push(core, endpoint, headers={"TTL": "5", "Authorization": header})[0].status == 201
+    clock.t = 3601
+    resp, _ = push(core, endpoint, headers={"TTL": "5", "Authorization": header})
+    assert (resp.status, errno(resp)) == (401, 109)
+    assert resp.json()["message"] == "Invalid VAPID expiry"

@@ -180,6 +180,7 @@ class WebPushCore:
         self.conn_uaid: dict[str, str] = {}
         self.uaid_conn: dict[str, str] = {}
         self.messages: dict[str, str] = {}  # message id -> uaid, while stored
+        self._vapid_cache: dict[tuple[str, str], Vapid] = {}
         #: where :meth:`handle` (the in-memory transport's entry) hands its actions
         self.on_actions: Callable[[list[Action]], None] | None = None
 
@@ -427,7 +428,7 @@ class WebPushCore:
                 raise unauthorized("Missing VAPID token: this subscription was made with an "
                                    "applicationServerKey")
             return None
-        vapid = verify_vapid(*found, origins, self.wall_clock())
+        vapid = verify_vapid(*found, origins, self.wall_clock(), self._vapid_cache)
         if sub.key is not None and vapid.public_key != sub.key:
             raise forbidden("VAPID public key mismatch: not the subscription's "
                             "applicationServerKey")

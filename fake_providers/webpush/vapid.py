@@ -110,9 +110,33 @@ def read_vapid(authorization: str | None, crypto_key: str | None) -> tuple[str, 
     raise unauthorized("Unknown auth scheme")
 
 
-def verify_vapid(scheme: str, token: str, key_text: str, origins: set[str],
-                 now: float) -> Vapid:
-    """Check the JWT against the key, the endpoint's origins and the wall time ``now``."""
+CACHE_MAX = 4096
+
+
+def verify_vapid(scheme: str, token: str, key_text: str, origins: set[str], now: float,
+                 cache: dict[tuple[str, str], Vapid] | None = None) -> Vapid:
+    """Check the JWT against the key, the endpoint's origins and the wall time ``now``.
+
+    RFC 8292 section 2 asks senders to reuse a token until near its expiry; ``cache``
+    remembers tokens whose signature was already verified with that key, so only the
+    claims (``aud``, ``exp``, ``sub``) are checked again, on every request.
+    """
+    if cache is not None:
+        known = cache.get((token, key_text))
+        if known is not None:
+            check_claims(known.claims, origins, now)
+            return Vapid(known.public_key, known.claims, scheme)
+    vapid = _verify(scheme, token, key_text)
+    check_claims(vapid.claims, origins, now)
+    if cache is not None:
+        if len(cache) >= CACHE_MAX:
+            cache.clear()
+        cache[(token, key_text)] = vapid
+    return vapid
+
+
+def _verify(scheme: str, token: str, key_text: str) -> Vapid:
+    """The signature and shape of the JWT; the claims are checked by the caller."""
     try:
         raw, key = parse_public_key(key_text)
     except ValueError as exc:
@@ -127,7 +151,6 @@ def verify_vapid(scheme: str, token: str, key_text: str, origins: set[str],
         raise unauthorized(f"Invalid VAPID token: {exc}") from None
     if not isinstance(claims, dict):
         raise unauthorized("Invalid VAPID token: claims are not an object")
-    check_claims(claims, origins, now)
     return Vapid(raw, claims, scheme)
 
 

@@ -67,6 +67,27 @@ def fcm(
     emit(run(concurrency, seconds, runs), as_json, "bench fcm")
 
 
+@app.command("webpush")
+def webpush(
+    concurrency: Annotated[int, typer.Option(min=1, max=1000,
+                                             help="requests in flight (keep-alive "
+                                                  "connections)")] = 32,
+    seconds: Annotated[float, typer.Option(min=0.1, max=3600,
+                                           help="timed seconds per run")] = 2.0,
+    runs: Annotated[int, typer.Option(min=1, max=100,
+                                      help="runs of each server (medians reported)")] = 3,
+    agents: Annotated[int, typer.Option(min=1, max=2000,
+                                        help="websocket user agents of the delivery run")] = 50,
+    deliveries: Annotated[int, typer.Option(min=1, max=1_000_000,
+                                            help="pushes of the delivery run")] = 2000,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Web Push sends/s through the look-alike vs a bare aiohttp handler; websocket p99."""
+    from simulator.benchmarks.webpush import run
+
+    emit(run(concurrency, seconds, runs, agents, deliveries), as_json, "bench webpush")
+
+
 @app.command("devices")
 def devices(
     devices: Annotated[int, typer.Option(help="simulated devices (push and polling mixed)")]
