@@ -33,7 +33,8 @@ def _duration(value: object) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(_duration)]
-Period = Annotated[float, BeforeValidator(_duration), Field(ge=1.0, description="at least 1s")]
+# constraints before the validator, so the JSON Schema says "minimum"
+Period = Annotated[float, Field(ge=1.0, description="at least 1s"), BeforeValidator(_duration)]
 InterfaceKind = Literal["wifi", "lte", "3g", "5g"]
 
 
@@ -307,7 +308,7 @@ class Expectations(DeliveryExpectations):
 
 class RetrySpec(Strict):
     max_attempts: int = Field(6, ge=1, le=100)
-    base: Annotated[Duration, Field(gt=0)] = 1.0
+    base: Annotated[float, Field(gt=0), BeforeValidator(_duration)] = 1.0
     factor: float = Field(2.0, ge=1.0, allow_inf_nan=False)
     cap: Duration = 300.0
 
