@@ -504,7 +504,7 @@ class MessageLife(Static):
     def __init__(self, collector: Collector, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.collector = collector
-        self._drawn: tuple[str | None, int] = (None, -1)
+        self._drawn: tuple[str | None, int, bool] = (None, -1, True)
 
     def watch_msg_id(self) -> None:
         self._redraw()
@@ -517,31 +517,39 @@ class MessageLife(Static):
         if msg is None:
             if self._drawn[0] is None and self._drawn[1] == 0:
                 return
-            self._drawn = (None, 0)
+            self._drawn = (None, 0, True)
             self.update(Text("Pick an event that names a message (msg column) in the log "
                              "to see its whole life here.", "dim"))
             return
         life = self.collector.life(msg)
-        if self._drawn == (msg, len(life)):
+        wide = self.content_size.width >= 60  # narrower, the clock column goes to the title
+        if self._drawn == (msg, len(life), wide):
             return
-        self._drawn = (msg, len(life))
+        self._drawn = (msg, len(life), wide)
         cid = self.collector.canonical(msg)
         fate = self._fate(cid, life)
         glyph, style = FATE_STYLE.get(fate, ("●", "bold"))
         table = Table(box=None, padding=(0, 1), expand=True, show_edge=False)
-        table.add_column("time", no_wrap=True)
+        if wide:
+            table.add_column("time", no_wrap=True)
         table.add_column("+", no_wrap=True, style="dim")
         table.add_column("hop", no_wrap=True)
         table.add_column("where / why", overflow="fold")  # a provider id folds, never cut
         first = life[0].t if life else 0.0
         for ev in life:
-            table.add_row(clock(ev.t), f"{ev.t - first:.3f}s",
-                          Text(ev.kind, KIND_STYLE.get(ev.kind, "")), _hop_text(ev))
+            cells = (f"{ev.t - first:.3f}s", Text(ev.kind, KIND_STYLE.get(ev.kind, "")),
+                     _hop_text(ev))
+            table.add_row(*((clock(ev.t), *cells) if wide else cells))
         title = Text.assemble((f"{glyph} ", style), (fate, style), ("  message ", "dim"),
                               (cid, "bold"))
+        if not wide:
+            title.append(f"  from {clock(first)}", "dim")
         from rich.console import Group
 
         self.update(Group(title, table))
+
+    def on_resize(self) -> None:
+        self._redraw()
 
     def _fate(self, cid: str, life: list[TraceEvent]) -> str:
         """A topic send's fate is its deliveries' fates; any other message's, its own."""
