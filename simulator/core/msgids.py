@@ -12,8 +12,6 @@ dashboard, where the note can arrive after the hops it names).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from simulator.core.trace import EventKind, TraceEvent
 
 
@@ -26,14 +24,6 @@ class MessageIds:
         self._alias: dict[str, str] = {}
         self._names: dict[str, list[str]] = {}
         self.limit = limit
-
-    @classmethod
-    def of(cls, events: Iterable[TraceEvent]) -> MessageIds:
-        """Every alias a trace notes, learnt before any hop is read."""
-        ids = cls()
-        for ev in events:
-            ids.learn(ev)
-        return ids
 
     def learn(self, event: TraceEvent) -> tuple[str, str] | None:
         """Record a ``provider_id`` note; its (provider id, app server id), else None."""
