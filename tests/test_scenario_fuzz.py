@@ -299,3 +299,21 @@ def test_hostile_files_end_quickly_in_a_small_process(case: str, tmp_path: Path)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_too_big_to_read_in_the_memory_available_is_refused_while_streaming(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    class Tiny:
+        available = 3_000_000  # 5,000 values at 600 bytes
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Tiny())
+    path = tmp_path / "listed.yaml"
+    path.write_text("devices:\n" + "".join(
+        f"  - {{id: d{i}, platform: ios, apps: [{{id: com.example.chat}}]}}\n"
+        for i in range(2000)))
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert "needs more than the 3 MB this machine has available" in result.output
+    assert result.output.startswith(f"error: {path}:")
