@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
 
+from simulator.commands.outpaths import output_dir
+
 app = typer.Typer(help="APNs look-alike: provider keys and tools", no_args_is_help=True)
+
+
+class KeyEnvironment(StrEnum):
+    """Where a provider key may be used (fake_providers.apns.keys.KEY_ENVIRONMENTS)."""
+
+    both = "both"
+    production = "production"
+    sandbox = "sandbox"
 
 
 def default_keys_dir() -> Path:
@@ -24,19 +35,18 @@ def keygen(
     directory: Annotated[Path | None, typer.Option("--dir", help="where keys live "
                                                    "(default ~/.pushlab/apns-keys)")] = None,
     team: Annotated[str | None, typer.Option(help="10-character Team ID (default: new)")] = None,
-    environment: Annotated[str, typer.Option(help="both | production | sandbox")] = "both",
+    environment: Annotated[KeyEnvironment, typer.Option(help="where the key may be used")]
+    = KeyEnvironment.both,
     topic: Annotated[list[str] | None, typer.Option(help="restrict the key to these bundle "
                                                     "IDs (repeatable)")] = None,
 ) -> None:
     """Create a Team ID, a Key ID and an AuthKey_<KEYID>.p8 that the lab trusts."""
-    from fake_providers.apns.keys import KEY_ENVIRONMENTS, generate_key, write_key
+    from fake_providers.apns.keys import generate_key, write_key
 
-    if environment not in KEY_ENVIRONMENTS:
-        raise typer.BadParameter(f"environment must be one of {', '.join(KEY_ENVIRONMENTS)}")
-    if team is not None and (len(team) != 10 or not team.isalnum()):
-        raise typer.BadParameter("a Team ID is 10 letters or digits")
-    d = directory or default_keys_dir()
-    key = generate_key(team.upper() if team else None, environment=environment,
+    if team is not None and (len(team) != 10 or not team.isascii() or not team.isalnum()):
+        raise typer.BadParameter("a Team ID is 10 letters or digits", param_hint="--team")
+    d = output_dir(directory or default_keys_dir(), "--dir")
+    key = generate_key(team.upper() if team else None, environment=environment.value,
                        topics=tuple(topic or ()))
     p8 = write_key(key, d)
     typer.echo(f"team_id: {key.team_id}")

@@ -9,7 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from simulator.commands.load import ANDROID_HELP, MqttClient
+from simulator.commands.load import (
+    ANDROID_HELP,
+    MAX_DEVICES,
+    MAX_RATE,
+    MAX_SECONDS,
+    MAX_WORKERS,
+    MqttClient,
+    check_broker,
+)
+
+MAX_HOURS = 24.0 * 365
 
 app = typer.Typer(help="benchmarks: ratios against a baseline measured in the same run",
                   no_args_is_help=True)
@@ -30,8 +40,10 @@ def emit(result: dict, as_json: bool, title: str) -> None:
 
 @app.command("kernel")
 def kernel(
-    devices: Annotated[int, typer.Option(help="simulated devices")] = 10_000,
-    hours: Annotated[float, typer.Option(help="simulated hours")] = 24.0,
+    devices: Annotated[int, typer.Option(min=1, max=MAX_DEVICES, help="simulated devices")]
+    = 10_000,
+    hours: Annotated[float, typer.Option(min=0.01, max=MAX_HOURS, help="simulated hours")]
+    = 24.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Heartbeat cycles through the real daemon, link, gateway and radio vs bare sleeps."""
@@ -42,9 +54,13 @@ def kernel(
 
 @app.command("apns")
 def apns(
-    streams: Annotated[int, typer.Option(help="concurrent streams on the one connection")] = 100,
-    requests: Annotated[int, typer.Option(help="timed requests per run")] = 20_000,
-    runs: Annotated[int, typer.Option(help="runs of each server (medians reported)")] = 3,
+    streams: Annotated[int, typer.Option(min=1, max=10_000,
+                                         help="concurrent streams on the one connection")]
+    = 100,
+    requests: Annotated[int, typer.Option(min=1, max=10_000_000,
+                                          help="timed requests per run")] = 20_000,
+    runs: Annotated[int, typer.Option(min=1, max=100,
+                                      help="runs of each server (medians reported)")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Notifications/s through the APNs look-alike vs a bare h2 server, one HTTP/2 connection."""
@@ -55,10 +71,13 @@ def apns(
 
 @app.command("fcm")
 def fcm(
-    concurrency: Annotated[int, typer.Option(help="requests in flight (keep-alive connections)")]
+    concurrency: Annotated[int, typer.Option(min=1, max=10_000, help="requests in flight "
+                                                                    "(keep-alive connections)")]
     = 32,
-    seconds: Annotated[float, typer.Option(help="timed seconds per run")] = 2.0,
-    runs: Annotated[int, typer.Option(help="runs of each server (medians reported)")] = 3,
+    seconds: Annotated[float, typer.Option(min=0.1, max=3600.0, help="timed seconds per run")]
+    = 2.0,
+    runs: Annotated[int, typer.Option(min=1, max=100,
+                                      help="runs of each server (medians reported)")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """FCM v1 sends/s through the look-alike vs a bare aiohttp handler, same client."""
@@ -90,9 +109,11 @@ def webpush(
 
 @app.command("devices")
 def devices(
-    devices: Annotated[int, typer.Option(help="simulated devices (push and polling mixed)")]
+    devices: Annotated[int, typer.Option(min=1, max=MAX_DEVICES,
+                                         help="simulated devices (push and polling mixed)")]
     = 10_000,
-    hours: Annotated[float, typer.Option(help="simulated hours")] = 24.0,
+    hours: Annotated[float, typer.Option(min=0.01, max=MAX_HOURS, help="simulated hours")]
+    = 24.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """Mixed devices (heartbeats, pushes, polls, address changes) vs bare sleeps."""
@@ -103,17 +124,24 @@ def devices(
 
 @app.command("load")
 def load(
-    devices: Annotated[int, typer.Option(help="connected devices")] = 5000,
-    rate: Annotated[float, typer.Option(help="target run: notifications/s")] = 1000.0,
-    duration: Annotated[float, typer.Option(help="target run: seconds")] = 60.0,
-    ceiling_rate: Annotated[float, typer.Option(help="ceiling run: the ramp's last rate")]
+    devices: Annotated[int, typer.Option(min=1, max=MAX_DEVICES, help="connected devices")]
+    = 5000,
+    rate: Annotated[float, typer.Option(min=0.1, max=MAX_RATE,
+                                        help="target run: notifications/s")] = 1000.0,
+    duration: Annotated[float, typer.Option(min=0.1, max=MAX_SECONDS,
+                                            help="target run: seconds")] = 60.0,
+    ceiling_rate: Annotated[float, typer.Option(min=0.1, max=MAX_RATE,
+                                                help="ceiling run: the ramp's last rate")]
     = 6000.0,
-    ceiling_duration: Annotated[float, typer.Option(help="ceiling run: seconds of ramp")] = 40.0,
-    bare_count: Annotated[int, typer.Option(help="messages of the bare baseline")] = 40_000,
+    ceiling_duration: Annotated[float, typer.Option(min=0.1, max=MAX_SECONDS,
+                                                    help="ceiling run: seconds of ramp")] = 40.0,
+    bare_count: Annotated[int, typer.Option(min=1, max=MAX_DEVICES,
+                                            help="messages of the bare baseline")] = 40_000,
     broker: Annotated[str, typer.Option(help="embedded | mosquitto | nats | mqtt://...")]
     = "mosquitto",
-    workers: Annotated[int, typer.Option(help="worker processes")] = 2,
-    connect_rate: Annotated[float, typer.Option(help="connections per second")] = 250.0,
+    workers: Annotated[int, typer.Option(min=1, max=MAX_WORKERS, help="worker processes")] = 2,
+    connect_rate: Annotated[float, typer.Option(min=1.0, max=MAX_RATE,
+                                                help="connections per second")] = 250.0,
     client: Annotated[MqttClient, typer.Option(help=MqttClient.__doc__)] = MqttClient.lean,
     android: Annotated[float, typer.Option(min=0.0, max=1.0, help=ANDROID_HELP)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
@@ -121,8 +149,7 @@ def load(
     """The load targets: a constant-rate run, then a ramp to the lab's and the bare ceiling."""
     from simulator.benchmarks.load import bench_load
 
-    if devices < 1 or rate <= 0 or duration <= 0 or ceiling_rate <= 0 or ceiling_duration <= 0:
-        raise typer.BadParameter("devices, rates and durations must be positive")
+    check_broker(broker)
     result = bench_load(devices=devices, rate=rate, duration=duration,
                         ceiling_rate=ceiling_rate, ceiling_duration=ceiling_duration,
                         bare_count=bare_count, broker=broker, workers=workers,

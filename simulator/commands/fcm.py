@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from simulator.commands.outpaths import output_file
+
 app = typer.Typer(help="FCM look-alike: credentials and helpers", no_args_is_help=True)
 
 DEFAULT_PORT = 8090
@@ -32,6 +34,7 @@ def credentials(
     """
     from fake_providers.fcm.oauth import write_service_account
 
+    output_file(out, "--out")
     if out.exists() and not force:
         typer.echo(f"{out} exists; use --force to replace it", err=True)
         raise typer.Exit(1)

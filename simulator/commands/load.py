@@ -47,7 +47,7 @@ class Profile(StrEnum):
     burst = "burst"
 
 
-def _check_broker(broker: str) -> None:
+def check_broker(broker: str) -> None:
     """embedded, mosquitto, nats or a comma-separated list of mqtt://host:port."""
     if broker in ("embedded", "mosquitto", "nats"):
         return
@@ -166,7 +166,7 @@ def load(
     if workers + remote_workers < 1 and not sim:
         raise typer.BadParameter("need at least one worker (local or remote)",
                                  param_hint="--workers")
-    _check_broker(broker)
+    check_broker(broker)
     try:
         faults = [parse_fault(f) for f in fault or []]
     except ValueError as exc:
