@@ -198,3 +198,21 @@ def test_a_reused_vapid_token_is_still_checked_for_expiry() -> None:
     resp, _ = push(core, endpoint, headers={"TTL": "5", "Authorization": header})
     assert (resp.status, errno(resp)) == (401, 109)
     assert resp.json()["message"] == "Invalid VAPID expiry"
+
+
+def test_a_message_life_is_in_the_trace_and_expiry_is_swept() -> None:
+    import pytest
+
+    from fake_providers.webpush.protocol import ProtocolError, UserAgentClient
+
+    core, clock, _, browser, endpoint = _setup(key=False)
+    kinds: list[tuple[str, str]] = []
+    core.trace.subscribe(lambda e: kinds.append((e.kind, e.data.get("msg"))))
+    browser.conn.connection_lost()
+    resp, _ = push(core, endpoint, headers={"TTL": "30"})
+    msg = resp.headers["location"].rsplit("/", 1)[1]
+    clock.t = 31
+    core.expire_all()
+    assert [k for k, m in kinds if m == msg] == ["accepted", "stored", "expired"]
+    with pytest.raises(ProtocolError):
+        UserAgentClient().receive('{"messageType": "register"}')

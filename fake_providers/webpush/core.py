@@ -208,6 +208,7 @@ class WebPushCore:
         self.uaid_conn[uaid] = conn
         state = self.agents.setdefault(uaid, UserAgentState())
         state.last_activity = self.clock()
+        state.urgency = "very-low"  # a new connection takes everything until it says otherwise
         state.broadcasts = dict(broadcasts or {})
         if self.trace.active:
             self.trace.emit(EventKind.CONNECTED, provider="webpush", device=uaid, conn=conn)
@@ -329,6 +330,12 @@ class WebPushCore:
         return Send(conn, proto.server_notification(env.app_id, env.msg_id, ttl,
                                                     env.payload.get("data"),
                                                     env.payload.get("headers")))
+
+    def expire_all(self) -> None:
+        """Sweep every queue (end of a run), so expiries show up in the trace."""
+        now = self.clock()
+        for uaid in list(self.store.queues):
+            self._expire(uaid, now)
 
     def _expire(self, uaid: str, now: float) -> None:
         for env in self.store.take_expired(uaid, now):

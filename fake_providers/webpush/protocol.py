@@ -342,12 +342,19 @@ class UserAgentClient:
         return encode({"messageType": "urgency", "urgency": level})
 
     def receive(self, text: str | bytes) -> Notification | tuple:
+        """What a server frame means; ProtocolError when it is not a frame of this protocol."""
         try:
             msg = json.loads(text)
         except ValueError:
             raise ProtocolError("server frame is not JSON") from None
         if not isinstance(msg, dict):
             raise ProtocolError("server frame is not an object")
+        try:
+            return self._receive(msg)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"malformed {msg.get('messageType')!r} frame: {exc}") from None
+
+    def _receive(self, msg: dict[str, Any]) -> Notification | tuple:
         kind = msg.get("messageType")
         if not msg:
             return ("pong",)

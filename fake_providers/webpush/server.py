@@ -96,6 +96,8 @@ def make_push_handler(core: WebPushCore, hub: WsHub):  # noqa: ANN201 - aiohttp 
             resp = error_response(413, 104, f"Data payload must be "
                                             f"{core.config.max_payload} octets or less")
             return web.Response(status=resp.status, body=resp.body, headers=resp.headers)
+        except ConnectionResetError:  # the sender went away mid-body: nobody to answer
+            return web.Response(status=400)
         req = HttpRequest(request.method, request.path_qs, list(request.headers.items()), body)
         out: PushOutcome = core.process(req, f"{request.scheme}://{request.host}")
         if out.disconnect == "drop":
