@@ -53,8 +53,9 @@ class Limits:
                                  f"{', '.join(kinds)}")
             try:
                 value = parse_duration(text) if name == "duration" else float(text)
-            except ValueError as exc:
-                raise ValueError(f"{name}: {exc}") from None
+            except ValueError:
+                kind = "a duration like 90d" if name == "duration" else "a number"
+                raise ValueError(f"{name}: {kind}, not {text.strip()[:40]!r}") from None
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name}: a positive finite number, not {text!r}")
             changes[name] = value if kinds[name] in ("float", float) else int(value)

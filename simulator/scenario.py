@@ -24,6 +24,7 @@ from pydantic import (
 
 from simulator import scenario_yaml
 from simulator.durations import parse_duration
+from simulator.limits import ENV as LIMITS_ENV
 from simulator.limits import Limits
 from simulator.scenario_yaml import Progress
 
@@ -385,16 +386,16 @@ def load_scenario(path: str | Path, limits: Limits | None = None,
     ``limits`` default to :meth:`Limits.from_env`; ``progress(done, total)`` hears
     how many bytes have been read (a large file takes a while).
     """
-    limits = limits or Limits.from_env()
     fail = _fail(str(path))
+    limits = limits or _env_limits(fail)
     text = scenario_yaml.read_text(Path(path), limits, fail)
     return parse_scenario(text, str(path), limits, progress)
 
 
 def parse_scenario(text: str, path: str = "<scenario>", limits: Limits | None = None,
                    progress: Progress | None = None) -> Scenario:
-    limits = limits or Limits.from_env()
     fail = _fail(path)
+    limits = limits or _env_limits(fail)
     if len(text) > limits.file_mb * 1_000_000:
         raise fail(None, f"more than the limit of {limits.describe('file_mb')}")
     # progress in per cent of the work: measuring is a third, composing another
@@ -430,6 +431,13 @@ def parse_scenario(text: str, path: str = "<scenario>", limits: Limits | None = 
     if progress is not None:
         progress(100.0, 100.0)
     return scenario
+
+
+def _env_limits(fail: scenario_yaml.Fail) -> Limits:
+    try:
+        return Limits.from_env()
+    except ValueError as exc:
+        raise fail(None, f"{LIMITS_ENV}: {exc}") from None
 
 
 def _fail(path: str) -> scenario_yaml.Fail:

@@ -253,6 +253,21 @@ def test_limits_can_be_raised_and_a_bad_limit_is_one_line(tmp_path: Path) -> Non
     bad = CliRunner().invoke(app, ["run", str(path), "--limit", "devices=lots"])
     assert bad.exit_code == 2
     assert bad.output.startswith("error: --limit") and len(bad.output.splitlines()) == 1
+    assert "devices: a number, not 'lots'" in bad.output
+
+
+def test_a_bad_limits_variable_is_one_line_for_every_reader(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUSHLAB_LIMITS", "duration=forever")
+    path = tmp_path / "hello.yaml"
+    path.write_text(B)
+    with pytest.raises(ScenarioError, match="PUSHLAB_LIMITS: duration: a duration like 90d"):
+        load_scenario(path)
+    monkeypatch.setenv("PUSHLAB_LIMITS", "devices=1")
+    two = tmp_path / "two.yaml"
+    two.write_text(B + "  - {id: b, platform: ios}\n")
+    with pytest.raises(ScenarioError, match="devices.1.count: 2 devices in all"):
+        load_scenario(two)
 
 
 def test_more_memory_than_the_machine_has_is_refused_with_an_estimate(
