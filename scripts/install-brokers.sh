@@ -9,6 +9,8 @@ command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mos
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 # nghttp and h2load: the APNs look-alike's HTTP/2 tests drive it with nghttp2's clients
 { command -v nghttp >/dev/null 2>&1 && command -v h2load >/dev/null 2>&1; } || need+=(nghttp2-client)
+# curl: the docs' commands use it against the look-alikes (tests/test_docs.py)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # node and npm: the Web Push tests send with the npm web-push library (tests/node)
 { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || need+=(nodejs npm)
 if [ ${#need[@]} -eq 0 ]; then
