@@ -13,6 +13,8 @@ Public surface, for the app server's sender, simulated browsers and the world bu
 * :mod:`.keys`: :class:`~.keys.SubscriptionKeys` (a browser's p256dh/auth and
   decryption through http_ece) and :class:`~.keys.VapidKeys` (a sender's key pair);
 * :mod:`.vapid`: the VAPID checks; :mod:`.errors`: autopush's error bodies and errnos;
+* :mod:`.memory`: :class:`~.memory.MemoryWebPushGateway`, the same protocol over the
+  in-memory network in simulated time (frames priced on the device's radio);
 * :mod:`.server`: the aiohttp front end (:func:`~.server.start_webpush_server`,
   :func:`~.server.build_app`); :mod:`.lab`: :func:`~.lab.build_webpush_core`.
 """
