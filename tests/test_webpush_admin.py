@@ -48,7 +48,7 @@ async def test_admin_lists_expires_scripts_outages_and_backs_off(server) -> None
         async with s.post(endpoint, headers={"TTL": "600"}) as r:
             assert r.status == 201
         store = await (await s.get(server.url + "/admin/store")).json()
-        assert store["total"] == 1
+        assert store["total"] == 1 and list(store["devices"]) == [uaid]
         await s.post(server.url + "/admin/outage", json={"mode": "unavailable"})
         async with s.post(endpoint, headers={"TTL": "600"}) as r:
             assert (r.status, (await r.json())["errno"], r.headers["Retry-After"]) == \
@@ -58,6 +58,12 @@ async def test_admin_lists_expires_scripts_outages_and_backs_off(server) -> None
                                                          "count": 1})
         async with s.post(endpoint, headers={"TTL": "600"}) as r:
             assert (r.status, (await r.json())["errno"]) == (503, 202)
+        await s.post(server.url + "/admin/latency", json={"seconds": 0.2})
+        began = asyncio.get_running_loop().time()
+        async with s.post(endpoint, headers={"TTL": "600"}) as r:
+            assert r.status == 201
+        assert asyncio.get_running_loop().time() - began >= 0.2
+        await s.post(server.url + "/admin/latency", json={"seconds": 0})
         activity = await (await s.get(server.url + "/admin/activity?outcome=rejected")).json()
         assert activity["summary"]["rejected"] == 2
         async with s.post(f"{server.url}/admin/subscriptions/{token}/expire") as r:

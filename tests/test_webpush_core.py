@@ -216,3 +216,29 @@ def test_a_message_life_is_in_the_trace_and_expiry_is_swept() -> None:
     assert [k for k, m in kinds if m == msg] == ["accepted", "stored", "expired"]
     with pytest.raises(ProtocolError):
         UserAgentClient().receive('{"messageType": "register"}')
+
+
+def test_broadcasts_nack_and_ack_codes() -> None:
+    core, _ = make_core()
+    core.config.broadcasts["remote-settings/monitor_changes"] = "v2"
+    browser = Browser(core)
+    browser.ua.broadcasts["remote-settings/monitor_changes"] = "v1"
+    browser.hello()
+    assert browser.ua.broadcasts == {"remote-settings/monitor_changes": "v2"}
+    browser.ua.broadcasts.clear()
+    browser.send('{"messageType": "broadcast_subscribe", "broadcasts": '
+                 '{"remote-settings/monitor_changes": "v0", "unknown": "v1"}}')
+    assert browser.got[-1] == ("broadcast", {"remote-settings/monitor_changes": "v2"})
+    endpoint = browser.register()
+    codes: list = []
+    core.trace.subscribe(lambda e: codes.append((e.kind, e.data.get("code"))))
+    push(core, endpoint)
+    note = browser.got[-1]
+    browser.send(browser.ua.nack(note))
+    assert core.store.total() == 1 and ("note", 301) in codes  # a nack keeps it
+    browser.conn.connection_lost()
+    again = Browser(core, "c2", uaid=browser.ua.uaid)
+    again.hello()
+    assert again.got[-1].version == note.version
+    again.send(again.ua.ack(again.got[-1], code=101))
+    assert core.store.total() == 0 and ("delivered", 101) in codes

@@ -360,6 +360,7 @@ class UserAgentClient:
             return ("pong",)
         if kind == "hello":
             self.uaid = msg["uaid"]
+            self.broadcasts.update(msg.get("broadcasts") or {})
             return ("hello", self.uaid)
         if kind == "register":
             self.endpoints[msg["channelID"]] = msg["pushEndpoint"]
