@@ -242,3 +242,12 @@ def test_broadcasts_nack_and_ack_codes() -> None:
     assert again.got[-1].version == note.version
     again.send(again.ua.ack(again.got[-1], code=101))
     assert core.store.total() == 0 and ("delivered", 101) in codes
+
+
+def test_register_answers_with_the_channel_id_as_the_browser_spelled_it() -> None:
+    core, _ = make_core()
+    browser = Browser(core)
+    browser.hello()
+    spelled = "{A71336B6-B40E-4F18-8CF4-B33B03675C3C}"
+    browser.send(browser.ua.register(spelled))
+    assert browser.got[-1][1] == spelled and spelled in browser.ua.endpoints

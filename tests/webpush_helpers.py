@@ -86,9 +86,10 @@ class Browser:
 
 
 def push(core: WebPushCore, endpoint: str, *, body: bytes = b"", headers: dict | None = None,
-         method: str = "POST") -> tuple:
+         method: str = "POST", add_encoding: bool = True) -> tuple:
+    """POST (or ``method``) to ``endpoint``; a body gets aes128gcm unless told otherwise."""
     hdrs = {"TTL": "60"} if headers is None else headers
-    if body and "Content-Encoding" not in hdrs:
+    if body and add_encoding and "Content-Encoding" not in hdrs:
         hdrs = {**hdrs, "Content-Encoding": "aes128gcm"}
     path = endpoint[len(ORIGIN):] if endpoint.startswith(ORIGIN) else endpoint
     out = core.process(HttpRequest(method, path, list(hdrs.items()), body), ORIGIN)

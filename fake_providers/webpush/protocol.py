@@ -108,9 +108,10 @@ def _str(msg: dict[str, Any], name: str, *, optional: bool = False) -> str | Non
 def _channel_id(msg: dict[str, Any]) -> str:
     value = _str(msg, "channelID")
     try:
-        return str(uuid.UUID(value))
+        uuid.UUID(value)
     except (ValueError, TypeError):
         raise ProtocolError(f"{msg['messageType']}: channelID must be a UUID") from None
+    return value  # as sent: the browser matches the answer by its own spelling
 
 
 def _code(msg: dict[str, Any], name: str = "code") -> int | None:

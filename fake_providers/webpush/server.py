@@ -121,7 +121,8 @@ def make_ws_handler(core: WebPushCore, hub: WsHub):  # noqa: ANN201 - aiohttp ha
     """The user agent's websocket: frames to a ServerConnection, actions to the hub."""
 
     async def websocket(request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True)
+        ws = web.WebSocketResponse(max_msg_size=MAX_FRAME, autoping=True,
+                                   protocols=("push-notification",))  # what Firefox asks for
         if not ws.can_prepare(request).ok:
             resp = error_response(404, 102, "Invalid URL endpoint")
             return web.Response(status=404, body=resp.body, headers=resp.headers)
