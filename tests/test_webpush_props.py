@@ -120,3 +120,61 @@ def test_generated_frames_close_only_their_own_connection(frames) -> None:
             break
     resp, actions = push(core, endpoint)
     assert resp.status == 201 and [a.conn for a in actions] == ["keep"]
+
+
+# --- the same through the aiohttp front end -------------------------------------------------
+import asyncio  # noqa: E402
+import threading  # noqa: E402
+
+import httpx  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def live():
+    """A live server on its own loop in a thread, and one v1 and one v2 endpoint."""
+    from fake_providers.webpush.lab import build_webpush_core
+    from fake_providers.webpush.server import start_webpush_server
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    core = build_webpush_core(9)
+    server = asyncio.run_coroutine_threadsafe(start_webpush_server(core), loop).result(10)
+
+    def register(key: bytes | None) -> str:
+        async def go() -> str:
+            core.connect("fuzz", None)
+            return core.subscribe("fuzz", "6f0d7b0e-3a57-4c0e-9d1e-2f7f1c3a9b10",
+                                  key)[0].message["pushEndpoint"]
+        return asyncio.run_coroutine_threadsafe(go(), loop).result(10)
+
+    endpoints = [register(None), register(VapidKeys.generate().public_bytes)]
+    with httpx.Client(timeout=10) as client:
+        yield client, endpoints, server.url
+    asyncio.run_coroutine_threadsafe(server.close(), loop).result(10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+_value = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60).map(str.strip)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from([0, 1, 2]), method=st.sampled_from(["POST", "GET", "DELETE",
+                                                                 "PUT", "OPTIONS"]),
+       headers=st.dictionaries(st.sampled_from(["TTL", "Topic", "Urgency", "Content-Encoding",
+                                                "Encryption", "Crypto-Key", "Authorization"]),
+                               _value, max_size=7),
+       body=st.binary(max_size=64) | st.sampled_from([b"\x00" * 4097]))
+def test_generated_requests_over_http_get_autopush_json_never_a_500(live, which, method,
+                                                                    headers, body) -> None:
+    client, endpoints, base = live
+    url = endpoints[which] if which < 2 else base + "/wpush/v2/" + "f" * 32
+    resp = client.request(method, url, headers=headers, content=body)
+    assert resp.status_code in (201, 400, 401, 403, 404, 405, 413), (headers, resp.text)
+    if resp.status_code >= 400:
+        got = resp.json()
+        assert got["code"] == resp.status_code and set(got) == {
+            "code", "errno", "error", "message", "more_info"}
