@@ -58,3 +58,9 @@ def test_the_bare_baseline_says_what_it_is_and_how_to_read_the_ratio():
                                                    "throughput_per_s": 100.0},
                    "lab_over_bare": 0.5})
     assert "never arrived" not in ramp and "compares the two ceilings" in ramp
+
+
+def test_the_fault_table_of_a_sim_run_prints_no_none():
+    out = CliRunner().invoke(app, [*SIM, "--fault", "storm@0.5:0.3"], terminal_width=160)
+    assert out.exit_code == 0, out.output
+    assert "storm@0.5:0.3" in out.output and "None" not in out.output

@@ -243,6 +243,13 @@ def _live(devices: int, rate: float, duration: float, profile: str, connect_rate
         return asyncio.run(run_load(cfg, on_line=on_line, on_progress=on_progress))
 
 
+def _after(row: dict[str, Any], key: str) -> str:
+    """A recovery time: '-' where the run does not measure it, never 'None s'."""
+    if key not in row:
+        return "-"
+    return "not within the run" if row[key] is None else f"{row[key]} s"
+
+
 def _ms(v: Any) -> str:
     return "-" if v is None else f"{v:.1f} ms"
 
@@ -338,8 +345,8 @@ def print_summary(s: dict[str, Any], console: Console) -> None:
                     "messages in window", "lost"):
             f.add_column(col)
         for r in s["fault_report"]:
-            f.add_row(r["fault"], f"{r['at']} s", f"{r.get('reconnected_after_s')} s",
-                      f"{r.get('delivery_recovered_after_s')} s",
+            f.add_row(r["fault"], f"{r['at']} s", _after(r, "reconnected_after_s"),
+                      _after(r, "delivery_recovered_after_s"),
                       str(r.get("messages_in_window")), str(r.get("lost")))
         console.print(f)
     others = (s.get("machine") or {}).get("other_processes_cpu_percent")
