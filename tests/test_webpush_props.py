@@ -3,9 +3,13 @@ a 500), and every malformed websocket frame closes only its own connection."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 
+import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webpush_helpers import Browser, make_core, push
@@ -123,13 +127,6 @@ def test_generated_frames_close_only_their_own_connection(frames) -> None:
 
 
 # --- the same through the aiohttp front end -------------------------------------------------
-import asyncio  # noqa: E402
-import threading  # noqa: E402
-
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-
-
 @pytest.fixture(scope="module")
 def live():
     """A live server on its own loop in a thread, and one v1 and one v2 endpoint."""
