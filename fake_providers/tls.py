@@ -4,7 +4,7 @@ Real clients insist on TLS (aioapns always, httpx for ``https://``), so the lab
 makes its own CA and a server certificate on first use and keeps them in a
 directory the user can name. Point a client at ``ca_path`` and it trusts the lab,
 and nothing else changes. The server certificate names ``127.0.0.1``, ``::1``,
-``localhost`` and Apple's and Google's push hosts, so a client that cannot change
+``localhost`` and Apple's, Google's and Mozilla's push hosts, so a client that cannot change
 its host can be steered to the lab through ``/etc/hosts`` as well.
 """
 
@@ -29,6 +29,8 @@ SERVER_NAMES = (
     "api.development.push.apple.com",
     "fcm.googleapis.com",
     "oauth2.googleapis.com",
+    "updates.push.services.mozilla.com",
+    "push.services.mozilla.com",
 )
 SERVER_ADDRESSES = ("127.0.0.1", "::1")
 

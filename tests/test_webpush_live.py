@@ -184,3 +184,12 @@ async def test_bad_input_gets_autopush_json_and_a_bad_frame_closes_one_socket(se
         frame = await asyncio.wait_for(bad.ws.receive(), 5)
         assert frame.type == aiohttp.WSMsgType.CLOSE and frame.data == 1002
         assert await good.call({}) == {}
+
+
+def test_the_lab_certificate_names_mozillas_push_hosts(tls) -> None:
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate(tls.cert_path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"updates.push.services.mozilla.com", "push.services.mozilla.com"} <= \
+        set(names.get_values_for_type(x509.DNSName))
