@@ -251,3 +251,18 @@ def test_register_answers_with_the_channel_id_as_the_browser_spelled_it() -> Non
     spelled = "{A71336B6-B40E-4F18-8CF4-B33B03675C3C}"
     browser.send(browser.ua.register(spelled))
     assert browser.got[-1][1] == spelled and spelled in browser.ua.endpoints
+
+
+def test_subscribing_a_channel_again_with_another_key_retires_the_old_endpoint() -> None:
+    core, _ = make_core()
+    browser = Browser(core)
+    browser.hello()
+    chid = "6f0d7b0e-3a57-4c0e-9d1e-2f7f1c3a9b10"
+    browser.send(browser.ua.register(chid, VapidKeys.generate().public_key))
+    old = browser.ua.endpoints[chid]
+    browser.send(browser.ua.register(chid, VapidKeys.generate().public_key))
+    assert browser.ua.endpoints[chid] != old
+    resp, _ = push(core, old)
+    assert (resp.status, errno(resp)) == (410, 106)
+    browser.send(browser.ua.register(chid))  # and again without a key: a v1 endpoint
+    assert "/wpush/v1/" in browser.ua.endpoints[chid]

@@ -230,7 +230,10 @@ class WebPushCore:
         """A ``register``: a new subscription (bound to ``key`` when given) and its endpoint."""
         uaid = self._uaid(conn)
         sub = self.channels.get((uaid, channel_id))
-        if sub is None or sub.state != "active" or sub.key != key:
+        if sub is not None and sub.state == "active" and sub.key != key:
+            sub.state = "unsubscribed"  # a new key replaces the old endpoint (then 410)
+            self._drop_channel(sub, "subscribed again with another key")
+        if sub is None or sub.state != "active":
             sub = Subscription(self._hex(), uaid, channel_id, key, self.clock())
             self.subscriptions[sub.token] = sub
             self.channels[(uaid, channel_id)] = sub
