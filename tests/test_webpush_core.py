@@ -258,11 +258,12 @@ def test_subscribing_a_channel_again_with_another_key_retires_the_old_endpoint()
     browser = Browser(core)
     browser.hello()
     chid = "6f0d7b0e-3a57-4c0e-9d1e-2f7f1c3a9b10"
-    browser.send(browser.ua.register(chid, VapidKeys.generate().public_key))
+    first = VapidKeys.generate()
+    browser.send(browser.ua.register(chid, first.public_key))
     old = browser.ua.endpoints[chid]
     browser.send(browser.ua.register(chid, VapidKeys.generate().public_key))
     assert browser.ua.endpoints[chid] != old
-    resp, _ = push(core, old)
+    resp, _ = push(core, old, headers={"TTL": "5", "Authorization": vapid_header(first)})
     assert (resp.status, errno(resp)) == (410, 106)
     browser.send(browser.ua.register(chid))  # and again without a key: a v1 endpoint
     assert "/wpush/v1/" in browser.ua.endpoints[chid]
