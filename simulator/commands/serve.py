@@ -141,7 +141,7 @@ def app_server(
     db: Path = typer.Option(Path("pushlab-app.db"), help="SQLite file (survives restarts)"),
     apns_url: str | None = typer.Option("https://127.0.0.1:2197",
                                         help="APNs look-alike (or real APNs); '' for none"),
-    apns_ca: Path | None = typer.Option(None, help="CA file to trust for APNs/FCM "
+    apns_ca: Path | None = typer.Option(None, **IN_FILE, help="CA file to trust for APNs/FCM "
                                         "(e.g. ~/.pushlab/tls/ca.pem)"),
     apns_key: Path | None = typer.Option(None, **IN_FILE,
                                          help="AuthKey_<KEYID>.p8 for token auth"),
@@ -163,6 +163,11 @@ def app_server(
         raise typer.BadParameter("binding is install or user", param_hint="--binding")
     ensure_free(host, {"--port": port})
     output_file(db, "--db")
+    if fcm_url and not fcm_credentials.is_file():
+        raise typer.BadParameter(f"{fcm_credentials} does not exist: write one with `pushlab fcm "
+                                 "credentials` (or start `pushlab serve fcm`, which does), or "
+                                 "give --fcm-url '' to run without FCM",
+                                 param_hint="--fcm-credentials")
     cfg = ServerConfig(api_key=api_key, host=host, port=port, db=str(db),
                        binding=binding,  # type: ignore[arg-type]
                        apns_topic=apns_topic, apns_key=apns_key, apns_key_id=apns_key_id,
