@@ -29,6 +29,7 @@ errno 103 expired / 106 unsubscribed), size (413, errno 104), TTL (400, errno
 from __future__ import annotations
 
 import base64
+import json
 import random
 import re
 from collections.abc import Callable
@@ -586,9 +587,8 @@ def _fault_problem(rule: Any) -> WebPushProblem:
 
 
 def _errno_text(resp: HttpResponse) -> str | None:
+    """The errno of an error answer, as the activity log's reason."""
     try:
-        import json
-
         return str(json.loads(resp.body).get("errno"))
     except (ValueError, AttributeError):
         return None
