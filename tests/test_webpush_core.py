@@ -267,3 +267,15 @@ def test_subscribing_a_channel_again_with_another_key_retires_the_old_endpoint()
     assert (resp.status, errno(resp)) == (410, 106)
     browser.send(browser.ua.register(chid))  # and again without a key: a v1 endpoint
     assert "/wpush/v1/" in browser.ua.endpoints[chid]
+
+
+def test_outage_drop_and_shutdown_tell_the_shell_to_cut_the_connection() -> None:
+    from simulator.core.http import HttpRequest
+
+    core, _, _, _, endpoint = _setup(key=False)
+    path = endpoint[len("https://push.lab.test"):]
+    core.faults.set_outage("drop")
+    assert core.process(HttpRequest("POST", path, [("TTL", "5")])).disconnect == "drop"
+    core.faults.set_outage("shutdown")
+    out = core.process(HttpRequest("POST", path, [("TTL", "5")]))
+    assert out.disconnect == "close" and (out.response.status, errno(out.response)) == (503, 202)
