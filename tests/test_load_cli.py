@@ -64,3 +64,16 @@ def test_the_fault_table_of_a_sim_run_prints_no_none():
     out = CliRunner().invoke(app, [*SIM, "--fault", "storm@0.5:0.3"], terminal_width=160)
     assert out.exit_code == 0, out.output
     assert "storm@0.5:0.3" in out.output and "None" not in out.output
+
+
+@pytest.mark.parametrize(("args", "option"), [
+    (["worker", "--shard", "5", "--join", "h:7400", "--key", "k"], "--shard"),
+    (["worker", "--shard", "0/1", "--join", "orchestrator", "--key", "k"], "--join"),
+    (["worker", "--shard", "0/1", "--join", "h:99999", "--key", "k"], "--join"),
+    (["--sim", "--listen", "nowhere"], "--listen"),
+])
+def test_worker_and_listen_addresses_are_checked_and_named(args, option):
+    out = CliRunner().invoke(app, ["load", *args])
+    assert out.exit_code == 2, out.output
+    (line,) = [x for x in out.output.splitlines() if x.startswith("Error:")]
+    assert f"'{option}'" in line

@@ -69,9 +69,46 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="load")
 
 
+def _shard_ok(value: str) -> str:
+    from simulator.load.worker import parse_shard
+
+    try:
+        parse_shard(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def parse_address(text: str, any_port: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (HOST may be empty: 127.0.0.1; PORT 0 with ``any_port``); ValueError
+    with the reason otherwise."""
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not port.isdigit() or not (0 if any_port else 1) <= int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT (e.g. 192.168.1.10:7400)")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _address_ok(value: str) -> str:
+    try:
+        parse_address(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
+def _listen_ok(value: str) -> str:
+    try:
+        parse_address(value, any_port=True)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
+
+
 def worker(
-    shard: Annotated[str, typer.Option(help="i/n: run shard i of n (devices with id % n == i)")],
-    join: Annotated[str, typer.Option(help="the orchestrator's HOST:PORT (its --listen)")],
+    shard: Annotated[str, typer.Option(callback=_shard_ok,
+                                       help="i/n: run shard i of n (devices with id % n == i)")],
+    join: Annotated[str, typer.Option(callback=_address_ok,
+                                      help="the orchestrator's HOST:PORT (its --listen)")],
     key: Annotated[str, typer.Option(envvar="PUSHLAB_JOIN_KEY",
                                      help="the run's join key (its --join-key)")],
     broker: Annotated[str | None, typer.Option(help="mqtt://host:port this machine uses "
@@ -79,7 +116,8 @@ def worker(
     app_url: Annotated[str | None, typer.Option(help="the app server's URL as seen from "
                                                      "here (default: the orchestrator's)")]
     = None,
-    wait: Annotated[float, typer.Option(help="seconds to keep trying to attach")] = 60.0,
+    wait: Annotated[float, typer.Option(min=0.0, max=MAX_SECONDS,
+                                        help="seconds to keep trying to attach")] = 60.0,
 ) -> None:
     """One shard of a run's devices, attached to a `pushlab load --remote-workers` run."""
     import logging
@@ -88,12 +126,8 @@ def worker(
     from simulator.load.worker import parse_shard
 
     logging.basicConfig(level=logging.WARNING)
-    try:
-        i, n = parse_shard(shard)
-        host, _, port = join.rpartition(":")
-        address = (host or "127.0.0.1", int(port))
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+    i, n = parse_shard(shard)
+    address = parse_address(join)
     raise typer.Exit(join_run(address, key.encode(), (i, n), broker_url=broker,
                               app_url=app_url, wait_s=wait))
 
@@ -123,7 +157,8 @@ def load(
         min=0, max=MAX_WORKERS,
         help="more shards, run by `pushlab load worker --shard i/n --join HOST:PORT` "
              "(shards workers..workers+remote-1)")] = 0,
-    listen: Annotated[str, typer.Option(help="HOST:PORT remote workers attach to")]
+    listen: Annotated[str, typer.Option(callback=_listen_ok,
+                                        help="HOST:PORT remote workers attach to (port 0: any)")]
     = "127.0.0.1:0",
     join_key: Annotated[str | None, typer.Option(envvar="PUSHLAB_JOIN_KEY",
                                                  help="remote workers' shared secret "
