@@ -21,21 +21,16 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from simulator.core.mqtt_stream import MqttStream
-from simulator.core.mqtt_wire import (
-    CONNACK,
-    DISCONNECT_PACKET,
-    PINGREQ_PACKET,
-    PUBACK,
-    PUBLISH,
-    SUBACK,
-    MqttProtocolError,
-    connect_packet,
-    parse_publish,
-    puback_packet,
-    publish_packet,
-    subscribe_packet,
+from simulator.core.mqtt_client import (
+    Closed,
+    Connected,
+    Event,
+    Message,
+    MqttClient,
+    PubAcked,
 )
+from simulator.core.mqtt_stream import MqttStream
+from simulator.core.mqtt_wire import MqttProtocolError
 
 
 class BrokerRefused(ConnectionError):
@@ -50,19 +45,11 @@ class LeanBrokerConnection(MqttStream):
     """One MQTT client connection; ``on_message(topic, payload)`` is called per PUBLISH."""
 
     def __init__(self, on_message: Callable[[str, bytes], None], *, keepalive_s: int = 30) -> None:
-        super().__init__(asyncio.get_running_loop())
+        super().__init__(asyncio.get_running_loop(), MqttClient("", keepalive_s))
         self.on_message = on_message
         self.keepalive_s = keepalive_s
         self.closed: asyncio.Future[Exception | None] = self.loop.create_future()
-        self.published = 0
-        self.acked = 0
-        self.session_present = False  # the broker kept our session (and what it queued)
-        self._pid = 0
         self._handshake: asyncio.Future[None] | None = None
-        self._phase = "tcp"  # tcp -> connack -> suback -> up
-        self._subscriptions: list[tuple[str, int]] = []
-        self._last_in = self._last_out = self.loop.time()
-        self._ka_timer: asyncio.TimerHandle | None = None
         self._unacked_waiter: tuple[int, asyncio.Future[None]] | None = None
 
     @classmethod
@@ -94,11 +81,13 @@ class LeanBrokerConnection(MqttStream):
 
     async def _login(self, client_id: str, username: str | None, password: str | None,
                      subscriptions: list[tuple[str, int]], clean_session: bool = True) -> None:
+        """Send CONNECT and wait (on a future, set by the CONNACK/SUBACK) for the session."""
         self._handshake = self.loop.create_future()
-        self._subscriptions = subscriptions
-        self._phase = "connack"
-        self._write(connect_packet(client_id, self.keepalive_s, username, password,
-                                   clean_session=clean_session))
+        self.mqtt = MqttClient(client_id, self.keepalive_s, username=username,
+                               password=password, subscriptions=subscriptions,
+                               clean_session=clean_session)
+        self.mqtt.start(self.loop.time())
+        self._kick()
         await asyncio.wait({self._handshake, self.closed}, return_when=asyncio.FIRST_COMPLETED)
         if not self._handshake.done():
             raise ConnectionError("the broker closed the connection during the handshake")
@@ -106,18 +95,29 @@ class LeanBrokerConnection(MqttStream):
         self._arm_keepalive()
 
     # what the gateway calls -----------------------------------------------------------
+    @property
+    def published(self) -> int:
+        return self.mqtt.published
+
+    @property
+    def acked(self) -> int:
+        return self.mqtt.acked
+
+    @property
+    def session_present(self) -> bool:
+        """The broker kept our session (and what it queued)."""
+        return self.mqtt.session_present
+
     def publish(self, topic_bytes: bytes, payload: bytes) -> bool:
         """Queue a QoS 1 PUBLISH (``topic_bytes`` length-prefixed); False if the link is down."""
-        if self._phase not in ("suback", "up") or self._transport is None:
+        if self._transport is None or not self.mqtt.publish(topic_bytes, payload):
             return False
-        self._pid = self._pid % 65535 + 1
-        self._write(publish_packet(topic_bytes, self._pid, payload))
-        self.published += 1
+        self._kick()
         return True
 
     async def wait_unacked(self, at_most: int) -> None:
         """Until no more than ``at_most`` of our PUBLISHes await their PUBACK (flow control)."""
-        while self.published - self.acked > at_most and self._transport is not None:
+        while self.mqtt.unacked > at_most and self._transport is not None:
             fut = self.loop.create_future()
             self._unacked_waiter = (at_most, fut)
             await asyncio.wait({fut, self.closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -126,7 +126,7 @@ class LeanBrokerConnection(MqttStream):
         """Clean close: what is buffered goes out, then DISCONNECT."""
         t = self._transport
         if t is not None and not t.is_closing():
-            self._wbuf.append(DISCONNECT_PACKET)
+            self.mqtt.disconnect()
             self._flush()
             t.close()
 
@@ -134,78 +134,30 @@ class LeanBrokerConnection(MqttStream):
         self._abort_transport()
 
     # MqttStream ---------------------------------------------------------------------------
-    def data_received(self, data: bytes) -> None:
-        self._last_in = self.loop.time()
-        super().data_received(data)
-
-    def _on_packet(self, first: int, body: bytes) -> None:
-        if first & 0xF0 == PUBLISH:
-            topic, pid, payload = parse_publish(first, body)
-            if pid is not None:
-                self._write(puback_packet(pid))
-            self.on_message(topic, payload)
-        elif first == PUBACK:  # of one of ours
-            self.acked += 1
+    def _on_event(self, event: Event) -> None:
+        kind = type(event)
+        if kind is Message:
+            self.on_message(event.topic, event.payload)  # type: ignore[union-attr]
+        elif kind is PubAcked:
             waiter = self._unacked_waiter
-            if waiter is not None and self.published - self.acked <= waiter[0]:
+            if waiter is not None and self.mqtt.unacked <= waiter[0]:
                 self._unacked_waiter = None
                 if not waiter[1].done():
                     waiter[1].set_result(None)
-        elif self._phase != "up":
-            self._handshake_step(first, body)
+        elif kind is Connected:
+            if self._handshake is not None and not self._handshake.done():
+                self._handshake.set_result(None)
+        elif kind is Closed:
+            self._closed_by_protocol(event)  # type: ignore[arg-type]
 
-    def _on_bad_bytes(self, exc: MqttProtocolError) -> None:
-        self._fail(exc)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        self._phase = "closed"
-        if self._ka_timer is not None:
-            self._ka_timer.cancel()
-        if not self.closed.done():
-            self.closed.set_result(exc)
-
-    # internals ----------------------------------------------------------------------------
-    def _handshake_step(self, first: int, body: bytes) -> None:
-        fut = self._handshake
-        if fut is None or fut.done():
-            return
-        if first == CONNACK and self._phase == "connack":
-            if len(body) < 2 or body[1] != 0:
-                fut.set_exception(BrokerRefused("connection", body[1] if len(body) > 1 else -1))
-                return
-            self.session_present = bool(body[0] & 1)
-            if not self._subscriptions:  # a publisher only
-                self._phase = "up"
-                fut.set_result(None)
-                return
-            self._phase = "suback"
-            self._pid = 1  # publishes sent before the SUBACK must not reuse its packet id
-            self._write(subscribe_packet(self._pid, self._subscriptions))
-        elif first == SUBACK and self._phase == "suback":
-            refused = [code for code in body[2:] if code >= 0x80]
-            if refused:
-                fut.set_exception(BrokerRefused("subscriptions", refused[0]))
-                return
-            self._phase = "up"
-            fut.set_result(None)
-
-    def _fail(self, exc: Exception) -> None:
+    def _closed_by_protocol(self, event: Closed) -> None:
+        exc: Exception = BrokerRefused(event.refused, event.rc) if event.refused \
+            else MqttProtocolError(event.reason)
         if self._handshake is not None and not self._handshake.done():
             self._handshake.set_exception(exc)
         self.abort()
 
-    def _arm_keepalive(self) -> None:
-        self._ka_timer = self.loop.call_later(self.keepalive_s / 2, self._keepalive)
-
-    def _keepalive(self) -> None:
-        """PINGREQ when quiet; a broker silent for 1.5 keepalives is gone (as paho decides)."""
-        if self._transport is None:
-            return
-        now = self.loop.time()
-        if now - self._last_in > self.keepalive_s * 1.5:
-            self.abort()
-            return
-        if now - self._last_out >= self.keepalive_s / 2:
-            self._write(PINGREQ_PACKET)
-        self._arm_keepalive()
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if not self.closed.done():
+            self.closed.set_result(exc)

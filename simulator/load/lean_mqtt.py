@@ -34,28 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 from devices.mqtt_link import MqttLinkFactory, PasswordSource
 from simulator.core import devicelink as dl
+from simulator.core.mqtt_client import Closed, Connected, Event, Message, MqttClient
 from simulator.core.mqtt_stream import MqttStream
-from simulator.core.mqtt_wire import (
-    CONNACK,
-    DISCONNECT_PACKET,
-    PINGREQ_PACKET,
-    PINGRESP,
-    PUBACK,
-    PUBLISH,
-    SUBACK,
-    U16,
-    MqttProtocolError,
-    connect_packet,
-    mqtt_string,
-    puback_packet,
-    publish_packet,
-    subscribe_packet,
-)
+from simulator.core.mqtt_wire import mqtt_string
 
 if TYPE_CHECKING:
     from devices.daemon import PushDaemon
 
 log = logging.getLogger(__name__)
+
 
 class LeanLinkFactory(MqttLinkFactory):
     """Opens :class:`LeanDeviceLink` objects; a drop-in for ``MqttLinkFactory`` in workers."""
@@ -84,14 +71,18 @@ class LeanDeviceLink(MqttStream):
 
     __slots__ = ("factory", "daemon", "device_id", "client_address", "keepalive_s", "conn",
                  "closed", "connected", "frames_in", "frames_out", "malformed",
-                 "_pending", "_pid", "_phase",
-                 "_up", "_status", "_connect_task", "_done", "_lost_reported",
-                 "_ka_timer")
+                 "_pending", "_up", "_status", "_connect_task", "_done", "_session",
+                 "_lost_reported")
 
     def __init__(self, factory: LeanLinkFactory, daemon: PushDaemon, device_id: str,
                  client_address: str | None, keepalive_s: int, conn: str,
                  previous: LeanDeviceLink | None) -> None:
-        super().__init__(factory.loop)
+        status = dl.status_topic(factory.provider, device_id)
+        super().__init__(factory.loop, MqttClient(
+            device_id, keepalive_s, username=device_id,
+            password=factory.password_for(device_id),
+            subscriptions=[(dl.down_topic(factory.provider, device_id), dl.PUSH_QOS)],
+            will=(status, dl.presence(dl.GONE, conn), dl.PUSH_QOS)))
         self.factory = factory
         self.daemon = daemon
         self.device_id = device_id
@@ -104,13 +95,11 @@ class LeanDeviceLink(MqttStream):
         self.frames_out = 0
         self.malformed = 0
         self._pending: list[bytes] = []  # frames the daemon sent before the session was up
-        self._pid = 0
-        self._phase = "tcp"  # tcp -> connack -> suback -> online -> up
         self._up = mqtt_string(dl.up_topic(factory.provider, device_id))
-        self._status = mqtt_string(dl.status_topic(factory.provider, device_id))
+        self._status = mqtt_string(status)
         self._done: asyncio.Future[None] = factory.loop.create_future()
+        self._session: asyncio.Future[None] | None = None  # awaited while connecting
         self._lost_reported = False
-        self._ka_timer: asyncio.TimerHandle | None = None
         self._connect_task: asyncio.Task[None] | None = factory.loop.create_task(
             self._open(previous))
 
@@ -119,7 +108,7 @@ class LeanDeviceLink(MqttStream):
         if self.closed:
             return False
         frame = dl.encode(msg)
-        if self._phase != "up":
+        if not self.connected:
             self._pending.append(frame)
         else:
             self._publish(self._up, frame)
@@ -135,9 +124,9 @@ class LeanDeviceLink(MqttStream):
             self._connect_task.cancel()
         t = self._transport
         if t is not None and not t.is_closing():
-            if self._phase == "up":
+            if self.connected:
                 self._publish(self._status, dl.presence(dl.GONE, self.conn))
-                self._write(DISCONNECT_PACKET)
+                self.mqtt.disconnect()
             self._flush()
             t.close()
         elif t is None:
@@ -161,24 +150,26 @@ class LeanDeviceLink(MqttStream):
                     return
                 deadline = loop.time() + f.connect_timeout_s
                 local = (self.client_address, 0) if self.client_address else None
+                self._session = loop.create_future()
                 await asyncio.wait_for(
                     loop.create_connection(lambda: self, f.address.host, f.address.port,
                                            local_addr=local, ssl=f.tls_context),
                     f.connect_timeout_s)
                 # hold the handshake slot until the session is up (or the deadline)
-                while self._phase != "up" and not self.closed and loop.time() < deadline:
-                    await asyncio.sleep(0.02)
-                if self._phase != "up" and not self.closed:
+                await asyncio.wait({self._session, self._done},
+                                   timeout=max(0.0, deadline - loop.time()))
+                if not self.connected and not self.closed:
                     raise TimeoutError("MQTT session not up in time")
             f.connects += 1
         except asyncio.CancelledError:
             self._abort()
-        except (OSError, TimeoutError, MqttProtocolError) as exc:
+        except (OSError, TimeoutError) as exc:
             f.connect_failures += 1
             log.debug("link %s/%s connect failed: %s", self.device_id, self.conn, exc)
             self._abort()
         finally:
             self._connect_task = None
+            self._session = None
 
     def _abort(self) -> None:
         t = self._transport
@@ -193,91 +184,47 @@ class LeanDeviceLink(MqttStream):
         if self.closed:
             transport.abort()
             return
-        f = self.factory
-        self._phase = "connack"
-        self._write(connect_packet(self.device_id, self.keepalive_s, self.device_id,
-                                   f.password_for(self.device_id),
-                                   dl.status_topic(f.provider, self.device_id),
-                                   dl.presence(dl.GONE, self.conn), dl.PUSH_QOS))
+        self.mqtt.start(self.loop.time())
+        self._kick()
 
-    def _on_bad_bytes(self, exc: MqttProtocolError) -> None:
-        log.debug("link %s: %s", self.device_id, exc)
-        self._abort_transport()
-
-    def _on_packet(self, first: int, body: bytes) -> None:
-        self._handle(first & 0xF0, first, body)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._transport = None
-        if self._ka_timer is not None:
-            self._ka_timer.cancel()
-            self._ka_timer = None
-        self._lost()
-
-    # packets ----------------------------------------------------------------------------
-    def _handle(self, kind: int, first: int, body: bytes) -> None:
-        if kind == PUBLISH:
-            qos = (first >> 1) & 3
-            tlen = U16.unpack_from(body)[0]
-            pos = 2 + tlen
-            if qos:
-                pid = U16.unpack_from(body, pos)[0]
-                pos += 2
-                self._write(puback_packet(pid))
+    def _on_event(self, event: Event) -> None:
+        kind = type(event)
+        if kind is Message:
             if self.closed:
                 return
             try:
-                msg = dl.decode(body[pos:])
+                msg = dl.decode(event.payload)  # type: ignore[union-attr]
             except (ValueError, TypeError):
                 self.malformed += 1
                 return
             self.frames_in += 1
-            self.daemon.on_frame(self, msg, self.factory.loop.time())
-        elif kind == PUBACK or kind == PINGRESP:
-            return
-        elif kind == CONNACK:
-            if len(body) < 2 or body[1] != 0:
-                log.debug("link %s: CONNACK refused %r", self.device_id, body)
-                self._transport.abort()  # type: ignore[union-attr]
-                return
-            self._phase = "suback"
-            self._write(subscribe_packet(self._next_pid(),
-                                         dl.down_topic(self.factory.provider, self.device_id),
-                                         dl.PUSH_QOS))
-        elif kind == SUBACK:
-            if any(code >= 0x80 for code in body[2:]):
-                log.debug("link %s: broker refused the downlink", self.device_id)
-                self._transport.abort()  # type: ignore[union-attr]
-                return
-            self._phase = "online"
-            self._publish(self._status, dl.presence(dl.ONLINE, self.conn))
-            # the library link waits for this PUBACK before its first frame; one broker
-            # connection keeps order per publisher, so the frames may follow at once
-            self._phase = "up"
-            self.connected = True
-            for frame in self._pending:
-                self._publish(self._up, frame)
-                self.frames_out += 1
-            self._pending.clear()
-            self._arm_keepalive()
+            self.daemon.on_frame(self, msg, self.loop.time())
+        elif kind is Connected:
+            self._session_up()
+        elif kind is Closed:
+            log.debug("link %s: %s", self.device_id, event)
+            self._abort_transport()
 
-    def _next_pid(self) -> int:
-        self._pid = self._pid % 65535 + 1
-        return self._pid
+    def _session_up(self) -> None:
+        self._publish(self._status, dl.presence(dl.ONLINE, self.conn))
+        # the library link waits for this PUBACK before its first frame; one broker
+        # connection keeps order per publisher, so the frames may follow at once
+        self.connected = True
+        for frame in self._pending:
+            self._publish(self._up, frame)
+            self.frames_out += 1
+        self._pending.clear()
+        self._arm_keepalive()
+        if self._session is not None and not self._session.done():
+            self._session.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._lost()
 
     def _publish(self, topic: bytes, payload: bytes) -> None:
-        self._write(publish_packet(topic, self._next_pid(), payload))
-
-    def _arm_keepalive(self) -> None:
-        self._ka_timer = self.factory.loop.call_later(self.keepalive_s * 0.75, self._keepalive)
-
-    def _keepalive(self) -> None:
-        self._ka_timer = None
-        if self._transport is None or self.closed:
-            return
-        if self.loop.time() - self._last_out >= self.keepalive_s * 0.5:
-            self._write(PINGREQ_PACKET)
-        self._arm_keepalive()
+        if self.mqtt.publish(topic, payload):
+            self._kick()
 
     # endings ------------------------------------------------------------------------------
     def _lost(self) -> None:
