@@ -12,6 +12,7 @@ from simulator.commands import fcm as fcm_commands
 from simulator.commands import load as load_commands
 from simulator.commands import run as run_commands
 from simulator.commands import serve as serve_commands
+from simulator.commands import up as up_commands
 
 app = typer.Typer(
     name="pushlab",
@@ -27,6 +28,7 @@ app = typer.Typer(
 run_commands.register(app)
 dashboard_commands.register(app)
 load_commands.register(app)
+up_commands.register(app)
 app.add_typer(serve_commands.app, name="serve")
 app.add_typer(bench_commands.app, name="bench")
 app.add_typer(apns_commands.app, name="apns")

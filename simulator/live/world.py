@@ -79,9 +79,14 @@ class LiveWiring:
     """Starts the real servers, swaps the world's in-memory wiring for them."""
 
     def __init__(self, world: World, *, broker_url: str | None = None,
-                 tls_dir: str | Path | None = None) -> None:
+                 tls_dir: str | Path | None = None,
+                 ports: dict[str, int] | None = None) -> None:
         self.world = world
-        self.broker = open_broker(broker_url)
+        # ``ports``: "apns", "fcm" and "broker" (embedded only); missing or 0: any free port
+        self.ports = dict(ports or {})
+        broker_port = self.ports.get("broker", 0)
+        self.broker = open_broker(broker_url, **({"port": broker_port}
+                                                  if broker_url is None and broker_port else {}))
         self._tmp = None if tls_dir else tempfile.TemporaryDirectory(prefix="pushlab-tls-")
         self.tls_dir = Path(tls_dir) if tls_dir else Path(self._tmp.name)  # type: ignore[union-attr]
         self.gateways: list[MqttGateway] = []
@@ -101,13 +106,14 @@ class LiveWiring:
         loop = world.loop
         await self.broker.start()
         tls = ensure_tls(self.tls_dir)
-        apns_server = await start_apns_server(world.providers.apns, tls=tls)
+        apns_server = await start_apns_server(world.providers.apns, tls=tls,
+                                              port=self.ports.get("apns", 0))
         self.servers.append(apns_server)
         apns_transport = HttpxTransport(apns_server.url, http2=True, verify=str(tls.ca_path))
         self.transports.append(apns_transport)
         world.app_server.senders["ios"].transport = apns_transport  # type: ignore[attr-defined]
 
-        fcm_server = await start_fcm_server(world.providers.fcm)
+        fcm_server = await start_fcm_server(world.providers.fcm, port=self.ports.get("fcm", 0))
         self.servers.append(fcm_server)
         fcm_transport = HttpxTransport(fcm_server.url, http2=False)
         self.transports.append(fcm_transport)
