@@ -54,7 +54,7 @@ class TokenIn(_Body):
 
     device: str = Field(min_length=1, max_length=200)
     app: str = Field(min_length=1, max_length=200, pattern=VISIBLE_ASCII)
-    platform: Literal["ios", "android"]
+    platform: Literal["ios", "android", "browser"]
     token: str = Field(min_length=1, max_length=4096, pattern=VISIBLE_ASCII)
     user: str | None = Field(None, max_length=200)
 

@@ -131,7 +131,8 @@ class Device:
                  profiles: dict[str, RadioProfile] | None = None,
                  conditions: dict[str, LinkConditions] | None = None,
                  watchdogs: Watchdogs | None = None, mode: str = PERSISTENT,
-                 daemon_enabled: bool = True) -> None:
+                 daemon_enabled: bool = True,
+                 daemon_factory: Callable[[Device], Any] | None = None) -> None:
         self.device_id = device_id
         self.platform = platform
         self.loop = loop
@@ -152,7 +153,9 @@ class Device:
         self.powered = False
         self.dozing = False
         self.started_at = loop.time()
-        self.daemon = PushDaemon(device_id, platform, self, rng, heartbeat, mode)
+        # a browser's daemon (devices.browser) comes from the world builder's factory
+        self.daemon = daemon_factory(self) if daemon_factory is not None else \
+            PushDaemon(device_id, platform, self, rng, heartbeat, mode)
         # False: no system push connection at all (``pushlab compare`` prices a
         # polling app alone this way).
         self.daemon_enabled = daemon_enabled
@@ -448,9 +451,10 @@ class Device:
         of those lengths (the last one repeats) with maintenance windows of
         ``maintenance_s``, in which deferred jobs run and the provider may
         deliver held normal-priority messages. Without, it dozes until told
-        otherwise. iOS has no Doze: the call is ignored there.
+        otherwise. iOS has no Doze: the call is ignored there. A browser in a
+        low-power state takes only messages of normal or high urgency until woken.
         """
-        if self.platform != "android" and on:
+        if self.platform not in ("android", "browser") and on:
             return
         if self._doze is not None:
             self._doze.cancel()

@@ -90,6 +90,8 @@ async def run_world(world: World, until: float) -> None:
     await asyncio.sleep(until)
     for backend in world.providers.backends.values():
         backend.expire_all()
+    if world.providers.webpush is not None:
+        world.providers.webpush.expire_all()
 
 
 Progress = Callable[[float, float], None]

@@ -119,7 +119,9 @@ class DozeSpec(Strict):
 class DeviceSpec(Strict):
     id: str
     count: int = Field(1, ge=1, description="a group of devices named id-0, id-1, ...")
-    platform: Literal["ios", "android"]
+    platform: Literal["ios", "android", "browser"] = Field(
+        description="browser: a web browser (on a laptop or a phone) whose push connection is "
+                    "the Web Push service's websocket")
     user: str | None = None
     network: InterfaceKind = "wifi"
     interfaces: list[InterfaceKind] = Field(default_factory=list)
@@ -172,7 +174,7 @@ class UserAction(Strict):
     user: str | None = None
 
 
-ProviderName = Literal["apns", "fcm"]
+ProviderName = Literal["apns", "fcm", "webpush"]
 
 
 class OutageAction(Strict):

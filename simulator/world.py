@@ -23,10 +23,13 @@ from app_server.senders import (
     FcmSender,
     Notification,
     OAuthTokenSource,
+    VapidSigner,
+    WebPushSender,
 )
 from app_server.service import AppServer
 from app_server.store import MemoryTokenStore, SqliteTokenStore, TokenStore
 from devices.apps import PollingApp, PushApp
+from devices.browser import BrowserPushDaemon, browser_link_factory
 from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
 from devices.device import Battery, Device, memory_link_factory
 from fake_providers.apns.core import ApnsCore
@@ -41,6 +44,8 @@ from fake_providers.gateway import MemoryGateway
 from fake_providers.ipcallback import IpCallbackGateway
 from fake_providers.registry import TokenRegistry, apns_token, fcm_token
 from fake_providers.store import StoreAndForward
+from fake_providers.webpush import SubscriptionKeys, UserAgentClient, VapidKeys, WebPushCore
+from fake_providers.webpush.memory import MemoryWebPushGateway
 from simulator.core.clock import Watchdogs
 from simulator.core.devicelink import PROVIDER_FOR
 from simulator.core.http import MemoryTransport
@@ -80,6 +85,8 @@ class Providers:
     apns: ApnsCore
     fcm: Any = None
     faults: dict[str, FaultPlan] = field(default_factory=dict)
+    webpush: WebPushCore | None = None
+    vapid: VapidKeys | None = None  # the app server's VAPID key pair
 
 
 @dataclass
@@ -149,9 +156,10 @@ class World:
         elif name == "install":
             device.install(PushApp(action.app))
         elif name == "uninstall":
-            device.uninstall(action.app)
-            backend = self.providers.backends[PROVIDER_FOR[device.platform]]
-            backend.uninstall(device.device_id, action.app)
+            device.uninstall(action.app)  # a browser's daemon unsubscribes the site itself
+            backend = self.providers.backends.get(PROVIDER_FOR[device.platform])
+            if backend is not None:
+                backend.uninstall(device.device_id, action.app)
         elif name == "login":
             device.user = action.user
             self.app_server.login(device.device_id, action.user)
@@ -188,12 +196,29 @@ class World:
     def _fault_tokens(self, action: FaultAction) -> list[str | None]:
         if action.device is None:
             return [None]
+        if action.provider == "webpush":
+            return self._webpush_tokens(action)
         backend = self.providers.backends[action.provider]
         tokens: list[str | None] = []
         for device in self.targets(action.device):
             for record in backend.registry.for_device(device.device_id):
                 if record.active and (action.app is None or record.app_id == action.app):
                     tokens.append(record.token)
+        return tokens
+
+    def _webpush_tokens(self, action: FaultAction) -> list[str | None]:
+        """The active subscriptions of the targeted browsers (by their uaid and channel)."""
+        core = self.providers.webpush
+        tokens: list[str | None] = []
+        for device in self.targets(action.device or ""):
+            daemon = device.daemon
+            if core is None or not isinstance(daemon, BrowserPushDaemon):
+                continue
+            channels = {a.channel_id for app_id, a in daemon.apps.items()
+                        if action.app is None or app_id == action.app}
+            tokens += [sub.token for sub in core.subscriptions.values()
+                       if sub.uaid == daemon.client.uaid and sub.state == "active"
+                       and sub.channel_id in channels]
         return tokens
 
     def _spawn(self, coro: Any) -> None:
@@ -261,7 +286,7 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
     # the 2014 model: devices report their address here and the provider dials back
     IpCallbackGateway(network, "apns-gateway-ip-callback", apns_backend)
     IpCallbackGateway(network, "fcm-gateway-ip-callback", fcm_backend)
-    faults = {"apns": FaultPlan(), "fcm": FaultPlan()}
+    faults = {"apns": FaultPlan(), "fcm": FaultPlan(), "webpush": FaultPlan()}
     # The app server authenticates to APNs as real providers do: an ES256 provider
     # token signed with a .p8 key that this APNs trusts (team and key ids are seeded).
     apns_key = generate_key(rng=rng.stream("apns-key"))
@@ -272,13 +297,29 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
                   faults=faults["fcm"])
     account = lab_service_account()
     fcm.oauth.trust(account)
-    providers = Providers({"apns": apns_backend, "fcm": fcm_backend}, apns, fcm, faults)
+    webpush = WebPushCore(rng.stream("webpush-core"), clock=loop.time, wall_clock=wall,
+                          trace=trace, faults=faults["webpush"])
+    MemoryWebPushGateway(network, "webpush-gateway", webpush)
+    vapid = VapidKeys.generate(rng.stream("webpush-vapid"))
+    providers = Providers({"apns": apns_backend, "fcm": fcm_backend}, apns, fcm, faults,
+                          webpush, vapid)
     app_server = build_app_server(scenario.app_server, loop, trace, rng, apns, fcm, account,
                                   wall, apns_key)
+    app_server.senders["browser"] = WebPushSender(
+        MemoryTransport(webpush.handle, latency=0.02),
+        VapidSigner(vapid.private_raw, "mailto:ops@pushlab.test", wall),
+        rng.stream("app-server-webpush"))
     world = World(scenario, loop, trace, rng, network, providers, app_server, epoch=epoch)
     world.watchdogs = Watchdogs(loop)
 
-    link_factory = memory_link_factory(network, lambda platform: f"{PROVIDER_FOR[platform]}-gateway")
+    phone_links = memory_link_factory(network,
+                                      lambda platform: f"{PROVIDER_FOR[platform]}-gateway")
+    browser_links = browser_link_factory(network, "webpush-gateway")
+
+    def link_factory(device: Device, daemon: Any) -> Any:
+        links = browser_links if device.platform == "browser" else phone_links
+        return links(device, daemon)
+
     conditions = {kind: LinkConditions(latency=scenario.link(kind).latency,
                                        jitter=scenario.link(kind).jitter,
                                        loss=scenario.link(kind).loss,
@@ -336,7 +377,9 @@ def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
                     baseline_w=scenario.baseline_mw / 1000.0,
                     battery=Battery(capacity_mah=scenario.battery_mah),
                     conditions=conditions, watchdogs=world.watchdogs,
-                    mode=spec.mode or scenario.mode)
+                    mode=spec.mode or scenario.mode,
+                    daemon_factory=browser_daemon(world, device_id)
+                    if spec.platform == "browser" else None)
     kinds = list(dict.fromkeys([spec.network, *spec.interfaces]))
     for kind in kinds:
         device.add_interface(kind, up=(kind == spec.network))
@@ -349,6 +392,21 @@ def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
             device.install(PollingApp(app.id, interval_s=app.interval or 900.0,
                                       scheduler=app.scheduler), launch=False)
     return device
+
+
+def browser_daemon(world: World, device_id: str) -> Callable[[Device], BrowserPushDaemon]:
+    """A browser's push client: the Mozilla protocol, keys from its own seeded stream,
+    and its web apps subscribing with the app server's VAPID key."""
+    keys_rng = world.rng.stream(f"webpush-keys:{device_id}")
+    vapid = world.providers.vapid
+    server_key = vapid.public_key if vapid is not None else None
+
+    def make(device: Device) -> BrowserPushDaemon:
+        return BrowserPushDaemon(device_id, "browser", device, device.rng, UserAgentClient(),
+                                 lambda: SubscriptionKeys.generate(keys_rng),
+                                 lambda app_id: server_key)
+
+    return make
 
 
 def draw_nat_timeout(spec: NatTimeoutSpec, rng: random.Random) -> float:

@@ -161,7 +161,7 @@ def wire_size(msg: Any) -> int:
 
 TOPIC_ROOT = "pushlab"
 PUSH_QOS = 1  # pushes, acks and every other frame: at least once
-PROVIDER_FOR = {"ios": "apns", "android": "fcm"}  # whose gateway a platform's daemon speaks to
+PROVIDER_FOR = {"ios": "apns", "android": "fcm", "browser": "webpush"}  # whose gateway a platform's daemon speaks to
 
 
 def down_topic(provider: str, device_id: str) -> str:
