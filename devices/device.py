@@ -504,12 +504,18 @@ class Device:
         now = self.loop.time()
         total = 0.0
         for iface in self.interfaces.values():
-            iface.radio.energy_at(now)  # settle the tail up to now
+            iface.radio.settle(now)  # book the tail up to now
             total += iface.radio.high_power_s
         return total
 
     def energy_j(self, now: float | None = None) -> float:
+        """Joules to ``now``, booking each radio's tail (the end of a run)."""
         now = self.loop.time() if now is None else now
+        radios = sum(i.radio.settle(now) for i in self.interfaces.values())
+        return radios + self.baseline_w * (now - self.started_at)
+
+    def energy_at(self, now: float) -> float:
+        """Joules to ``now``, read-only: what charts and the dashboard sample."""
         radios = sum(i.radio.energy_at(now) for i in self.interfaces.values())
         return radios + self.baseline_w * (now - self.started_at)
 
@@ -517,7 +523,7 @@ class Device:
         now = self.loop.time() if now is None else now
         out: dict[str, float] = {"baseline": self.baseline_w * (now - self.started_at)}
         for iface in self.interfaces.values():
-            iface.radio.energy_at(now)
+            iface.radio.settle(now)
             for cause, joules in iface.radio.by_cause.items():
                 out[cause] = out.get(cause, 0.0) + joules
         return out

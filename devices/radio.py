@@ -65,9 +65,6 @@ class RadioProfile:
             elapsed -= step
         return energy
 
-    def with_overrides(self, **fields: float) -> RadioProfile:
-        return replace(self, **fields)
-
 
 # LTE: the tail averages base power plus 1 ms DRX on-bursts every 40 ms (Huang Table 3).
 LTE = RadioProfile(
@@ -127,41 +124,55 @@ class RadioStateMachine:
         by = self.by_cause
         by[cause] = by.get(cause, 0.0) + joules
 
-    def _settle(self, now: float) -> None:
-        """Account [settled, now]: the rest of the tail, then idle."""
+    def _owed(self, now: float) -> tuple[float, float, float]:
+        """What [settled, now] costs, unbooked: (tail joules, where the tail stops, idle joules).
+
+        The one place the time between transfers is priced: :meth:`settle` books
+        it, :meth:`energy_at` only adds it up.
+        """
         start = self._settled
-        if now <= start:
-            return
         p = self.profile
         tail_end = self._last_end + p.tail_s
         if start < tail_end:
             upto = now if now < tail_end else tail_end
             if p._tail_w >= 0.0:
-                joules = p._tail_w * (upto - start)
+                tail_j = p._tail_w * (upto - start)
             else:
-                joules = (p.tail_energy(upto - self._last_end)
+                tail_j = (p.tail_energy(upto - self._last_end)
                           - p.tail_energy(start - self._last_end))
-            self._charge(self._last_cause, joules)
+            idle_j = p.idle_w * (now - upto) if upto < now and self.enabled else 0.0
+            return tail_j, upto, idle_j
+        return 0.0, start, p.idle_w * (now - start) if self.enabled else 0.0
+
+    def settle(self, now: float) -> float:
+        """Book [settled, now] (the rest of the tail, then idle); returns joules to ``now``.
+
+        Tells ``on_state`` when the tail ended inside the window.
+        """
+        start = self._settled
+        if now <= start:
+            return self.energy
+        tail_j, upto, idle_j = self._owed(now)
+        if upto > start:
+            self._charge(self._last_cause, tail_j)
             self.high_power_s += upto - start
-            if upto < now:
-                if self.on_state is not None:
-                    self.on_state(tail_end, IDLE, self._last_cause)
-                if self.enabled:
-                    self._charge("idle", p.idle_w * (now - upto))
-        elif self.enabled:
-            self._charge("idle", p.idle_w * (now - start))
+            if upto < now and self.on_state is not None:
+                self.on_state(self._last_end + self.profile.tail_s, IDLE, self._last_cause)
+        if idle_j:
+            self._charge("idle", idle_j)
         self._settled = now
+        return self.energy
 
     def set_enabled(self, now: float, enabled: bool) -> None:
         """Switch the radio on or off (interface down, airplane mode)."""
-        self._settle(now)
+        self.settle(now)
         self.enabled = enabled
 
     def transfer(self, now: float, up_bytes: int, down_bytes: int, cause: str) -> float:
         """Price one transfer starting at ``now``; returns when it ends (after promotion)."""
         p = self.profile
         if now > self._settled:
-            self._settle(now)
+            self.settle(now)
         start = now
         joules = up_bytes * p._up_j_per_byte + down_bytes * p._down_j_per_byte
         if now - self._last_end >= p.tail_s:
@@ -185,9 +196,15 @@ class RadioStateMachine:
         return end
 
     def energy_at(self, now: float) -> float:
-        """Joules spent from creation to ``now`` (settles the books up to ``now``)."""
-        self._settle(now)
-        return self.energy
+        """Joules spent from creation to ``now``, read-only.
+
+        Changes nothing and calls nothing, so a chart or a dashboard may sample it
+        at any instant and the trace stays exactly that of an unwatched run.
+        """
+        if now <= self._settled:
+            return self.energy
+        tail_j, _, idle_j = self._owed(now)
+        return self.energy + tail_j + idle_j
 
     def state_at(self, now: float) -> str:
         if now < self._last_end:
@@ -200,5 +217,5 @@ def lone_transfer_energy(profile: RadioProfile, up_bytes: int = 100, down_bytes:
     """Promotion + transfer + full tail of one small transfer on an idle radio."""
     radio = RadioStateMachine(profile, 0.0)
     radio.transfer(0.0, up_bytes, down_bytes, "probe")
-    radio.energy_at(profile.tail_s + profile.promotion_s + 60.0)
+    radio.settle(profile.tail_s + profile.promotion_s + 60.0)
     return radio.by_cause["probe"]

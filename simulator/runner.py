@@ -123,40 +123,12 @@ async def _run_sim(scenario: Scenario, seed: int | None, trace_path: str | Path 
 ENERGY_SAMPLES = 120
 
 
-def _peek_energy(radio: Any, now: float) -> float:
-    """A radio's joules up to ``now`` without settling its books.
-
-    ``energy_at`` settles, which emits the pending ``radio_state`` events early
-    and would make the trace depend on when the chart was sampled. This is the
-    same arithmetic as ``RadioStateMachine._settle``, read-only.
-    """
-    start = radio._settled
-    energy = radio.energy
-    if now <= start:
-        return energy
-    p = radio.profile
-    tail_end = radio._last_end + p.tail_s
-    if start < tail_end:
-        upto = now if now < tail_end else tail_end
-        energy += p.tail_energy(upto - radio._last_end) - p.tail_energy(start - radio._last_end)
-        if upto < now and radio.enabled:
-            energy += p.idle_w * (now - upto)
-    elif radio.enabled:
-        energy += p.idle_w * (now - start)
-    return energy
-
-
-def _device_energy(device: Any, now: float) -> float:
-    radios = sum(_peek_energy(i.radio, now) for i in device.interfaces.values())
-    return radios + device.baseline_w * (now - device.started_at)
-
-
 def _group_energy(world: World, now: float, settle: bool = False) -> dict[str, float]:
     devices = world.devices
     if settle:
         return {group: sum(devices[i].energy_j(now) for i in ids) / len(ids)
                 for group, ids in world.groups.items() if ids}
-    return {group: sum(_device_energy(devices[i], now) for i in ids) / len(ids)
+    return {group: sum(devices[i].energy_at(now) for i in ids) / len(ids)
             for group, ids in world.groups.items() if ids}
 
 
@@ -164,7 +136,7 @@ def _start_sampler(world: World, duration: float, series: list[tuple[float, dict
                    progress: Progress | None) -> Callable[[], None]:
     """Sample each group's mean energy (and report progress) ENERGY_SAMPLES times a run.
 
-    Sampling only reads (see :func:`_peek_energy`), so the trace is the same with
+    Sampling only reads (``Device.energy_at``), so the trace is the same with
     or without it.
     """
     loop = world.loop

@@ -66,7 +66,7 @@ def test_lte_two_packets_five_seconds_apart_cost_one_promotion_and_a_longer_tail
     radio = RadioStateMachine(LTE)
     first_end = radio.transfer(0.0, 100, 100, "poll")  # after the 0.26 s promotion
     radio.transfer(5.0, 100, 100, "poll")
-    total = radio.energy_at(60.0)
+    total = radio.settle(60.0)
     single = lone_transfer_energy(LTE)
     tail_w = LTE.tail[0][0]
     # one promotion; the tail runs on from the second packet instead of the first
@@ -96,3 +96,31 @@ def test_energy_never_decreases(profile, steps):
         assert energy >= seen - 1e-9
         assert sum(radio.by_cause.values()) == pytest.approx(radio.energy)
         seen = energy
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    profile=st.sampled_from([LTE, UMTS, WIFI, NR_PLACEHOLDER]),
+    steps=st.lists(st.tuples(st.floats(0.0, 60.0), st.integers(0, 50_000), st.booleans()),
+                   min_size=1, max_size=20),
+    peek=st.floats(0.0, 120.0),
+)
+def test_energy_at_reads_only_and_agrees_with_settling(profile, steps, peek):
+    """Sampling energy must not book the tail or tell ``on_state`` early: a watched
+    run's trace is the same as an unwatched one's."""
+    told = []
+    radio = RadioStateMachine(profile, on_state=lambda *a: told.append(a))
+    now = 0.0
+    for gap, size, toggle in steps:
+        now += gap
+        if toggle:
+            radio.set_enabled(now, not radio.enabled)
+        now = radio.transfer(now, size, size, "x")
+    before = {name: getattr(radio, name) for name in RadioStateMachine.__slots__}
+    before["by_cause"] = dict(radio.by_cause)
+    heard = len(told)
+    peeked = radio.energy_at(now + peek)
+    after = {name: getattr(radio, name) for name in RadioStateMachine.__slots__}
+    after["by_cause"] = dict(radio.by_cause)
+    assert after == before and len(told) == heard
+    assert peeked == pytest.approx(radio.settle(now + peek), rel=1e-12, abs=1e-12)

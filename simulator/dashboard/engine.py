@@ -9,7 +9,7 @@ thread; the UI only reads the :class:`Snapshot` it publishes (a reference swap)
 and the :class:`Collector` (under its lock).
 
 Determinism: the engine consumes no random numbers and observes energy without
-settling the radios (it prices a copy), so a run watched in the dashboard emits
+settling the radios (``Device.energy_at`` only reads), so a watched run emits
 the same message lifecycle as ``pushlab run`` with the same seed, whatever the
 pacing. Actions land at the virtual instant the sim thread picks them up.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import dataclasses
 import math
 import queue
@@ -45,21 +44,6 @@ Notice = tuple[str, str]  # (severity "information" | "warning" | "error", text)
 
 def speed_label(speed: float) -> str:
     return "max" if math.isinf(speed) else f"{speed:g}x"
-
-
-def peek_energy(device: Device, now: float) -> float:
-    """A device's joules at ``now`` without settling its radios.
-
-    ``Device.energy_j`` settles each radio, which may emit ``radio_state``
-    events early; pricing a copy leaves the trace exactly as an unwatched run.
-    """
-    total = device.baseline_w * (now - device.started_at)
-    for iface in device.interfaces.values():
-        radio = copy.copy(iface.radio)
-        radio.on_state = None
-        radio.by_cause = {}
-        total += radio.energy_at(now)
-    return total
 
 
 def is_polling(device: Device) -> bool:
@@ -532,7 +516,7 @@ class SimEngine:
         means = []
         for group in (push, poll):
             sample = group[:: max(1, len(group) // 500)] if estimated else group
-            joules = [peek_energy(d, now) for d in sample]
+            joules = [d.energy_at(now) for d in sample]
             pct = [d.battery.percent(j) for d, j in zip(sample, joules, strict=True)]
             total = sum(joules) * (len(group) / len(sample)) if sample else 0.0
             sums.append(total)
@@ -626,7 +610,7 @@ class SimEngine:
             q = backend.store.queues.get(device.device_id)
             if q:
                 pending += len(q)
-        energy = peek_energy(device, now)
+        energy = device.energy_at(now)
         flags = []
         if getattr(device, "dozing", False):
             flags.append("doze")
