@@ -65,5 +65,3 @@ class RetryPolicy:
             delay = max(delay, retry_after)
         return delay
 
-
-NO_RETRY = RetryPolicy(max_attempts=1)

@@ -33,10 +33,8 @@ LinkFactory = Callable[["Device", PushDaemon], DaemonLink | None]
 
 CELLULAR = ("lte", "3g", "5g")
 
-# Android deep Doze: idle windows grow 1 h, 2 h, 4 h, then stay at 6 h (the
-# ``idle_to``/``idle_factor``/``max_idle_to`` defaults, docs/sources.md#android),
-# with a maintenance window of at least 30 s between them.
-DEEP_IDLE_WINDOWS_S = (3600.0, 7200.0, 14400.0, 21600.0)
+# Android deep Doze: a maintenance window of at least 30 s between idle windows
+# (the windows themselves are the scenario's ``doze.windows``).
 MAINTENANCE_S = 30.0
 # While dozing, an inexact while-idle alarm fires at most once per 9 minutes.
 DOZE_ALARM_MIN_S = 9 * 60.0
@@ -256,7 +254,7 @@ class Device:
 
     def notice(self, notice: dl.Notice) -> None:
         if self.trace.active:
-            self.trace.emit(EventKind.NOTE, device=self.device_id, app=notice.app_id,
+            self.trace.emit(EventKind.NOTICE, device=self.device_id, app=notice.app_id,
                             notice=notice.kind)
 
     # ---- app server traffic ----------------------------------------------------
@@ -392,12 +390,6 @@ class Device:
             iface.path.set_up(k == kind)
         self._route_changed()
 
-    def set_interface(self, kind: str, up: bool) -> None:
-        if kind not in self.interfaces:
-            self.add_interface(kind, up=up)
-        self.interfaces[kind].path.set_up(up)
-        self._route_changed()
-
     def change_address(self, kind: str | None = None, notify: bool = True) -> str:
         """Give an interface a new address. ``notify=False``: the network renumbers
         the device behind its back (a carrier NAT remap), so nothing on the device
@@ -419,7 +411,7 @@ class Device:
         for iface in self.interfaces.values():
             iface.path.partitioned = on
         if self.trace.active:
-            self.trace.emit(EventKind.NOTE, what="partition", device=self.device_id, on=on)
+            self.trace.emit(EventKind.PARTITION, device=self.device_id, on=on)
 
     def expire_nat(self) -> bool:
         """The carrier NAT drops this phone's binding now; nobody is told. The daemon
@@ -429,7 +421,7 @@ class Device:
             return False
         iface.path.drop_nat_bindings(self.loop.time())
         if self.trace.active:
-            self.trace.emit(EventKind.NOTE, what="nat_drop", device=self.device_id,
+            self.trace.emit(EventKind.NAT_DROP, device=self.device_id,
                             interface=iface.kind)
         return True
 
@@ -470,7 +462,7 @@ class Device:
             return
         self.dozing = on
         if self.trace.active:
-            self.trace.emit(EventKind.NOTE, device=self.device_id,
+            self.trace.emit(EventKind.DOZE, device=self.device_id,
                             doze="idle" if on else "awake")
         self.daemon.set_dozing(self.loop.time(), on)
         if not on and self._deferred_polls:

@@ -7,8 +7,7 @@ cost of a radio is exact at any instant without one callback per state change.
 
 Profiles come from Huang et al., MobiSys 2012, Table 3 and 4, and the ARO
 defaults (``docs/sources.md#energy``). The 3G and Wi-Fi data-power coefficients
-and the idle averages are marked unconfirmed there; they are profile fields, overridable from
-a scenario.
+and the idle averages are marked unconfirmed there; they are profile fields.
 """
 
 from __future__ import annotations

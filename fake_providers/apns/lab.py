@@ -9,7 +9,6 @@ plan and one activity log, so one admin API serves both.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -86,7 +85,3 @@ def build_lab(*, seed: int = 0, clock: Callable[[], float] | None = None,
         for env in ("production", "sandbox")
     }
     return ApnsLab(backend, cores, faults, activity, policy, trace)
-
-
-def random_token(rng: random.Random) -> str:
-    return apns_token(rng)

@@ -7,7 +7,6 @@ just the provider, for ``pushlab serve fcm``, the benchmark and tests.
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
 import weakref
 from collections.abc import Callable
@@ -90,7 +89,3 @@ def build_fcm_lab(seed: int = 0, *, project_id: str = "pushlab-demo",
     core = FcmCore(backend, rs.stream("fcm.core"), project_id=project_id,
                    wall_clock=wall_clock, config=config)
     return FcmLab(backend, core, policy, trace)
-
-
-def rng_for(seed: int, name: str) -> random.Random:
-    return RandomSource(seed).stream(name)

@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import dataclasses
 import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -377,18 +375,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the broker gets SIGTERM if the process that started it dies."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-    with contextlib.suppress(Exception):
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def find_binary(name: str) -> str | None:
     return shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}")
                                        if os.access(p, os.X_OK)), None)
@@ -459,9 +445,15 @@ class BrokerProcess:
         self.close()
 
     def _spawn(self, argv: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        from simulator.load.worker import die_with_parent, raise_fd_limit
+
+        def in_child() -> None:  # pragma: no cover - runs in the child before exec
+            die_with_parent()  # the broker gets SIGTERM if the process that started it dies
+            raise_fd_limit()
+
         out = open(self.dir / log_name, "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                stdin=subprocess.DEVNULL, preexec_fn=in_child)
         out.close()
         self.procs.append(proc)
         return proc
