@@ -33,7 +33,6 @@ from fake_providers.apns.service import apns_admin_app
 from fake_providers.fcm.oauth import write_service_account
 from simulator.core.devicelink import PROVIDER_FOR
 from simulator.core.network import LinkConditions
-from simulator.core.trace import EventKind
 from simulator.live.registrar import Registrar
 from simulator.live.world import LiveWiring
 from simulator.scenario import AppSpec, DeviceSpec, Scenario
@@ -125,7 +124,6 @@ class Lab:
         except BaseException:
             await self.close()
             raise
-        world.trace.subscribe(self._on_event)
         self._setup_registrar(extra)
         for device in world.devices.values():
             self._adopt(device)
@@ -182,29 +180,32 @@ class Lab:
         self._closers.insert(0, self.registrar.aclose)
 
     def _adopt(self, device: Any) -> None:
+        """The phone's apps register through the registrar; what they are handed is kept."""
         device.server = self.registrar
         self.inboxes[device.device_id] = Inbox()
+        hand_to_app = device.hand_to_app
+
+        def hand(push: Any) -> bool:
+            handed = hand_to_app(push)
+            if handed:
+                self._record(device, push)
+            return handed
+
+        device.hand_to_app = hand
 
     # ---- what happens ------------------------------------------------------------------
-    def _on_event(self, event: Any) -> None:
-        if event.kind != EventKind.HANDED:
-            return
+    def _record(self, device: Any, push: Any) -> None:
+        """One push an app was handed: into the phone's inbox and out to the streams."""
         world = self.world
         assert world is not None
-        data = event.data
-        device = world.devices.get(data.get("device"))
-        app = device.apps.get(data.get("app")) if device else None
-        if device is None or app is None or not app.received:
-            return
-        got = app.received[-1]
+        now = world.loop.time()
         self._seq += 1
-        handed = world.epoch + got.at
-        entry = {"seq": self._seq, "device": device.device_id, "app": app.app_id,
+        entry = {"seq": self._seq, "device": device.device_id, "app": push.app_id,
                  "platform": device.platform, "provider": PROVIDER_FOR[device.platform],
-                 "msg_id": got.msg_id, "token": getattr(app, "token", None),
-                 "payload": got.payload,
-                 "hops": {"accepted": handed - (got.latency or 0.0), "handed": handed,
-                          "latency_s": round(got.latency or 0.0, 6)}}
+                 "msg_id": push.msg_id, "token": push.token, "payload": push.payload,
+                 "hops": {"accepted": world.epoch + push.accepted_at,
+                          "handed": world.epoch + now,
+                          "latency_s": round(now - push.accepted_at, 6)}}
         self.inboxes[device.device_id].entries.append(entry)
         for queue in list(self.listeners):
             with contextlib.suppress(asyncio.QueueFull):
@@ -237,8 +238,9 @@ class Lab:
                 "failing": sum(r.state == "failing" for r in self.registrar.status.values()),
                 "delivered": self._seq}
 
-    def ready(self) -> bool:
-        """Every phone connected and, with an app server, every app's token registered."""
+    def ready(self, registered: bool = True) -> bool:
+        """Every phone connected and, with an app server (and ``registered``), every
+        app's token registered there."""
         world = self.world
         assert world is not None
         for device in world.devices.values():
@@ -247,16 +249,16 @@ class Lab:
             for app_id, app in device.apps.items():
                 if getattr(app, "token", None) is None:
                     return False
-                if self.registrar.active and not self.registrar.registered(
+                if registered and self.registrar.active and not self.registrar.registered(
                         device.device_id, app_id):
                     return False
         return True
 
-    async def wait_ready(self, timeout: float = 30.0) -> float:
+    async def wait_ready(self, timeout: float = 30.0, registered: bool = True) -> float:
         """Seconds from start until :meth:`ready`; TimeoutError past ``timeout``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while not self.ready():
+        while not self.ready(registered):
             if loop.time() > deadline:
                 raise TimeoutError(f"lab not ready after {timeout:g} s: {self.counts()}")
             await asyncio.sleep(0.05)
