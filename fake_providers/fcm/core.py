@@ -25,13 +25,13 @@ import json
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from fake_providers.activity import ActivityLog
 from fake_providers.backend import PushBackend
 from fake_providers.faults import FaultPlan, FaultRule
+from fake_providers.fcm.config import FcmConfig, RateBucket
 from fake_providers.fcm.errors import (
     ERROR_CODES,
     QUOTA_FAILURE_TYPE,
@@ -43,8 +43,8 @@ from fake_providers.fcm.errors import (
     unauthenticated,
 )
 from fake_providers.fcm.legacy import handle_legacy
-from fake_providers.fcm.messages import Limits, ParsedMessage, parse_send, token_shape_ok
-from fake_providers.fcm.oauth import TOKEN_PATH, OAuthServer
+from fake_providers.fcm.messages import ParsedMessage, parse_send, token_shape_ok
+from fake_providers.fcm.oauth import OAuthServer
 from fake_providers.fcm.outcome import FcmOutcome
 from fake_providers.fcm.policy import HIGH, NORMAL, FcmStorePolicy
 from fake_providers.fcm.topics import TOPIC_NAME_RE, TopicRegistry
@@ -61,70 +61,6 @@ _JSON = {"content-type": "application/json; charset=UTF-8"}
 _RPC_BY_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                   404: "NOT_FOUND", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED",
                   500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-
-
-@dataclass(slots=True)
-class FcmConfig:
-    """Limits and the choices PushLab makes where Google gives no number."""
-
-    require_auth: bool = True
-    quota_per_minute: int = 600_000  # project send quota, a rolling (not clock-aligned) minute
-    iid_requests_per_s: int = 3_000  # subscribe/unsubscribe rate per project
-    max_payload: int = 4096
-    max_topic_payload: int = 2048
-    max_ttl_s: int = 28 * 86400
-    max_condition_topics: int = 5
-    max_batch_tokens: int = 1000  # IID batch and legacy registration_ids
-    max_topics_per_instance: int = 2000
-    token_idle_s: float = 270 * 86400.0  # Android tokens expire after 270 days inactive
-    app_projects: dict[str, str] = field(default_factory=dict)  # app id -> owning project
-    legacy_server_keys: dict[str, str] = field(default_factory=dict)  # key -> project
-    legacy_canonical_ids: bool = True  # answer a refreshed token with its successor
-    notification_collapse: bool = True  # notification messages collapse on the app id
-    iid_require_access_token_auth: bool = True
-    retry_after_s: int = 30  # Retry-After on outage 503s without a scripted value
-    token_path: str = TOKEN_PATH
-    activity_limit: int = 10_000
-
-    def limits(self) -> Limits:
-        return Limits(self.max_payload, self.max_topic_payload, self.max_ttl_s,
-                      self.max_condition_topics)
-
-
-class RateBucket:
-    """A token bucket: ``capacity`` per ``period`` seconds, refilled continuously.
-
-    This is how "minutes are not clock-aligned" is modelled: the quota is a rolling
-    allowance, not a counter reset at :00.
-    """
-
-    __slots__ = ("capacity", "rate", "level", "stamp", "clock")
-
-    def __init__(self, capacity: int, period: float, clock: Callable[[], float]) -> None:
-        self.capacity = float(capacity)
-        self.rate = capacity / period
-        self.level = float(capacity)
-        self.clock = clock
-        self.stamp = clock()
-
-    def take(self, n: int = 1, now: float | None = None) -> bool:
-        """Spend ``n`` if the bucket holds them; ``now`` saves a clock read when known."""
-        if now is None:
-            now = self.clock()
-        level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if level >= n:
-            self.level = level - n
-            return True
-        self.level = level
-        return False
-
-    def seconds_until(self, n: int = 1) -> float:
-        return max(0.0, (n - self.level) / self.rate) if self.rate else float("inf")
-
-    def refill(self) -> None:
-        self.level = self.capacity
-        self.stamp = self.clock()
 
 
 class FcmCore:
@@ -235,7 +171,7 @@ class FcmCore:
             if msg.validate_only:
                 return self._accepted(req, project, "fake_message_id", msg.token, delay, 0)
             mid = self.message_id()
-            self._deliver(record, msg, mid, msg.token, now)
+            self.deliver(record, msg, mid, msg.token, now)
             return self._accepted(req, project, mid, msg.token, delay, 1)
         tokens = (self.topics.subscribers(msg.topic) if msg.topic is not None
                   else self.topics.matching(msg.condition))  # type: ignore[arg-type]
@@ -254,12 +190,13 @@ class FcmCore:
             if record is None or not record.active or self._idle(record, now) or \
                     self.project_of(record) != project:
                 continue
-            self._deliver(record, msg, f"{mid}/{i}", token)
+            self.deliver(record, msg, f"{mid}/{i}", token)
             reached += 1
         return reached
 
-    def _deliver(self, record: TokenRecord, msg: ParsedMessage, msg_id: str, token: str,
-                 now: float | None = None) -> None:
+    def deliver(self, record: TokenRecord, msg: ParsedMessage, msg_id: str, token: str,
+                now: float | None = None) -> None:
+        """Hand one accepted message for ``record`` to the store (v1 and legacy alike)."""
         if now is None:
             now = self.backend.clock()
         collapse = msg.collapse_key

@@ -19,7 +19,7 @@ Rules that the old documentation leaves open, and PushLab's choice:
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 from fake_providers.faults import FaultRule
@@ -36,7 +36,39 @@ from simulator.core.http import HttpRequest, HttpResponse
 from simulator.core.trace import EventKind
 
 if TYPE_CHECKING:
-    from fake_providers.fcm.core import FcmCore
+    import random
+    from collections.abc import Callable
+
+    from fake_providers.activity import ActivityLog
+    from fake_providers.backend import PushBackend
+    from fake_providers.faults import FaultPlan
+    from fake_providers.fcm.config import FcmConfig, RateBucket
+    from fake_providers.fcm.topics import TopicRegistry
+    from fake_providers.registry import TokenRecord
+
+
+class FcmCore(Protocol):
+    """What the legacy API uses of the v1 core (``fcm.core.FcmCore``), which calls it."""
+
+    backend: PushBackend
+    rng: random.Random
+    config: FcmConfig
+    faults: FaultPlan
+    quota: RateBucket
+    topics: TopicRegistry
+    activity: ActivityLog
+    wall_clock: Callable[[], float]
+
+    def token_state(self, token: str, project: str) -> tuple[str, TokenRecord | None]: ...
+
+    def successor(self, record: TokenRecord) -> TokenRecord | None: ...
+
+    def message_id(self) -> str: ...
+
+    def fan_out(self, tokens: list[str], msg: ParsedMessage, mid: str, project: str) -> int: ...
+
+    def deliver(self, record: TokenRecord, msg: ParsedMessage, msg_id: str, token: str,
+                now: float | None = None) -> None: ...
 
 _JSON_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
     "to": (str, "JSON string"),
@@ -273,7 +305,7 @@ def _one(core: FcmCore, token: str, msg: ParsedMessage, project: str,
         mid = "fake_message_id"
     else:
         mid = core.message_id()
-        core._deliver(record, msg, mid, record.token)
+        core.deliver(record, msg, mid, record.token)
     out = {"message_id": mid}
     if canonical is not None:
         out["registration_id"] = canonical
