@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from simulator.load.faults import parse_fault
+from simulator.load.harness import FAULT_KEYS
 from simulator.load.orchestrator import LoadConfig, run_load
 from simulator.load.services import find_binary
 
@@ -73,6 +74,8 @@ async def test_reconnect_storm_and_provider_outage_recover_without_loss() -> Non
     s = await run_load(cfg)
     assert s["delivered_ratio"] == 1.0, s["undelivered"]
     storm, outage = s["fault_report"]
+    # the sim run's fault report, key for key (tests/test_load_sim.py checks the other side)
+    assert all(tuple(r) == FAULT_KEYS for r in s["fault_report"])
     assert storm["devices_moved"] == 20
     assert storm["reconnected_after_s"] is not None
     assert outage["delivery_recovered_after_s"] is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from simulator.load.faults import parse_fault
+from simulator.load.harness import FAULT_KEYS
 from simulator.load.sim import SimLoadConfig, run_sim_load
 
 
@@ -22,6 +23,9 @@ def test_sim_load_faults_recover_and_are_reported() -> None:
     s = run_sim_load(SimLoadConfig(devices=200, rate=20, duration=10, faults=faults))
     assert s["delivered_ratio"] == 1.0, s["undelivered"]
     storm, outage, restart = s["fault_report"]
+    # the live run's fault report, key for key (tests/test_load_live.py checks the other side)
+    assert all(tuple(r) == FAULT_KEYS for r in s["fault_report"])
+    assert outage["delivery_recovered_after_s"] >= 1.0  # nothing got through during it
     assert storm["devices_moved"] == 100
     assert outage["reconnected_after_s"] == 0.0  # an outage drops no connection
     assert restart["reconnected_after_s"] is not None and restart["reconnected_after_s"] > 0

@@ -25,14 +25,17 @@ from typing import Any
 import psutil
 
 from simulator.load.faults import FaultSpec
-from simulator.load.profiles import RateProfile
-from simulator.load.stats import (
-    Latency,
-    classify_undelivered,
-    load_fields,
-    recovery_after,
-    track_losses,
+from simulator.load.harness import (
+    FaultRecord,
+    LoadSummary,
+    Monitor,
+    OpenLoop,
+    Sample,
+    fault_report,
+    undelivered_fates,
 )
+from simulator.load.profiles import RateProfile
+from simulator.load.stats import Latency, load_fields, track_losses
 from simulator.load.worker import APP_ID
 
 
@@ -81,158 +84,165 @@ def run_sim_load(cfg: SimLoadConfig) -> dict[str, Any]:
 
 
 async def _run(cfg: SimLoadConfig) -> dict[str, Any]:
-    from app_server.senders import Notification
-    from devices.daemon import CONNECTED
-    from simulator.world import build_world
+    run = SimRun(cfg)
+    await run.connect()
+    await run.drive()
+    await run.drain()
+    return run.summarise().as_dict()
 
-    loop = asyncio.get_running_loop()
-    world = build_world(_scenario(cfg), loop, cfg.seed)
-    # the world names group members <group>-<i>
-    ids = [f"{g}-{i}" for g, _, n in _groups(cfg) for i in range(n)]
-    devices = [world.devices[i] for i in ids]
-    backends = world.providers.backends  # apns and fcm
-    gone = track_losses(world.trace)  # msg id -> collapsed / expired / dropped
 
-    def stored() -> int:
-        return sum(b.store.total() for b in backends.values())
+class SimRun:
+    """One sim experiment, in the live run's phases (services are the world itself)."""
 
-    # connect at the asked rate
-    t_connect = loop.time()
-    for n, device in enumerate(devices):
-        loop.call_at(t_connect + n / max(cfg.connect_rate, 1e-9), device.power_on)
-    store = world.app_server.store
-    while True:
-        await asyncio.sleep(0.1)
-        ready = sum(1 for i in ids if any(inst.token for inst in store.for_device(i)))
-        if ready >= cfg.devices or loop.time() - t_connect > 60 + 3 * cfg.devices / max(
-                cfg.connect_rate, 1e-9):
-            break
-    connected_s = loop.time() - t_connect
+    def __init__(self, cfg: SimLoadConfig) -> None:
+        from simulator.world import build_world
 
-    def connected() -> int:
-        return sum(1 for d in devices if d.daemon.state == CONNECTED)
+        self.cfg = cfg
+        self.loop = asyncio.get_running_loop()
+        self.world = build_world(_scenario(cfg), self.loop, cfg.seed)
+        # the world names group members <group>-<i>
+        self.ids = [f"{g}-{i}" for g, _, n in _groups(cfg) for i in range(n)]
+        self.devices = [self.world.devices[i] for i in self.ids]
+        self.backends = self.world.providers.backends  # apns and fcm
+        self.store = self.world.app_server.store
+        self.gone = track_losses(self.world.trace)  # msg id -> collapsed / expired / dropped
+        self.outcome: dict[int, tuple[int, str | None, str]] = {}
+        self.accepted = 0
+        self.fault_log: list[FaultRecord] = []
+        self.sender = OpenLoop(RateProfile(cfg.profile, cfg.rate, cfg.duration), self._one,
+                               self.loop.time)
+        self.t0 = 0.0
+        self.connected_s = 0.0
 
-    # send
-    profile = RateProfile(cfg.profile, cfg.rate, cfg.duration)
-    outcome: dict[int, tuple[int, str | None, str]] = {}
-    sent_at: list[float] = []
-    t0 = loop.time()
-    tasks: set[asyncio.Task[None]] = set()
-    samples: list[tuple[float, int, int, int, int]] = []
-    fault_log: list[dict[str, Any]] = []
+    def stored(self) -> int:
+        return sum(b.store.total() for b in self.backends.values())
 
-    async def one(seq: int, when: float) -> None:
-        target = ids[seq % cfg.devices]
-        installs = [i for i in store.for_device(target) if i.token]
+    def connected(self) -> int:
+        from devices.daemon import CONNECTED
+
+        return sum(1 for d in self.devices if d.daemon.state == CONNECTED)
+
+    def _sample(self, now: float) -> Sample:
+        return Sample(now, self.connected(), self.sender.sent, self.accepted,
+                      sum(d.daemon.delivered for d in self.devices))
+
+    async def connect(self) -> None:
+        """Power every device on at the asked rate; wait until each has its token."""
+        cfg, loop = self.cfg, self.loop
+        t_connect = loop.time()
+        for n, device in enumerate(self.devices):
+            loop.call_at(t_connect + n / max(cfg.connect_rate, 1e-9), device.power_on)
+        limit = 60 + 3 * cfg.devices / max(cfg.connect_rate, 1e-9)
+        while True:
+            await asyncio.sleep(0.1)
+            ready = sum(1 for i in self.ids if any(inst.token
+                                                   for inst in self.store.for_device(i)))
+            if ready >= cfg.devices or loop.time() - t_connect > limit:
+                break
+        self.connected_s = loop.time() - t_connect
+
+    async def _one(self, seq: int, when: float) -> None:
+        from app_server.senders import Notification
+
+        target = self.ids[seq % self.cfg.devices]
+        installs = [i for i in self.store.for_device(target) if i.token]
         if not installs:
-            outcome[seq] = (404, "no token at the app server", "")
+            self.outcome[seq] = (404, "no token at the app server", "")
             return
         note = Notification("load", f"message {seq}", {"seq": str(seq), "t": repr(when)})
-        result = await world.app_server.send_to_install(installs[0], note)
+        result = await self.world.app_server.send_to_install(installs[0], note)
         # the provider's store knows a message by the provider's id (FCM's differs)
-        outcome[seq] = (result.status, result.reason, result.provider_msg_id or result.msg_id)
+        self.outcome[seq] = (result.status, result.reason,
+                             result.provider_msg_id or result.msg_id)
+        self.accepted += result.status == 200
 
-    for fault in cfg.faults:
-        loop.call_at(t0 + fault.at, _fault_action(fault, world, devices, fault_log, t0))
+    async def drive(self) -> None:
+        """Send at the profile's rate, the faults at their times; sample every 0.1 s."""
+        cfg, loop = self.cfg, self.loop
+        self.t0 = t0 = loop.time()
+        self.monitor = Monitor(t0, self._sample)
+        for fault in cfg.faults:
+            loop.call_at(t0 + fault.at, _fault_action(fault, self.world, self.devices,
+                                                      self.fault_log, t0))
 
-    sent = 0
-    while sent < profile.total:
-        elapsed = loop.time() - t0
-        due = profile.due(elapsed)
-        while sent < due:
-            task = loop.create_task(one(sent, loop.time()))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-            sent_at.append(loop.time())
-            sent += 1
-        if elapsed >= cfg.duration:
-            break
-        await asyncio.sleep(0.001 if cfg.rate >= 100 else 0.01)
-        if int(elapsed * 10) != int((loop.time() - t0) * 10):
-            samples.append((loop.time() - t0, connected(), sent, len(outcome),
-                            sum(d.daemon.delivered for d in devices)))
-    drain_until = loop.time() + cfg.drain_s
-    while loop.time() < drain_until:
-        await asyncio.sleep(0.1)
-        samples.append((loop.time() - t0, connected(), sent, len(outcome),
-                        sum(d.daemon.delivered for d in devices)))
-        if not tasks and len(outcome) >= sent and stored() == 0:
-            break
+        def tick(elapsed: float) -> None:
+            if int(elapsed * 10) != int((loop.time() - t0) * 10):
+                self.monitor.take()
 
-    # figures
-    latency = Latency()
-    seen: set[int] = set()
-    for device in devices:
-        app = device.apps.get(APP_ID)
-        for r in getattr(app, "received", []):
-            payload = load_fields(r.payload)
-            try:
-                seq, when = int(payload["seq"]), float(payload["t"])
-            except (KeyError, TypeError, ValueError):
-                continue
-            if seq not in seen:
-                seen.add(seq)
-                latency.record(r.at - when)
-    fates = dict(gone)
-    for backend in backends.values():
-        for queue in backend.store.queues.values():
-            for env in queue:
-                fates[env.msg_id] = "forwarded" if env.forwarded_at is not None else "stored"
-    online = {d.device_id: d.daemon.state == CONNECTED for d in devices}
-    missing = [s for s in range(sent) if s not in seen]
-    undelivered = classify_undelivered(missing, outcome, fates, online,
-                                       lambda seq: ids[seq % cfg.devices])
-    last_delivery = max((r.at for d in devices for r in getattr(d.apps.get(APP_ID), "received",
-                                                                 [])), default=t0)
-    span = max(last_delivery - t0, cfg.duration, 1e-9)
-    accepted = sum(1 for o in outcome.values() if o[0] == 200)
-    report = []
-    for entry in fault_log:
-        back = recovery_after([(s[0], s[1]) for s in samples], entry["at"], cfg.devices,
-                              entry["ended"] + 2.0)
-        window = [i for i, w in enumerate(sent_at) if entry["at"] <= w - t0 <= entry["ended"]
-                  + (back or 0.0) + 1.0]
-        report.append({**entry, "reconnected_after_s": back,
-                       "messages_in_window": len(window),
-                       "lost": sum(1 for i in window if i not in seen)})
-    return {
-        "mode": "sim", "devices": cfg.devices, "rate": cfg.rate, "duration_s": cfg.duration,
-        "android_share": cfg.android,
-        "profile": cfg.profile, "broker": "in-memory (virtual time)",
-        "faults": [str(f) for f in cfg.faults],
-        "connect": {"connected": connected(), "seconds": round(connected_s, 3)},
-        "sent": sent, "accepted": accepted, "delivered": len(seen),
-        "errors": sum(1 for o in outcome.values() if o[0] != 200),
-        "delivered_ratio": round(len(seen) / sent, 6) if sent else 1.0,
-        "throughput_per_s": round(len(seen) / span, 1),
-        **latency.figures(),
-        "latency_buckets_ms": latency.buckets(),
-        "undelivered": undelivered.as_dict(),
-        "app_server": world.app_server.stats.as_dict(),
-        "provider": {"forwarded": sum(b.forwarded for b in backends.values()),
-                     "acked": sum(b.acked for b in backends.values()), "stored": stored(),
-                     "by_provider": {name: {"forwarded": b.forwarded, "acked": b.acked}
-                                     for name, b in backends.items()}},
-        "fault_report": report,
-        "virtual_s": round(loop.time(), 3),
-    }
+        await self.sender.run(0.001 if cfg.rate >= 100 else 0.01, on_tick=tick)
+
+    async def drain(self) -> None:
+        def settled() -> bool:
+            return not self.sender.tasks and len(self.outcome) >= self.sender.sent and \
+                self.stored() == 0
+
+        await self.monitor.until_drained(self.cfg.drain_s, settled)
+
+    def _received(self) -> tuple[Latency, set[int], float]:
+        """Latency of each first delivery, the sequence numbers seen, the last delivery."""
+        latency = Latency()
+        seen: set[int] = set()
+        last = self.t0
+        for device in self.devices:
+            for r in getattr(device.apps.get(APP_ID), "received", []):
+                last = max(last, r.at)
+                payload = load_fields(r.payload)
+                try:
+                    seq, when = int(payload["seq"]), float(payload["t"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                if seq not in seen:
+                    seen.add(seq)
+                    latency.record(r.at - when)
+        return latency, seen, last
+
+    def summarise(self) -> LoadSummary:
+        from devices.daemon import CONNECTED
+
+        cfg, backends, sent = self.cfg, self.backends, self.sender.sent
+        latency, seen, last_delivery = self._received()
+        fates = dict(self.gone)
+        for backend in backends.values():
+            for queue in backend.store.queues.values():
+                for env in queue:
+                    fates[env.msg_id] = store_fate(env.forwarded_at is not None)
+        online = {d.device_id: d.daemon.state == CONNECTED for d in self.devices}
+        return LoadSummary(
+            cfg.devices, cfg.rate, cfg.duration, cfg.profile, "in-memory (virtual time)",
+            [str(f) for f in cfg.faults], cfg.android,
+            connect={"connected": self.connected(), "seconds": round(self.connected_s, 3)},
+            sent=sent, accepted=self.accepted,
+            delivered=len(seen), errors=sum(1 for o in self.outcome.values() if o[0] != 200),
+            throughput_per_s=round(len(seen) / max(last_delivery - self.t0, cfg.duration,
+                                                   1e-9), 1),
+            latency=latency,
+            undelivered=undelivered_fates(sent, seen.__contains__, self.outcome, fates, online,
+                                          lambda seq: self.ids[seq % cfg.devices]),
+            app_server=self.world.app_server.stats.as_dict(),
+            provider={"forwarded": sum(b.forwarded for b in backends.values()),
+                      "acked": sum(b.acked for b in backends.values()), "stored": self.stored(),
+                      "by_provider": {name: {"forwarded": b.forwarded, "acked": b.acked}
+                                      for name, b in backends.items()}},
+            fault_report=fault_report(self.fault_log, self.monitor.samples, cfg.devices,
+                                      self.sender.scheduled, self.t0, seen.__contains__,
+                                      cfg.rate),
+            extra={"mode": "sim", "virtual_s": round(self.loop.time(), 3)})
 
 
-def _fault_action(fault: FaultSpec, world: Any, devices: list[Any], log: list[dict[str, Any]],
+def _fault_action(fault: FaultSpec, world: Any, devices: list[Any], log: list[FaultRecord],
                   t0: float) -> Callable[[], None]:
     loop = world.loop
 
     def act() -> None:
-        at = loop.time() - t0
-        entry: dict[str, Any] = {"fault": str(fault), "kind": fault.kind, "at": round(at, 3),
-                                 "ended": round(at + fault.lasts, 3)}
+        entry = FaultRecord.starting(fault, loop.time() - t0)
+        entry.ended = round(entry.at + fault.lasts, 3)
         log.append(entry)
         now = loop.time()
         if fault.kind == "storm":
             chosen = devices[:round(len(devices) * fault.arg)]
             for device in chosen:
                 device.change_address()
-            entry["devices_moved"] = len(chosen)
+            entry.devices_moved = len(chosen)
         elif fault.kind == "provider-outage":
             for faults in world.providers.faults.values():  # every provider answers 503
                 faults.set_outage("unavailable")
