@@ -1,9 +1,9 @@
 """The few MQTT 3.1.1 packets PushLab's lean connections speak, as pure functions.
 
 Sans-IO: builders return bytes and :func:`parse_packets` splits a byte buffer into
-(first byte, body) pairs, so the asyncio protocols around them (the load workers'
-device links and the provider gateway's lean connection) only move bytes and
-decide. Only what those two need is here: CONNECT/CONNACK, SUBSCRIBE/SUBACK,
+(first byte, body) pairs; :mod:`simulator.core.mqtt_client` is the client state
+machine on top of them (under the load workers' device links and the provider
+gateway's lean connection). Only what those two need is here: CONNECT/CONNACK, SUBSCRIBE/SUBACK,
 PUBLISH at QoS 0 and 1, PUBACK, PINGREQ/PINGRESP and DISCONNECT.
 """
 

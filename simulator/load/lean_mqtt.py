@@ -10,8 +10,8 @@ the daemon's frames on its ``up`` topic, all at QoS 1; a clean close publishes
 
 What it leaves out to be cheap with thousands of devices in one event loop: no
 task and no queue per connection once connected (an :class:`asyncio.Protocol`
-whose callbacks parse packets and call the daemon directly), no thread-style
-client library underneath, and writes coalesced per read: the PUBACK of a Push
+around the sans-IO :class:`~simulator.core.mqtt_client.MqttClient`, whose events
+call the daemon directly), no thread-style client library underneath, and writes coalesced per read: the PUBACK of a Push
 and the daemon's Ack of it leave in one ``send``. Connects are paced by a
 per-factory limit on handshakes in flight, each with a timeout; a failed or timed
 out connect is reported to the daemon as a lost link and the daemon retries with
