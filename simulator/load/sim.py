@@ -198,6 +198,7 @@ class SimRun:
 
     def summarise(self) -> LoadSummary:
         from devices.daemon import CONNECTED
+        from simulator.core.fate import store_fate
 
         cfg, backends, sent = self.cfg, self.backends, self.sender.sent
         latency, seen, last_delivery = self._received()
