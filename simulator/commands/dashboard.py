@@ -19,7 +19,11 @@ def register(app: typer.Typer) -> None:
     app.command("dashboard")(dashboard)
 
 
+MAX_SPEED = 7200.0
+
+
 def _speed(text: str) -> float:
+    """``60``, ``60x`` or ``max``: how many simulated seconds play in one real second."""
     text = text.strip().lower()
     if text in ("max", "inf", "fastest"):
         return math.inf
@@ -27,10 +31,15 @@ def _speed(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise typer.BadParameter("a number (e.g. 60) or 'max'") from None
-    if value <= 0:
-        raise typer.BadParameter("must be above 0")
+        raise typer.BadParameter(f"{text!r}: a number (e.g. 60) or 'max'") from None
+    if not 0 < value <= MAX_SPEED:  # False for nan too
+        raise typer.BadParameter(f"a speed is above 0 and at most {MAX_SPEED:g}, or 'max'")
     return value
+
+
+def _speed_ok(text: str) -> str:
+    _speed(text)
+    return text
 
 
 def dashboard(
@@ -38,7 +47,7 @@ def dashboard(
                                                      "scenarios/dashboard.yaml)")] = None,
     live: Annotated[bool, typer.Option("--live", help="real sockets on loopback")] = False,
     seed: Annotated[int | None, typer.Option(help="override the scenario's seed")] = None,
-    speed: Annotated[str, typer.Option(help="start speed: 1 .. 7200, or max (live mode: "
+    speed: Annotated[str, typer.Option(callback=_speed_ok, help="start speed: 1 .. 7200, or max (live mode: "
                                             "how much the timeline's waits shrink)")] = "60",
     paused: Annotated[bool, typer.Option("--paused", help="start paused")] = False,
 ) -> None:
