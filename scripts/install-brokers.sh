@@ -13,6 +13,8 @@ command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # node and npm: the Web Push tests send with the npm web-push library (tests/node)
 { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || need+=(nodejs npm)
+# Firefox ESR: a real browser as a Web Push device, headless (tests/test_webpush_firefox.py)
+command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || need+=(firefox-esr)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi
