@@ -165,3 +165,141 @@ def test_a_topic_the_push_service_would_refuse_is_refused_before_sending() -> No
     core, sub, keys, token, sender = _service()
     with pytest.raises(InvalidNotification, match="Topic"):
         sender.build(token, Notification(title="x", collapse_key="not a topic!"))
+
+
+# ---- the browser's push client alone (sans-IO) ----------------------------------------------
+class FakeLink:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed = False
+
+    def send(self, msg: object) -> bool:
+        self.sent.append(str(msg))
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeIO:
+    def __init__(self) -> None:
+        self.links: list[FakeLink] = []
+        self.timers: list[float] = []
+        self.handed: list = []
+        self.tokens: list[tuple[str, str]] = []
+        self.notices: list = []
+
+    def open_link(self, daemon) -> FakeLink:
+        self.links.append(FakeLink())
+        return self.links[-1]
+
+    def set_timer(self, when: float) -> None:
+        self.timers.append(when)
+
+    def hand_to_app(self, push) -> bool:
+        self.handed.append(push)
+        return True
+
+    def token_received(self, app_id: str, token: str) -> None:
+        self.tokens.append((app_id, token))
+
+    def notice(self, notice) -> None:
+        self.notices.append(notice)
+
+
+class Closed:
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _browser(server_key: str | None = None):
+    from fake_providers.webpush import UserAgentClient
+
+    io = FakeIO()
+    keys = SubscriptionKeys.generate(random.Random(4))
+    daemon = BrowserPushDaemon("b", "browser", io, random.Random(5), UserAgentClient(),
+                               lambda: keys, lambda app_id: server_key)
+    return daemon, io, keys
+
+
+def _hello(daemon, io) -> FakeLink:
+    link = io.links[-1]
+    daemon.on_frame(link, json.dumps({"messageType": "hello", "uaid": "a" * 32,
+                                      "status": 200}), 1.0)
+    return link
+
+
+def test_a_site_subscribes_once_the_hello_is_answered_with_its_servers_key() -> None:
+    vapid = VapidKeys.generate(random.Random(6)).public_key
+    daemon, io, keys = _browser(vapid)
+    daemon.register(0.0, "chat")
+    daemon.network_changed(0.0, "wifi", "10.0.0.2")
+    link = io.links[-1]
+    assert [json.loads(m)["messageType"] for m in link.sent] == ["hello"]
+    _hello(daemon, io)
+    register = json.loads(link.sent[-1])
+    assert register["messageType"] == "register" and register["key"] == vapid
+    daemon.on_frame(link, json.dumps({"messageType": "register", "status": 200,
+                                      "channelID": register["channelID"],
+                                      "pushEndpoint": "http://ps/wpush/v2/t"}), 1.1)
+    [(app, token)] = io.tokens
+    assert app == "chat" and json.loads(token) == keys.subscription_info("http://ps/wpush/v2/t")
+
+
+def _subscribed(daemon, io):
+    daemon.register(0.0, "chat")
+    daemon.network_changed(0.0, "wifi", "10.0.0.2")
+    link = _hello(daemon, io)
+    channel = json.loads(link.sent[-1])["channelID"]
+    daemon.on_frame(link, json.dumps({"messageType": "register", "status": 200,
+                                      "channelID": channel,
+                                      "pushEndpoint": "http://ps/wpush/v2/t"}), 1.1)
+    return link, channel
+
+
+def _encrypted(keys: SubscriptionKeys, text: bytes) -> str:
+    import base64
+
+    from pywebpush import WebPusher
+
+    body = WebPusher(keys.subscription_info("http://ps/x")).encode(text)["body"]
+    return base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
+def test_a_message_that_does_not_decrypt_is_acked_101_and_not_handed() -> None:
+    daemon, io, keys = _browser()
+    link, channel = _subscribed(daemon, io)
+    other = SubscriptionKeys.generate(random.Random(9))
+    daemon.on_frame(link, json.dumps({"messageType": "notification", "channelID": channel,
+                                      "version": "v1", "ttl": 60,
+                                      "data": _encrypted(other, b'{"title":"x"}'),
+                                      "headers": {"encoding": "aes128gcm"}}), 2.0)
+    assert json.loads(link.sent[-1])["updates"][0]["code"] == 101
+    assert io.handed == [] and daemon.undecryptable == 1
+
+
+def test_a_message_sent_again_after_a_reconnect_is_handed_once() -> None:
+    daemon, io, keys = _browser()
+    link, channel = _subscribed(daemon, io)
+    frame = json.dumps({"messageType": "notification", "channelID": channel, "version": "v1",
+                        "ttl": 60, "data": _encrypted(keys, b'{"title":"hi"}'),
+                        "headers": {"encoding": "aes128gcm"}})
+    daemon.on_frame(link, frame, 2.0)
+    daemon.on_frame(link, frame, 2.5)
+    assert [json.loads(m)["updates"][0]["code"] for m in link.sent[-2:]] == [100, 100]
+    [push] = io.handed
+    assert push.payload == {"title": "hi"} and push.app_id == "chat"
+    assert daemon.duplicates == 1
+
+
+def test_close_code_4774_backs_off_longer_than_a_lost_connection() -> None:
+    daemon, io, _ = _browser()
+    daemon.network_changed(0.0, "wifi", "10.0.0.2")
+    _hello(daemon, io)
+    daemon.on_link_lost(io.links[-1], 10.0)
+    quick = daemon._retry_at - 10.0
+    daemon.on_timer(daemon._retry_at)
+    _hello(daemon, io)
+    daemon.on_frame(io.links[-1], Closed(4774), 100.0)
+    assert daemon.state == "backoff" and daemon.backoffs == 1
+    assert daemon._retry_at - 100.0 >= 40.0 > quick
