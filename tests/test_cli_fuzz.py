@@ -160,7 +160,12 @@ def _check(path: tuple[str, ...], cmd: Any, given_: list[tuple[Any, str]], tmp: 
         named = [n for p, v in given_ for n in (*_names(p), _fill(v, tmp)) if n]
         # a word after the command that starts with "-" is read as options: "-inf" is "-i"...
         named += [v[:2] for p, v in given_ if _is_argument(p) and v.startswith("-")]
-        assert any(n in errors[0] for n in named), f"{what}: names none of {named}:\n{output}"
+        # or an option left out or at its default: a required one missing, a default file
+        # that is not there (a lab that is not running)
+        unset = [n for p in cmd.params if p not in [q for q, _ in given_] for n in _names(p)
+                 if n and f"'{n}'" in errors[0]]
+        assert unset or any(n in errors[0] for n in named), \
+            f"{what}: names none of {named}:\n{output}"
         reason = errors[0].split(":", 1)[1]
         for name in named:
             reason = reason.replace(name, "")
