@@ -12,6 +12,7 @@ from simulator.commands import fcm as fcm_commands
 from simulator.commands import load as load_commands
 from simulator.commands import run as run_commands
 from simulator.commands import serve as serve_commands
+from simulator.commands import sweep as sweep_commands
 from simulator.commands import up as up_commands
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 run_commands.register(app)
+sweep_commands.register(app)
 dashboard_commands.register(app)
 load_commands.register(app)
 up_commands.register(app)
