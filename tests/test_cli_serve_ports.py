@@ -25,6 +25,7 @@ def _error_lines(output: str) -> list[str]:
     (["serve", "apns", "--h2c", "--port", "0", "--admin-port", "0"], "--sandbox-port"),
     (["serve", "apns", "--h2c", "--port", "0", "--sandbox-port", "0"], "--admin-port"),
     (["serve", "fcm"], "--port"),
+    (["serve", "webpush"], "--port"),
     (["serve", "app-server", "--api-key", "k"], "--port"),
     (["serve", "broker"], "--port"),
     (["serve", "broker", "--kind", "mosquitto"], "--port"),
