@@ -18,6 +18,11 @@ a short connection to report where it can be reached (and to register apps),
 closes it, and listens; the provider connects to that address to deliver. A NAT
 in front of the device, or an address change the daemon never saw, leaves the
 provider dialling nowhere.
+
+The states are :class:`DaemonState`; each mode is a strategy object (the frames it
+accepts in each state, what it sends on connecting and on an acknowledged hello),
+so neither mode's rules are written inside the other's. A frame the current
+state cannot receive raises :class:`DaemonProtocolError` instead of vanishing.
 """
 
 from __future__ import annotations
@@ -27,13 +32,32 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from enum import StrEnum
+from typing import ClassVar, Protocol
 
 from simulator.core import devicelink as dl
 
-OFFLINE, CONNECTING, CONNECTED, BACKOFF = "offline", "connecting", "connected", "backoff"
-LISTENING = "listening"  # ip-callback: address reported, waiting for the provider to call
+
+class DaemonState(StrEnum):
+    """Where the daemon is; a ``str``, so traces and counters read the plain names."""
+
+    OFFLINE = "offline"  # no interface: nothing to connect over
+    CONNECTING = "connecting"  # a link is open, the hello (or report) not yet answered
+    CONNECTED = "connected"  # persistent: the provider holds our connection
+    BACKOFF = "backoff"  # waiting out a jittered delay before the next attempt
+    LISTENING = "listening"  # ip-callback: address reported, waiting for the provider to call
+
+
+OFFLINE, CONNECTING, CONNECTED, BACKOFF, LISTENING = DaemonState
 PERSISTENT, IP_CALLBACK = "persistent", "ip-callback"
+
+
+class DaemonProtocolError(Exception):
+    """An input the daemon's state cannot receive: a provider or shell bug, never weather.
+
+    Late frames from a link already given up on are not this: they are expected
+    and ignored.
+    """
 
 
 @dataclass(slots=True)
@@ -153,15 +177,18 @@ class PushDaemon:
                  "_next_heartbeat", "_backoff", "_retry_at", "_connect_deadline",
                  "_seen", "_pending_registrations", "heartbeats", "heartbeats_acked",
                  "reconnects", "delivered", "duplicates", "backoff_base_s", "backoff_max_s",
-                 "connect_timeout_s", "dozing", "on_state", "mode", "reports")
+                 "connect_timeout_s", "dozing", "on_state", "mode", "reports", "_mode",
+                 "_frames")
 
     SEEN_LIMIT = 1024  # message ids remembered per app
 
     def __init__(self, device_id: str, platform: str, io: DaemonIO, rng: random.Random,
                  heartbeat: HeartbeatPolicy | None = None, mode: str = PERSISTENT) -> None:
-        if mode not in (PERSISTENT, IP_CALLBACK):
+        strategy = MODES.get(mode)
+        if strategy is None:
             raise ValueError(f"unknown daemon mode {mode!r}")
         self.mode = mode
+        self._mode = strategy
         self.reports = 0  # ip-callback: address reports that reached the provider
         self.device_id = device_id
         self.platform = platform
@@ -169,6 +196,7 @@ class PushDaemon:
         self.rng = rng
         self.heartbeat = heartbeat or HeartbeatPolicy()
         self.state = OFFLINE
+        self._frames = strategy.frames[OFFLINE]
         self.link: DaemonLink | None = None
         self.interface: str | None = None
         self.address = ""
@@ -190,7 +218,7 @@ class PushDaemon:
         self.backoff_max_s = 15 * 60.0
         self.connect_timeout_s = 30.0
         self.dozing = False
-        self.on_state = None
+        self.on_state: Callable[[str], None] | None = None
 
     # events from the device -------------------------------------------------
     def network_changed(self, now: float, interface: str | None, address: str) -> None:
@@ -199,8 +227,7 @@ class PushDaemon:
         self.address = address
         self._drop_link()
         self._backoff = 0
-        if self.mode == IP_CALLBACK:
-            self.io.listen(self, address if interface is not None else None)
+        self._mode.network_changed(self, address if interface is not None else None)
         if interface is None:
             self._set_state(OFFLINE)
             return
@@ -209,55 +236,88 @@ class PushDaemon:
     def register(self, now: float, app_id: str, environment: str = "production") -> None:
         """An app asks for its token (every launch)."""
         self._pending_registrations[app_id] = environment
-        if self.state == CONNECTED and self.link is not None:
+        if self.state is CONNECTED and self.link is not None:
             self.link.send(dl.Register(app_id, environment))
-        elif self.state == LISTENING:
+        elif self.state is LISTENING:
             if self.link is not None:
                 self.link.send(dl.Register(app_id, environment))
             else:
                 self._connect(now)  # ip-callback: a short connection to register
 
     def unregister(self, now: float, app_id: str, token: str) -> None:
-        if self.state == CONNECTED and self.link is not None:
+        if self.state is CONNECTED and self.link is not None:
             self.link.send(dl.Unregister(app_id, token))
 
     def set_dozing(self, now: float, dozing: bool) -> None:
         self.dozing = dozing
-        if self.state == CONNECTED and self.link is not None:
+        if self.state is CONNECTED and self.link is not None:
             self.link.send(dl.Status(dozing))
 
     # events from the link ---------------------------------------------------
     def on_frame(self, link: DaemonLink, msg: object, now: float) -> None:
+        """A frame on ``link``: dispatched by (state, frame type) through the mode's table."""
         if link is not self.link:
             return  # a frame from a connection we already gave up on
-        kind = type(msg)
-        if kind is dl.Pong:
-            if self._awaiting_pong and msg.seq == self._ping_seq:
-                self._awaiting_pong = False
-                self.heartbeats_acked += 1
-                self.heartbeat.on_success(self.interface or "")
-                self._next_heartbeat = self._ping_sent_at + self.heartbeat.interval(
-                    self.interface or "")
-                self._arm(self._next_heartbeat)
-        elif kind is dl.Push:
-            link.send(dl.Ack(msg.msg_id))
-            self._receive(msg)
-        elif kind is dl.HelloAck:
-            self._connected(now)
-        elif kind is dl.Registered:
-            self._pending_registrations.pop(msg.app_id, None)
-            self.io.token_received(msg.app_id, msg.token)
-            if self.mode == IP_CALLBACK and not self._pending_registrations:
-                self._close_report_link()
-        elif kind is dl.Notice:
-            self.io.notice(msg)
+        handler = self._frames.get(type(msg))
+        if handler is None:
+            raise DaemonProtocolError(
+                f"{self.device_id}: {type(msg).__name__} in state {self.state} ({self.mode})")
+        handler(self, msg, now)
 
     def on_callback(self, msg: object, now: float) -> None:
         """ip-callback: the provider connected to our address and delivered ``msg``."""
-        if type(msg) is dl.Push:
-            self._receive(msg)
-        elif type(msg) is dl.Notice:
-            self.io.notice(msg)
+        handler = self._mode.callbacks.get(type(msg))
+        if handler is None:
+            raise DaemonProtocolError(
+                f"{self.device_id}: {type(msg).__name__} by callback ({self.mode})")
+        handler(self, msg, now)
+
+    def on_link_lost(self, link: DaemonLink, now: float) -> None:
+        """The transport told us the connection ended (FIN/RST, broker gone)."""
+        if link is self.link:
+            self._drop_link()
+            self._schedule_retry(now)
+
+    def on_watchdog(self, now: float) -> None:
+        """The ack deadline armed by a heartbeat: only a ping still unanswered matters."""
+        if self._awaiting_pong and now >= self._ping_sent_at + self.heartbeat.ack_timeout_s:
+            self.on_timer(now)
+
+    def on_timer(self, now: float) -> None:
+        """The shell's one timer fired; any state may see it (the shell keeps only the
+        earliest armed time), so each state re-arms what is still due."""
+        _TIMERS[self.state](self, now)
+
+    # (state, frame) handlers: the mode's tables name them ------------------------
+    def _on_pong(self, msg: dl.Pong, now: float) -> None:
+        if not self._awaiting_pong or msg.seq != self._ping_seq:
+            raise DaemonProtocolError(
+                f"{self.device_id}: Pong {msg.seq} answers no ping (last sent {self._ping_seq}, "
+                f"{'awaiting' if self._awaiting_pong else 'none outstanding'})")
+        self._awaiting_pong = False
+        self.heartbeats_acked += 1
+        self.heartbeat.on_success(self.interface or "")
+        self._next_heartbeat = self._ping_sent_at + self.heartbeat.interval(self.interface or "")
+        self._arm(self._next_heartbeat)
+
+    def _on_push(self, msg: dl.Push, now: float) -> None:
+        assert self.link is not None
+        self.link.send(dl.Ack(msg.msg_id))
+        self._receive(msg)
+
+    def _on_callback_push(self, msg: dl.Push, now: float) -> None:
+        self._receive(msg)  # the provider's call carries its own acknowledgement
+
+    def _on_notice(self, msg: dl.Notice, now: float) -> None:
+        self.io.notice(msg)
+
+    def _on_registered(self, msg: dl.Registered, now: float) -> None:
+        self._pending_registrations.pop(msg.app_id, None)
+        self.io.token_received(msg.app_id, msg.token)
+        self._mode.registered(self)
+
+    def _on_hello_ack(self, msg: dl.HelloAck, now: float) -> None:
+        self._mode.hello_acked(self, now)
 
     def _receive(self, msg: dl.Push) -> None:
         """Hand a push to its app once, whatever number of times it arrives.
@@ -278,52 +338,49 @@ class PushDaemon:
         self.delivered += 1
         self.io.hand_to_app(msg)
 
-    def on_link_lost(self, link: DaemonLink, now: float) -> None:
-        """The transport told us the connection ended (FIN/RST, broker gone)."""
-        if link is self.link:
-            self._drop_link()
-            self._schedule_retry(now)
+    # timers, one per state ---------------------------------------------------------
+    def _timer_idle(self, now: float) -> None:
+        """OFFLINE: nothing is due; a timer armed in an earlier state fired late."""
 
-    def on_watchdog(self, now: float) -> None:
-        """The ack deadline armed by a heartbeat: only a ping still unanswered matters."""
-        if self._awaiting_pong and now >= self._ping_sent_at + self.heartbeat.ack_timeout_s:
-            self.on_timer(now)
-
-    def on_timer(self, now: float) -> None:
-        state = self.state
-        if state == CONNECTED:
-            if self._awaiting_pong:
-                if now >= self._ping_sent_at + self.heartbeat.ack_timeout_s:
-                    self.heartbeat.on_timeout(self.interface or "")
-                    self._drop_link()
-                    self._schedule_retry(now)
-            elif now >= self._next_heartbeat:
-                self._send_heartbeat(now)
-            else:
-                self._arm(self._next_heartbeat)
-        elif state == CONNECTING:
-            if now >= self._connect_deadline:
+    def _timer_connected(self, now: float) -> None:
+        if self._awaiting_pong:
+            if now >= self._ping_sent_at + self.heartbeat.ack_timeout_s:
+                self.heartbeat.on_timeout(self.interface or "")
                 self._drop_link()
                 self._schedule_retry(now)
-            else:
-                self._arm(self._connect_deadline)
-        elif state == BACKOFF:
-            if now >= self._retry_at:
-                self._connect(now)
-            else:
-                self._arm(self._retry_at)
-        elif state == LISTENING and self.link is not None:
-            if now >= self._connect_deadline:
-                self._close_report_link()  # registrations unanswered: try at next report
-            else:
-                self._arm(self._connect_deadline)
+        elif now >= self._next_heartbeat:
+            self._send_heartbeat(now)
+        else:
+            self._arm(self._next_heartbeat)
+
+    def _timer_connecting(self, now: float) -> None:
+        if now >= self._connect_deadline:
+            self._drop_link()
+            self._schedule_retry(now)
+        else:
+            self._arm(self._connect_deadline)
+
+    def _timer_backoff(self, now: float) -> None:
+        if now >= self._retry_at:
+            self._connect(now)
+        else:
+            self._arm(self._retry_at)
+
+    def _timer_listening(self, now: float) -> None:
+        if self.link is None:
+            return  # reported and hung up: nothing is due until the next report
+        if now >= self._connect_deadline:
+            self._close_report_link()  # registrations unanswered: try at next report
+        else:
+            self._arm(self._connect_deadline)
 
     # internals ----------------------------------------------------------------
     def _arm(self, when: float) -> None:
         self.io.set_timer(when)
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: DaemonState) -> None:
         self.state = state
+        self._frames = self._mode.frames[state]
         if self.on_state is not None:
             self.on_state(state)
 
@@ -347,18 +404,11 @@ class PushDaemon:
         self.link = link
         self._set_state(CONNECTING)
         self._connect_deadline = now + self.connect_timeout_s
-        if self.mode == IP_CALLBACK:
-            link.send(dl.ReportAddress(self.device_id, self.address))
-        else:
-            link.send(dl.Hello(self.device_id, self.platform, self.address, []))
+        link.send(self._mode.greeting(self))
         self._arm(self._connect_deadline)
 
     def _connected(self, now: float) -> None:
-        if self.state != CONNECTING:
-            return
-        if self.mode == IP_CALLBACK:
-            self._reported(now)
-            return
+        """persistent: the provider holds our connection; catch it up, start heartbeats."""
         self._set_state(CONNECTED)
         self._backoff = 0
         self._awaiting_pong = False
@@ -408,3 +458,79 @@ class PushDaemon:
         self._retry_at = now + delay
         self._set_state(BACKOFF)
         self._arm(self._retry_at)
+
+
+FrameHandler = Callable[[PushDaemon, object, float], None]
+FrameTable = dict[DaemonState, dict[type, FrameHandler]]
+
+_TIMERS: dict[DaemonState, Callable[[PushDaemon, float], None]] = {
+    OFFLINE: PushDaemon._timer_idle, CONNECTING: PushDaemon._timer_connecting,
+    CONNECTED: PushDaemon._timer_connected, BACKOFF: PushDaemon._timer_backoff,
+    LISTENING: PushDaemon._timer_listening,
+}
+
+
+def _table(**by_state: dict[type, FrameHandler]) -> FrameTable:
+    """Every state gets a row; states not named accept no frame at all."""
+    return {state: by_state.get(state.name.lower(), {}) for state in DaemonState}
+
+
+class PersistentMode:
+    """What APNs and FCM do: one long-lived connection, heartbeats, reconnect on change."""
+
+    frames: ClassVar[FrameTable] = _table(
+        # a push or a notice is taken whenever the current link carries one
+        connecting={dl.HelloAck: PushDaemon._on_hello_ack, dl.Push: PushDaemon._on_push,
+                    dl.Notice: PushDaemon._on_notice},
+        connected={dl.Pong: PushDaemon._on_pong, dl.Push: PushDaemon._on_push,
+                   dl.Registered: PushDaemon._on_registered, dl.Notice: PushDaemon._on_notice},
+    )
+    callbacks: ClassVar[dict[type, FrameHandler]] = {}  # nobody dials a persistent daemon
+
+    @staticmethod
+    def network_changed(daemon: PushDaemon, address: str | None) -> None:
+        """Nothing to tell anyone: the reconnect that follows says it all."""
+
+    @staticmethod
+    def greeting(daemon: PushDaemon) -> object:
+        return dl.Hello(daemon.device_id, daemon.platform, daemon.address, [])
+
+    @staticmethod
+    def hello_acked(daemon: PushDaemon, now: float) -> None:
+        daemon._connected(now)
+
+    @staticmethod
+    def registered(daemon: PushDaemon) -> None:
+        """The connection stays up for the pushes to come."""
+
+
+class IpCallbackMode:
+    """The 2014 model: report the address on a short connection, then listen for calls."""
+
+    frames: ClassVar[FrameTable] = _table(
+        connecting={dl.HelloAck: PushDaemon._on_hello_ack},
+        listening={dl.Registered: PushDaemon._on_registered, dl.Notice: PushDaemon._on_notice},
+    )
+    callbacks: ClassVar[dict[type, FrameHandler]] = {
+        dl.Push: PushDaemon._on_callback_push, dl.Notice: PushDaemon._on_notice}
+
+    @staticmethod
+    def network_changed(daemon: PushDaemon, address: str | None) -> None:
+        daemon.io.listen(daemon, address)
+
+    @staticmethod
+    def greeting(daemon: PushDaemon) -> object:
+        return dl.ReportAddress(daemon.device_id, daemon.address)
+
+    @staticmethod
+    def hello_acked(daemon: PushDaemon, now: float) -> None:
+        daemon._reported(now)
+
+    @staticmethod
+    def registered(daemon: PushDaemon) -> None:
+        if not daemon._pending_registrations:
+            daemon._close_report_link()  # every app has its token: hang up and listen
+
+
+MODES: dict[str, PersistentMode | IpCallbackMode] = {
+    PERSISTENT: PersistentMode(), IP_CALLBACK: IpCallbackMode()}

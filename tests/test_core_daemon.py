@@ -2,7 +2,19 @@
 
 import random
 
-from devices.daemon import BACKOFF, CONNECTED, CONNECTING, OFFLINE, PushDaemon
+import pytest
+
+from devices.daemon import (
+    BACKOFF,
+    CONNECTED,
+    CONNECTING,
+    IP_CALLBACK,
+    LISTENING,
+    OFFLINE,
+    PERSISTENT,
+    DaemonProtocolError,
+    PushDaemon,
+)
 from simulator.core import devicelink as dl
 
 
@@ -151,3 +163,109 @@ timeline:
     handed = by_kind[EventKind.HANDED][0].t
     assert handed > 28 * 60  # the 28-minute cellular heartbeat had to fail first
     assert len(by_kind[EventKind.CONNECTED]) == 2
+
+
+# ---- every (state, input): impossible ones raise, possible ones act -----------------
+
+FRAMES = {
+    dl.Hello: dl.Hello("d1", "ios", "a"), dl.HelloAck: dl.HelloAck("d1"), dl.Ping: dl.Ping(1),
+    dl.Pong: dl.Pong(1), dl.Register: dl.Register("app"),
+    dl.Registered: dl.Registered("com.example.chat", "tok"), dl.Unregister: dl.Unregister("a", "t"),
+    dl.Push: dl.Push("m9", "tok", "com.example.chat", {}), dl.Ack: dl.Ack("m9"),
+    dl.ReportAddress: dl.ReportAddress("d1", "a"), dl.Status: dl.Status(True),
+    dl.Notice: dl.Notice("com.example.chat", "tok", "deleted_messages"),
+}
+# What a provider may send in each state, per mode; everything else is a protocol error.
+POSSIBLE = {
+    (PERSISTENT, CONNECTING): {dl.HelloAck, dl.Push, dl.Notice},
+    (PERSISTENT, CONNECTED): {dl.Pong, dl.Push, dl.Registered, dl.Notice},
+    (IP_CALLBACK, CONNECTING): {dl.HelloAck},
+    (IP_CALLBACK, LISTENING): {dl.Registered, dl.Notice},
+}
+
+
+class RecordingIO(FakeIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notices: list[dl.Notice] = []
+        self.listening: str | None = None
+
+    def notice(self, notice: dl.Notice) -> None:
+        self.notices.append(notice)
+
+    def listen(self, daemon, address) -> None:  # noqa: ANN001
+        self.listening = address
+
+
+def daemon_in(mode: str, state: str) -> tuple[PushDaemon, RecordingIO]:
+    """A daemon with a live link in ``state`` (a ping outstanding when connected)."""
+    io = RecordingIO()
+    daemon = PushDaemon("d1", "ios", io, random.Random(1), mode=mode)
+    daemon.register(0.0, "com.example.chat")
+    daemon.network_changed(0.0, "wifi", "198.51.0.1")
+    if state != CONNECTING:
+        daemon.on_frame(daemon.link, dl.HelloAck("d1"), 0.1)
+    if state == CONNECTED:
+        daemon.on_timer(1000.0)  # the heartbeat is due: Ping(1) goes out
+    assert daemon.state == state and daemon.link is not None
+    return daemon, io
+
+
+@pytest.mark.parametrize(("mode", "state"), list(POSSIBLE), ids=lambda v: str(v))
+@pytest.mark.parametrize("kind", list(FRAMES), ids=lambda k: k.__name__)
+def test_every_frame_a_state_cannot_receive_is_a_protocol_error(mode, state, kind) -> None:
+    daemon, io = daemon_in(mode, state)
+    link = daemon.link
+    if kind not in POSSIBLE[(mode, state)]:
+        with pytest.raises(DaemonProtocolError, match=kind.__name__):
+            daemon.on_frame(link, FRAMES[kind], 2000.0)
+        return
+    daemon.on_frame(link, FRAMES[kind], 2000.0)
+    if kind is dl.HelloAck:
+        assert daemon.state == (CONNECTED if mode == PERSISTENT else LISTENING)
+    elif kind is dl.Pong:
+        assert daemon.heartbeats_acked == 1
+    elif kind is dl.Push:
+        assert [p.msg_id for p in io.handed] == ["m9"] and dl.Ack("m9") in link.sent
+    elif kind is dl.Registered:
+        assert io.tokens == [("com.example.chat", "tok")]
+        assert link.closed == (mode == IP_CALLBACK)  # ip-callback hangs up once registered
+    else:
+        assert io.notices == [FRAMES[dl.Notice]]
+
+
+@pytest.mark.parametrize("seq", [1, 2])
+def test_a_pong_that_answers_no_ping_is_a_protocol_error(seq) -> None:
+    daemon, _ = daemon_in(PERSISTENT, CONNECTED)
+    if seq == 1:
+        daemon.on_frame(daemon.link, dl.Pong(1), 1000.1)  # the one pong owed
+    with pytest.raises(DaemonProtocolError, match="answers no ping"):
+        daemon.on_frame(daemon.link, dl.Pong(seq), 1000.2)
+
+
+@pytest.mark.parametrize("kind", list(FRAMES), ids=lambda k: k.__name__)
+def test_only_an_ip_callback_daemon_takes_calls_and_only_pushes_and_notices(kind) -> None:
+    persistent, _ = daemon_in(PERSISTENT, CONNECTED)
+    with pytest.raises(DaemonProtocolError):
+        persistent.on_callback(FRAMES[kind], 2000.0)
+    listening, io = daemon_in(IP_CALLBACK, LISTENING)
+    if kind in (dl.Push, dl.Notice):
+        listening.on_callback(FRAMES[kind], 2000.0)
+        assert len(io.handed) + len(io.notices) == 1
+    else:
+        with pytest.raises(DaemonProtocolError):
+            listening.on_callback(FRAMES[kind], 2000.0)
+
+
+@pytest.mark.parametrize("mode", [PERSISTENT, IP_CALLBACK])
+def test_offline_and_backoff_ignore_late_frames_and_timers(mode) -> None:
+    daemon, io = daemon_in(mode, CONNECTING)
+    old = daemon.link
+    daemon.on_link_lost(old, 1.0)
+    assert daemon.state == BACKOFF
+    for msg in FRAMES.values():
+        daemon.on_frame(old, msg, 1.5)  # the abandoned link's frames: expected, ignored
+    daemon.network_changed(2.0, None, "")
+    assert daemon.state == OFFLINE
+    daemon.on_timer(10_000.0)
+    assert daemon.state == OFFLINE and io.handed == [] and io.tokens == []
