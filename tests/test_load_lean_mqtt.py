@@ -103,3 +103,44 @@ async def test_lean_link_speaks_the_device_link_protocol_to_a_real_broker() -> N
             await asyncio.sleep(0.05)
         assert daemon.lost == 1 and link2.closed
         await factory.aclose()
+
+
+async def _stub_broker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """CONNACK to a CONNECT, SUBACK to a SUBSCRIBE, PUBACK to a QoS 1 PUBLISH; at once."""
+    buf = bytearray()
+    try:
+        while data := await reader.read(4096):
+            buf += data
+            packets, used = parse_packets(buf)
+            del buf[:used]
+            for first, body in packets:
+                if first == 0x10:
+                    writer.write(bytes((0x20, 2, 0, 0)))
+                elif first == 0x82:
+                    writer.write(bytes((0x90, 3)) + body[:2] + b"\x01")
+                elif first & 0xF0 == 0x30:
+                    writer.write(puback_packet(int.from_bytes(body[2 + body[1]:][:2], "big")))
+    finally:
+        writer.close()
+
+
+async def test_a_connect_frees_its_handshake_slot_as_soon_as_the_session_is_up() -> None:
+    """One handshake in flight at a time: 30 devices connect one after the other, each
+    as soon as the one before got its SUBACK (no polling interval in between)."""
+    server = await asyncio.start_server(_stub_broker, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    factory = LeanLinkFactory(f"mqtt://127.0.0.1:{port}", provider="apns",
+                              loop=asyncio.get_running_loop(), max_connecting=1)
+    daemons = [FakeDaemon() for _ in range(30)]
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    links = [factory.open(d, f"d{i:06d}") for i, d in enumerate(daemons)]  # type: ignore[arg-type]
+    while factory.connects < 30 and loop.time() - start < 5:
+        await asyncio.sleep(0.005)
+    took = loop.time() - start
+    assert factory.connects == 30 and factory.connect_failures == 0
+    assert all(link is not None and link.connected for link in links)
+    assert took < 0.45, took  # a 20 ms poll per handshake would take 0.6 s at least
+    await factory.aclose()
+    server.close()
+    await server.wait_closed()

@@ -157,7 +157,8 @@ class LeanDeviceLink(MqttStream):
                     f.connect_timeout_s)
                 # hold the handshake slot until the session is up (or the deadline)
                 await asyncio.wait({self._session, self._done},
-                                   timeout=max(0.0, deadline - loop.time()))
+                                   timeout=max(0.0, deadline - loop.time()),
+                                   return_when=asyncio.FIRST_COMPLETED)
                 if not self.connected and not self.closed:
                     raise TimeoutError("MQTT session not up in time")
             f.connects += 1
