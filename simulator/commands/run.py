@@ -85,6 +85,11 @@ def run(
     limit: Annotated[list[str] | None, typer.Option(
         help="raise or lower a limit, NAME=VALUE (repeatable): file_mb, nesting, nodes, "
              "duration, devices, sends, timeline; see docs/scenarios.md")] = None,
+    shards: Annotated[int | None, typer.Option(
+        min=1, max=1024, help="split the devices into K independent worlds run on Dask and "
+                              "merge their outcomes (see docs/sweeps.md)")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="with --shards: an existing Dask scheduler, e.g. tcp://10.0.0.5:8786")] = None,
 ) -> None:
     """Run a scenario headless and summarise it; exit 1 if an expectation fails."""
     from simulator.progress import RunProgress
@@ -94,6 +99,11 @@ def run(
     _outputs(trace, report)
     if seed is not None:
         scenario = scenario.model_copy(update={"seed": seed})
+    if shards is not None or scheduler is not None:
+        from simulator.commands.sweep import run_shards
+
+        run_shards(scenario, shards, scheduler, live=live, trace=trace, report=report)
+        return
     if live:
         result = run_scenario(scenario, live=True, trace_path=trace, time_scale=time_scale)
     else:

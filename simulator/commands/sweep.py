@@ -151,3 +151,46 @@ def _print(summary: list[dict[str, Any]], params: list[str], durations: dict[str
                       cell("energy_j_per_device", lambda v: f"{v:.1f} J"),
                       cell("reconnects", lambda v: f"{v:.1f}"))
     console.print(table)
+
+
+def run_shards(scenario: Any, shards: int | None, scheduler: str | None, *, live: bool,
+               trace: Path | None, report: Path | None) -> None:
+    """``pushlab run FILE --shards K``: K worlds on Dask, one merged report."""
+    import os
+
+    from simulator.report import Report
+    from simulator.shards import ShardError, run_sharded
+    from simulator.sweep.engine import dask_client
+
+    if shards is None:
+        raise _exit("--scheduler: only with --shards K")
+    if live:
+        raise _exit("--shards: sim mode only (a live run scales out through its broker)")
+    if trace is not None:
+        raise _exit("--trace: not with --shards (each shard has its own trace; "
+                    "--report writes the merged messages.csv)")
+    try:
+        from simulator.shards import plan_shards
+
+        plan_shards(scenario, shards)
+    except ShardError as exc:
+        raise _exit(f"cannot shard {scenario.name}: {exc}") from None
+    started = time.monotonic()
+    try:
+        with dask_client(min(shards, os.cpu_count() or 1), scheduler) as client:
+            console.print(f"{scenario.name}: {shards} shards on "
+                          f"{len(client.scheduler_info()['workers'])} Dask workers")
+            result, outcome, runs = run_sharded(scenario, shards, client)
+    except (OSError, TimeoutError) as exc:
+        raise _exit(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
+    console.print(f"{shards} shards in {format_duration(time.monotonic() - started)} "
+                  f"(slowest {format_duration(max(r.wall_s for r in runs))}, peak memory "
+                  f"{max(r.peak_rss_mb for r in runs):.0f} MB in one worker)")
+    summary = Report(result, outcome)
+    summary.print(console)
+    if report is not None:
+        summary.write(report, trace=False)
+        console.print(f"report written to {report}/ (report.json, messages.csv, battery.png, "
+                      "latency_cdf.png, fates.png)")
+    if summary.failed:
+        raise typer.Exit(1)
