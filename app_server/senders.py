@@ -21,6 +21,7 @@ are the app server's job (:mod:`app_server.service`).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
 from collections.abc import Callable
@@ -541,10 +542,22 @@ class VapidSigner:
 
     LIFETIME_S = 12 * 3600
 
-    def __init__(self, private_raw: str, subject: str, wall_clock: WallClock) -> None:
+    def __init__(self, private_key: str, subject: str, wall_clock: WallClock) -> None:
+        """``private_key``: the raw 32-octet scalar in base64url (pywebpush's form), or a
+        PEM file's text (what ``vapid --gen`` writes)."""
         from py_vapid import Vapid02
 
-        self.vapid = Vapid02.from_raw(private_raw.encode())
+        if "-----BEGIN" in private_key:
+            self.vapid = Vapid02.from_pem(private_key.encode())
+        else:
+            raw = private_key.strip()
+            try:
+                scalar = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+            except ValueError:
+                scalar = b""
+            if len(scalar) != 32:
+                raise ValueError("a raw VAPID private key is 32 octets in base64url")
+            self.vapid = Vapid02.from_raw(raw.encode())
         self.subject = subject
         self.wall_clock = wall_clock
         self._cache: dict[str, tuple[float, str]] = {}
@@ -564,15 +577,16 @@ class WebPushSender:
     ``WebPusher.encode`` (RFC 8291, ``aes128gcm``) and signed with VAPID.
 
     The install's token is the subscription JSON. ``transport`` carries the request to
-    the endpoint's push service: one push service per lab, so one transport; the path
-    sent is the endpoint's. 404 and 410 mean the subscription is gone (pruned);
-    429 and 503 are retried by the app server, honouring ``Retry-After``.
+    the endpoint's push service, or ``transport`` is a function of the endpoint's origin
+    (``https://host:port``) giving one: browsers' endpoints name their vendors' services.
+    404 and 410 mean the subscription is gone (pruned); 429 and 503 are retried by the
+    app server, honouring ``Retry-After``.
     """
 
     provider = "webpush"
 
-    def __init__(self, transport: Transport, vapid: VapidSigner, rng: random.Random,
-                 content_encoding: str = "aes128gcm") -> None:
+    def __init__(self, transport: Transport | Callable[[str], Transport], vapid: VapidSigner,
+                 rng: random.Random, content_encoding: str = "aes128gcm") -> None:
         self.transport = transport
         self.vapid = vapid
         self.rng = rng
@@ -602,7 +616,8 @@ class WebPushSender:
                    ("content-encoding", self.content_encoding),
                    ("content-type", "application/octet-stream"),
                    ("authorization", self.vapid.header(f"{parts.scheme}://{parts.netloc}")),
-                   ("x-pushlab-id", uuid_from(self.rng)), ("x-pushlab-token", token)]
+                   ("x-pushlab-id", uuid_from(self.rng)), ("x-pushlab-token", token),
+                   ("x-pushlab-origin", f"{parts.scheme}://{parts.netloc}")]
         if "crypto_key" in encoded:  # the legacy aesgcm form
             headers.append(("crypto-key", "dh=" + encoded["crypto_key"].decode()))
             headers.append(("encryption", "salt=" + encoded["salt"].decode()))
@@ -621,10 +636,14 @@ class WebPushSender:
     async def send_request(self, req: HttpRequest) -> SendResult:
         msg_id = self.message_id(req)
         token = req.header("x-pushlab-token") or ""
-        wire = HttpRequest(req.method, req.path, [(k, v) for k, v in req.headers
-                                                  if k != "x-pushlab-token"], req.body)
+        origin = req.header("x-pushlab-origin") or ""
+        wire = HttpRequest(req.method, req.path, [(k, v) for k, v in req.headers if k not in
+                                                  ("x-pushlab-token", "x-pushlab-origin")],
+                           req.body)
+        transport = self.transport if hasattr(self.transport, "request") else \
+            self.transport(origin)  # type: ignore[operator]
         try:
-            resp = await self.transport.request(wire)
+            resp = await transport.request(wire)
         except TRANSPORT_ERRORS as exc:
             return transport_failure(msg_id, token, exc)
         retry = _retry_after(resp)

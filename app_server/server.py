@@ -21,7 +21,14 @@ from aiohttp import web
 
 from app_server.api import make_app
 from app_server.retry import RetryPolicy
-from app_server.senders import ApnsSender, ApnsTokenSigner, FcmSender, OAuthTokenSource
+from app_server.senders import (
+    ApnsSender,
+    ApnsTokenSigner,
+    FcmSender,
+    OAuthTokenSource,
+    VapidSigner,
+    WebPushSender,
+)
 from app_server.service import AppServer
 from app_server.store import Binding, SqliteTokenStore, TokenStore
 from simulator.core.http import Transport
@@ -42,6 +49,8 @@ class ServerConfig:
     apns_key_id: str | None = None
     apns_team: str | None = None
     fcm_credentials: Path | dict[str, str] | None = None  # a service-account file, or its JSON
+    vapid_key: Path | None = None  # Web Push: the VAPID private key (PEM, or raw base64url)
+    vapid_subject: str = "mailto:ops@pushlab.test"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
@@ -58,8 +67,30 @@ def apns_signer(p8: Path, key_id: str | None, team: str | None) -> ApnsTokenSign
     return ApnsTokenSigner(p8.read_bytes(), key_id, team, wall_clock=time.time)
 
 
+class OriginTransports:
+    """One HTTP client per push-service origin: Web Push endpoints may name any host."""
+
+    def __init__(self, verify: str | bool = True) -> None:
+        self.verify = verify
+        self.clients: dict[str, Any] = {}
+
+    def __call__(self, origin: str) -> Transport:
+        from simulator.core.http import HttpxTransport
+
+        client = self.clients.get(origin)
+        if client is None:
+            client = self.clients[origin] = HttpxTransport(origin, http2=False,
+                                                           verify=self.verify)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+
 def build_server(cfg: ServerConfig, apns: Transport | None, fcm: Transport | None,
-                 store: TokenStore | None = None) -> AppServer:
+                 store: TokenStore | None = None,
+                 webpush: Transport | OriginTransports | None = None) -> AppServer:
     loop = asyncio.get_running_loop()
     rng = random.SystemRandom()  # live: ids and jitter need not repeat
     senders: dict[str, Any] = {}
@@ -74,6 +105,10 @@ def build_server(cfg: ServerConfig, apns: Transport | None, fcm: Transport | Non
             json.loads(Path(cfg.fcm_credentials).read_text(encoding="utf-8"))
         senders["android"] = FcmSender(fcm, OAuthTokenSource(info, fcm, wall_clock=time.time),
                                        rng)
+    if cfg.vapid_key is not None:
+        signer = VapidSigner(Path(cfg.vapid_key).read_text(encoding="utf-8"), cfg.vapid_subject,
+                             time.time)
+        senders["browser"] = WebPushSender(webpush or OriginTransports(), signer, rng)
     return AppServer(senders, loop.time, Trace(loop.time),
                      store=store or SqliteTokenStore(cfg.db, cfg.binding),
                      retry=cfg.retry, rng=rng)
@@ -95,9 +130,10 @@ class RunningServer:
 
 
 async def start(cfg: ServerConfig, apns: Transport | None = None, fcm: Transport | None = None,
-                store: TokenStore | None = None) -> RunningServer:
+                store: TokenStore | None = None,
+                webpush: Transport | OriginTransports | None = None) -> RunningServer:
     """Bind and serve; ``cfg.port`` 0 picks a free port (read it from the result)."""
-    server = build_server(cfg, apns, fcm, store)
+    server = build_server(cfg, apns, fcm, store, webpush)
     runner = web.AppRunner(make_app(server, cfg.api_key), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, cfg.host, cfg.port)
@@ -119,9 +155,13 @@ async def serve_forever(cfg: ServerConfig, apns_url: str | None, apns_ca: str | 
     if fcm_url:
         fcm = HttpxTransport(fcm_url, http2=False, verify=apns_ca or True)
         transports.append(fcm)
-    running = await start(cfg, apns, fcm)
+    webpush = OriginTransports(apns_ca or True) if cfg.vapid_key else None
+    if webpush is not None:
+        transports.append(webpush)
+    running = await start(cfg, apns, fcm, webpush=webpush)
     print(f"app server on {running.url} (store {cfg.db}, binding {cfg.binding}); "
-          f"APNs {apns_url or '-'}, FCM {fcm_url or '-'}", flush=True)
+          f"APNs {apns_url or '-'}, FCM {fcm_url or '-'}, "
+          f"Web Push {'VAPID ' + str(cfg.vapid_key) if cfg.vapid_key else '-'}", flush=True)
     try:
         await asyncio.Event().wait()
     finally:

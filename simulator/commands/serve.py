@@ -153,8 +153,14 @@ def app_server(
     fcm_credentials: Path = typer.Option(Path("pushlab-fcm-service-account.json"),
                                          help="service-account JSON for the OAuth token"),
     binding: str = typer.Option("install", help="install (right) or user (the 2014 trap)"),
+    vapid_key: Path | None = typer.Option(None, **IN_FILE, help="Web Push: VAPID private key "
+                                          "(PEM, or raw base64url); sends to browsers' "
+                                          "subscriptions (platform browser)"),
+    vapid_subject: str = typer.Option("mailto:ops@pushlab.test",
+                                      help="Web Push: the VAPID 'sub' (mailto: or https:)"),
 ) -> None:
-    """The app server alone: REST API with OpenAPI, SQLite store, APNs and FCM senders."""
+    """The app server alone: REST API with OpenAPI, SQLite store, APNs, FCM and Web Push
+    senders."""
     import asyncio
 
     from app_server.server import ServerConfig, serve_forever
@@ -172,7 +178,19 @@ def app_server(
                        binding=binding,  # type: ignore[arg-type]
                        apns_topic=apns_topic, apns_key=apns_key, apns_key_id=apns_key_id,
                        apns_team=apns_team,
-                       fcm_credentials=fcm_credentials if fcm_url else None)
+                       fcm_credentials=fcm_credentials if fcm_url else None,
+                       vapid_key=vapid_key, vapid_subject=vapid_subject)
+    if vapid_key is not None:
+        from app_server.senders import VapidSigner
+
+        try:
+            VapidSigner(vapid_key.read_text(encoding="utf-8"), vapid_subject, lambda: 0.0)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise typer.BadParameter(f"{vapid_key} is not a VAPID private key: "
+                                     f"{str(exc)[:80]}", param_hint="--vapid-key") from None
+    if not vapid_subject.startswith(("mailto:", "https:")):
+        raise typer.BadParameter("a VAPID subject is a mailto: or https: URL",
+                                 param_hint="--vapid-subject")
     try:
         asyncio.run(serve_forever(cfg, apns_url or None, str(apns_ca) if apns_ca else None,
                                   fcm_url or None))
