@@ -92,9 +92,8 @@ def test_the_webpush_scenario_meets_its_expectations() -> None:
     assert by[("alice-phone", 2100.0)].hops[EventKind.HANDED] >= 3600.0
     assert by[("alice-phone", 2160.0)].latency < 1.0
     # a 503 with Retry-After 30: the app server waited at least that long
-    [retry] = [e for e in result.events if e.kind == EventKind.NOTE and
-               e.data.get("what") == "retry"]
-    assert retry.data["status"] == 503 and retry.data["delay"] >= 30
+    [retry] = [e for e in result.events if e.kind == EventKind.RETRY]
+    assert retry.status == 503 and retry.delay >= 30
     # unsubscribed: 410 errno 106, the subscription pruned
     [pruned] = [e for e in result.events if e.kind == EventKind.TOKEN_PRUNED]
     assert pruned.data["device"] == "alice-laptop" and "errno 106" in pruned.data["reason"]
@@ -303,3 +302,38 @@ def test_close_code_4774_backs_off_longer_than_a_lost_connection() -> None:
     daemon.on_frame(io.links[-1], Closed(4774), 100.0)
     assert daemon.state == "backoff" and daemon.backoffs == 1
     assert daemon._retry_at - 100.0 >= 40.0 > quick
+
+
+OUTAGE = """
+name: webpush-outage
+seed: 7
+duration: 30m
+devices:
+  - id: lap
+    platform: browser
+    user: alice
+    apps: [{id: chat.example}]
+timeline:
+  - at: 1m
+    outage: {provider: webpush}
+  - at: 2m
+    send: {user: alice, title: "during"}
+  - at: 3m
+    reboot: {device: lap}
+  - at: 6m
+    recover: {provider: webpush}
+  - at: 10m
+    fault: {provider: webpush, device: lap, status: 429, count: 1, retry_after: 5}
+  - at: 11m
+    send: {user: alice, title: "after"}
+"""
+
+
+def test_an_outage_refuses_browsers_with_4774_and_senders_with_503_until_it_ends() -> None:
+    world, result = _world_run(OUTAGE)
+    assert [d.fate for d in analyse(result.events).deliveries] == ["handed", "handed"]
+    assert world.devices["lap"].daemon.backoffs >= 1  # the hello during the outage: 4774
+    retries = [e.data for e in result.events if e.data.get("what") == "retry"
+               or e.kind == "retry"]
+    assert [(r["status"], r["retry_after"]) for r in retries][:1] == [(503, 120.0)]
+    assert (429, 5.0) in [(r["status"], r["retry_after"]) for r in retries]  # its own token
