@@ -42,7 +42,12 @@ class HttpResponse:
 
 
 class Transport(Protocol):
+    """How the app server reaches a provider: in memory, or a real HTTP client."""
+
     async def request(self, req: HttpRequest) -> HttpResponse: ...
+
+    async def aclose(self) -> None:
+        """Release connections; the app server's owner calls it once, at the end."""
 
 
 Handler = Callable[[HttpRequest, object], HttpResponse]
@@ -67,6 +72,9 @@ class MemoryTransport:
         await asyncio.sleep(self.latency)
         return resp
 
+    async def aclose(self) -> None:
+        """Nothing to release: no sockets."""
+
 
 class HttpxTransport:
     """A real HTTP client (HTTP/2 when ``http2``; h2c by prior knowledge without TLS)."""
@@ -83,12 +91,13 @@ class HttpxTransport:
         plain = base_url.startswith("http://")
         self.client = httpx.AsyncClient(base_url=base_url, verify=verify, timeout=timeout,
                                         http1=not (http2 and plain), http2=http2)
-        self.http_versions: list[str] = []
+        self.http_versions: list[str] = []  # each protocol version seen, first use first
 
     async def request(self, req: HttpRequest) -> HttpResponse:
         resp = await self.client.request(req.method, req.path, headers=req.headers,
                                          content=req.body)
-        self.http_versions.append(resp.http_version)
+        if resp.http_version not in self.http_versions:
+            self.http_versions.append(resp.http_version)
         return HttpResponse(resp.status_code, dict(resp.headers), resp.content)
 
     async def aclose(self) -> None:
