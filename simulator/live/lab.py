@@ -91,7 +91,7 @@ class Lab:
         self.wiring: LiveWiring | None = None
         self.registrar = Registrar()
         self.inboxes: dict[str, Inbox] = {}
-        self.listeners: set[asyncio.Queue[dict[str, Any]]] = set()
+        self.listeners: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.info: dict[str, Any] = {}
         self.api_key = secrets.token_urlsafe(16)
         self._closers: list[Any] = []
@@ -373,6 +373,9 @@ class Lab:
     async def close(self) -> None:
         """Stop everything started, newest first; what a provider accepted stays in its
         store until here."""
+        for queue in list(self.listeners):  # delivery streams end first
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
         for closer in reversed(self._closers):
             with contextlib.suppress(Exception):
                 result = closer() if closer != getattr(self.wiring, "__aexit__", None) \
@@ -383,7 +386,7 @@ class Lab:
 
 
 async def _serve(app: web.Application, port: int, closers: list[Any]) -> str:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
     closers.append(runner.cleanup)

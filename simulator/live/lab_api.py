@@ -121,7 +121,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "Cache-Control": "no-cache"})
     await resp.prepare(request)
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=10_000)
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=10_000)
     lab.listeners.add(queue)
     try:
         while True:
@@ -130,6 +130,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await resp.write(b": keep-alive\n\n")
                 continue
+            if entry is None:  # the lab is stopping
+                break
             if only is None or entry["device"] == only:
                 data = json.dumps(entry)
                 await resp.write(f"id: {entry['seq']}\nevent: delivery\ndata: {data}\n\n"
