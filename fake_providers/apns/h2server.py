@@ -561,7 +561,11 @@ class ApnsH2Protocol(asyncio.Protocol):
             t.abort()
             return
         if t.can_write_eof():
-            t.write_eof()
+            try:
+                t.write_eof()
+            except OSError:  # the peer already left: nothing to linger for
+                t.abort()
+                return
         t.resume_reading()
         loop = asyncio.get_running_loop()
         loop.call_later(LINGER, t.close)
