@@ -9,5 +9,6 @@ Workers record end-to-end latency in HDR histograms that are merged at the end
 protocol (:mod:`simulator.load.lean_mqtt`); the sender uses a lean HTTP/1.1
 keep-alive client (:mod:`simulator.load.http1`). Shards can run on other
 machines (``pushlab load worker --shard i/n``). :mod:`simulator.load.sim` runs
-the same workload in virtual time.
+the same workload in virtual time; both go through the phases and share the
+pacing, drain rule, fault report and summary of :mod:`simulator.load.harness`.
 """
