@@ -102,7 +102,8 @@ def _execute(sweep_plan: Any, jobs: list[Any], kept: list[dict[str, Any]], out: 
     save.flush()
     elapsed = time.monotonic() - started
     _finish(rows, sweep_plan, out)
-    console.print(f"{len(jobs)} runs in {format_duration(elapsed)}"
+    console.print(f"{len(jobs)} run{'' if len(jobs) == 1 else 's'} in "
+                  f"{format_duration(elapsed)}"
                   + (f", [red]{len(failures)} failed[/red]" if failures else "")
                   + f"; written to {out}/ (runs.csv, runs.parquet, summary.csv, *.png)")
     return failures

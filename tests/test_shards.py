@@ -1,0 +1,155 @@
+"""pushlab run --shards K: a population as K worlds, merged, equals the whole run."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from simulator import shards
+from simulator.cli import app
+from simulator.report import Report
+from simulator.runner import run_scenario
+from simulator.scenario import parse_scenario
+
+SMALL = textwrap.dedent("""\
+    name: small-population
+    seed: 7
+    duration: 2h
+    networks:
+      lte: {latency: 40ms, nat_timeout: 10m}
+      wifi: {latency: 10ms, nat_timeout: 2h}
+    devices:
+      - id: droid
+        count: 4
+        platform: android
+        user: crew
+        network: lte
+        apps: [{id: com.example.chat, topics: [news]}]
+      - id: phone
+        count: 3
+        platform: ios
+        user: fans
+        network: wifi
+        interfaces: [lte]
+        apps: [{id: com.example.chat}]
+      - id: poller
+        count: 2
+        platform: android
+        user: crew
+        network: lte
+        apps: [{id: com.example.legacy, kind: poll, interval: 15m}]
+    timeline:
+      - at: 5m
+        send: {user: crew, title: hi, count: 4, every: 20m, collapse: c}
+      - at: 6m
+        send: {user: fans, title: yo, count: 3, every: 25m}
+      - at: 7m
+        send: {topic: news, title: news, count: 2, every: 30m}
+      - at: 30m
+        switch_network: {device: phone, network: lte}
+      - at: 40m
+        offline: {device: droid-1}
+      - at: 70m
+        online: {device: droid-1}
+      - at: 50m
+        send: {device: phone-2, title: direct}
+    """)
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("shards") / "small.yaml"
+    path.write_text(SMALL)
+    return path
+
+
+def test_merged_outcome_equals_the_unsharded_run() -> None:
+    scenario = parse_scenario(SMALL)
+    whole = Report(run_scenario(scenario))
+    result, outcome, runs = shards.run_sharded(scenario, 3)
+    merged = Report(result, outcome)
+    assert len(runs) == 3
+    a, b = whole.as_dict(), merged.as_dict()
+    for key in ("messages", "handed", "delivered_ratio", "fates", "heartbeats", "misdelivered",
+                "tokens_pruned", "latency_s"):
+        assert a[key] == b[key], key
+    assert b["fates"]["collapsed"] > 0 and b["fates"]["handed"] > 0
+    assert b["energy_j_total"] == pytest.approx(a["energy_j_total"], rel=1e-9)
+    assert result.energy_j == pytest.approx(whole.result.energy_j, rel=1e-9)
+    for ga, gb in zip(a["groups"], b["groups"], strict=True):
+        assert ga["messages"] == gb["messages"] and ga["fates"] == gb["fates"]
+        assert gb["energy_j_mean"] == pytest.approx(ga["energy_j_mean"], rel=1e-9)
+    lat = Counter(round(d.latency, 9) for d in whole.outcome.deliveries if d.latency)
+    assert lat == Counter(round(d.latency, 9) for d in outcome.deliveries if d.latency)
+    fates = Counter((d.device, d.fate) for d in whole.outcome.deliveries)
+    assert fates == Counter((d.device, d.fate) for d in outcome.deliveries)
+
+
+def test_shards_take_every_kth_member_and_the_actions_aimed_at_them() -> None:
+    scenario = parse_scenario(SMALL)
+    parts = shards.plan_shards(scenario, 2)
+    ids = [[d.id for d in p.devices] for p in parts]
+    assert sorted(ids[0] + ids[1]) == sorted(
+        [f"droid-{i}" for i in range(4)] + [f"phone-{i}" for i in range(3)]
+        + ["poller-0", "poller-1"])
+    assert not set(ids[0]) & set(ids[1])
+    for part in parts:
+        names = [e.action for e in part.timeline]
+        switched = [a.device for n, a in names if n == "switch_network"]
+        assert switched == [d.id for d in part.devices if d.id.startswith("phone")]
+        # sends to a user or a topic go to every shard
+        assert sum(1 for n, a in names if n == "send" and a.device is None) == 3
+
+
+def test_run_shards_cli_matches_the_whole_run(scenario_file: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    whole = runner.invoke(app, ["run", str(scenario_file), "--report", str(tmp_path / "a")])
+    assert whole.exit_code == 0, whole.output
+    sharded = runner.invoke(app, ["run", str(scenario_file), "--shards", "2",
+                                  "--report", str(tmp_path / "b")])
+    assert sharded.exit_code == 0, sharded.output
+    assert "2 shards on 2 Dask workers" in sharded.output
+    a = json.loads((tmp_path / "a" / "report.json").read_text())
+    b = json.loads((tmp_path / "b" / "report.json").read_text())
+    for key in ("messages", "handed", "fates", "latency_s", "heartbeats", "energy_j_total"):
+        assert a[key] == b[key], key
+    assert not (tmp_path / "b" / "trace.jsonl").exists()
+
+
+@pytest.mark.parametrize(("extra", "reason"), [
+    ("  - at: 1m\n    fault: {provider: fcm, status: 503, count: 3}\n",
+     "timeline[7].fault: count 3 is one budget of answers for the whole fcm service"),
+    ("app_server: {store: sqlite, db: tokens.db}\n",
+     "app_server.db: every shard's app server would write the one SQLite file tokens.db"),
+])
+def test_a_shared_limit_is_refused_with_its_reason(tmp_path: Path, extra: str,
+                                                   reason: str) -> None:
+    text = SMALL + extra if extra.startswith("  -") else extra + SMALL
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    out = CliRunner().invoke(app, ["run", str(path), "--shards", "2"])
+    assert out.exit_code == 2
+    assert f"error: cannot shard small-population: {reason}" in out.output
+
+
+def test_the_fcm_project_quota_is_a_shared_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    scenario = parse_scenario(SMALL)
+    # crew: 4 droids (polling apps make no FCM send); the topic comes 2 min later
+    assert shards.peak_fcm_per_minute(scenario) == 4
+    assert shards.refusal(scenario, 2) is None
+    monkeypatch.setattr(shards, "FCM_QUOTA_PER_MINUTE", 4)
+    assert "reach the project quota (4 a minute)" in str(shards.refusal(scenario, 2))
+    assert shards.refusal(scenario, 10) == "--shards 10: the scenario has only 9 devices"
+
+
+def test_shards_refuse_trace_and_live(scenario_file: Path, tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["run", str(scenario_file), "--shards", "2",
+                                   "--trace", str(tmp_path / "t.jsonl")])
+    assert out.exit_code == 2 and "--trace: not with --shards" in out.output
+    out = CliRunner().invoke(app, ["run", str(scenario_file), "--scheduler", "tcp://x:1"])
+    assert out.exit_code == 2 and "--scheduler: only with --shards K" in out.output
