@@ -5,6 +5,12 @@ validates a request and calls :meth:`PushBackend.accept`; the device gateway
 (in-memory connections in sim mode, MQTT in live mode) feeds device frames into
 :meth:`PushBackend.on_frame`. It is sans-IO: time comes from ``clock``, frames
 leave through the :class:`Session` objects the gateway hands in.
+
+Store-and-forward is decided here and nowhere else: the store's policy says what
+is kept and held, the store keeps the queues and release timers, and
+:meth:`PushBackend.uninstall` is the one place an uninstalled app instance is
+forgotten (its messages, what the policy owed it, and every ``uninstall_hooks``
+listener such as FCM's topic registry).
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ class PushBackend:
         self.trace = trace
         self.sessions: dict[str, Session] = {}
         self.devices: dict[str, DeviceState] = {}
+        # called with a token once its app instance is uninstalled (e.g. topic registries)
+        self.uninstall_hooks: list[Callable[[str], None]] = []
+        self._conns: dict[str, tuple[Session, int]] = {}  # device -> (session, its number)
         self.heartbeats = 0
         self.forwarded = 0
         self.acked = 0
@@ -61,15 +70,41 @@ class PushBackend:
                            by=env.msg_id)
         if session is not None:
             state = self.devices.get(env.device_id)
-            if state is None or not self.store.policy.hold(env, state):
+            if state is None or not self._held(env, state, now):
                 self._forward(session, env, now)
+                if self.store.policy.woke(env, now) and self.store.unmark_held(env.device_id):
+                    self.flush(env.device_id)  # held ones ride along with the wake-up
                 return
         if trace.active:
             trace.emit(EventKind.STORED, provider=self.name, msg=env.msg_id,
                        device=env.device_id, online=session is not None)
+        if session is not None:
+            self.store.arm(env.device_id, now, self._release)
+
+    def _held(self, env: Envelope, state: DeviceState, now: float) -> bool:
+        if self.store.policy.hold(env, state, now):
+            self.store.mark_held(env.device_id)
+            return True
+        return False
+
+    def _release(self, device_id: str) -> None:
+        """A release timer fired: flush, and look again later if something is still held."""
+        self.flush(device_id)
+        if device_id in self.store.holding and device_id in self.sessions:
+            self.store.arm(device_id, self.clock(), self._release)
+
+    def _conn_number(self, session: Session) -> int:
+        """A number per connection, so an envelope remembers where it went without
+        holding the connection itself."""
+        known = self._conns.get(session.device_id)
+        if known is not None and known[0] is session:
+            return known[1]
+        number = (known[1] if known is not None else 0) + 1
+        self._conns[session.device_id] = (session, number)
+        return number
 
     def _forward(self, session: Session, env: Envelope, now: float) -> None:
-        env.extra["session"] = session  # so a later flush on this connection skips it
+        env.conn = self._conn_number(session)  # so a later flush on this connection skips it
         env.forwarded_at = now
         env.attempts += 1
         self.forwarded += 1
@@ -86,20 +121,17 @@ class PushBackend:
             return
         now = self.clock()
         self._expire(device_id, now)
-        take_notices = getattr(self.store.policy, "take_notices", None)
-        if take_notices is not None:  # e.g. FCM's deleted-messages notice
-            for notice in take_notices(device_id):
-                if self.trace.active:
-                    self.trace.emit(EventKind.NOTE, provider=self.name, device=device_id,
-                                    notice=notice.kind, app=notice.app_id)
-                session.send(notice)
+        for notice in self.store.policy.take_notices(device_id):  # FCM's deleted messages
+            if self.trace.active:
+                self.trace.emit(EventKind.NOTICE, provider=self.name, device=device_id,
+                                notice=notice.kind, app=notice.app_id)
+            session.send(notice)
         state = self.devices.get(device_id) or DeviceState()
-        hold = self.store.policy.hold
+        conn = self._conn_number(session)
         for env in self.store.pending(device_id):
-            if env.forwarded_at is not None and env.attempts and env.extra.get("session") is session:
+            if env.forwarded_at is not None and env.attempts and env.conn == conn:
                 continue  # already on this connection, waiting for its ack
-            if not hold(env, state):
-                env.extra["session"] = session
+            if not self._held(env, state, now):
                 self._forward(session, env, now)
 
     def _expire(self, device_id: str, now: float) -> None:
@@ -115,12 +147,17 @@ class PushBackend:
             self._expire(device_id, now)
 
     def uninstall(self, device_id: str, app_id: str) -> None:
+        """Forget an app instance everywhere: token, queued messages, what is owed to it."""
         record = self.registry.unregister_install(device_id, app_id, self.clock())
-        if record is not None:
-            for env in self.store.drop_token(record.token):
-                if self.trace.active:
-                    self.trace.emit(EventKind.DROPPED, provider=self.name, msg=env.msg_id,
-                                    device=device_id, reason="app uninstalled")
+        if record is None:
+            return
+        for env in self.store.drop_token(record.token):
+            if self.trace.active:
+                self.trace.emit(EventKind.DROPPED, provider=self.name, msg=env.msg_id,
+                                device=device_id, reason="app uninstalled")
+        self.store.policy.forget(record.token)
+        for hook in self.uninstall_hooks:
+            hook(record.token)
 
     # from the device gateway --------------------------------------------------
     def on_frame(self, session: Session, msg: object) -> None:

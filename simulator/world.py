@@ -34,16 +34,14 @@ from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
 from devices.device import Battery, Device, memory_link_factory
 from fake_providers.apns.core import ApnsCore
 from fake_providers.apns.keys import ProviderKey, generate_key
-from fake_providers.apns.policy import ApnsStorePolicy
+from fake_providers.apns.lab import build_lab as build_apns_lab
 from fake_providers.backend import PushBackend
 from fake_providers.faults import FaultPlan
 from fake_providers.fcm.core import FcmCore
+from fake_providers.fcm.lab import build_fcm_lab
 from fake_providers.fcm.oauth import generate_service_account
-from fake_providers.fcm.policy import FcmStorePolicy
 from fake_providers.gateway import MemoryGateway
 from fake_providers.ipcallback import IpCallbackGateway
-from fake_providers.registry import TokenRegistry, apns_token, fcm_token
-from fake_providers.store import StoreAndForward
 from fake_providers.webpush import SubscriptionKeys, UserAgentClient, VapidKeys, WebPushCore
 from fake_providers.webpush.memory import MemoryWebPushGateway
 from simulator.core.clock import Watchdogs
@@ -277,24 +275,24 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
     def wall() -> float:
         return epoch + loop.time()
 
-    apns_backend = PushBackend("apns", TokenRegistry(rng.stream("apns-tokens"), apns_token),
-                               StoreAndForward(ApnsStorePolicy(loop.time)), loop.time, trace)
-    fcm_backend = PushBackend("fcm", TokenRegistry(rng.stream("fcm-tokens"), fcm_token),
-                              StoreAndForward(FcmStorePolicy()), loop.time, trace)
+    faults = {"apns": FaultPlan(), "fcm": FaultPlan(), "webpush": FaultPlan()}
+    # The app server authenticates to APNs as real providers do: an ES256 provider
+    # token signed with a .p8 key that this APNs trusts (team and key ids are seeded).
+    apns_key = generate_key(rng=rng.stream("apns-key"))
+    apns = build_apns_lab(clock=loop.time, wall_clock=wall, trace=trace, faults=faults["apns"],
+                          call_later=loop.call_later, environments=("production",),
+                          token_rng=rng.stream("apns-tokens"),
+                          core_rngs={"production": rng.stream("apns-ids")},
+                          trusted_keys={apns_key.key_id: apns_key.trusted()}).production
+    fcm = build_fcm_lab(project_id=FCM_PROJECT, clock=loop.time, wall_clock=wall, trace=trace,
+                        faults=faults["fcm"], token_rng=rng.stream("fcm-tokens"),
+                        core_rng=rng.stream("fcm-core")).core
+    apns_backend, fcm_backend = apns.backend, fcm.backend
     MemoryGateway(network, "apns-gateway", apns_backend)
     MemoryGateway(network, "fcm-gateway", fcm_backend)
     # the 2014 model: devices report their address here and the provider dials back
     IpCallbackGateway(network, "apns-gateway-ip-callback", apns_backend)
     IpCallbackGateway(network, "fcm-gateway-ip-callback", fcm_backend)
-    faults = {"apns": FaultPlan(), "fcm": FaultPlan(), "webpush": FaultPlan()}
-    # The app server authenticates to APNs as real providers do: an ES256 provider
-    # token signed with a .p8 key that this APNs trusts (team and key ids are seeded).
-    apns_key = generate_key(rng=rng.stream("apns-key"))
-    apns = ApnsCore(apns_backend, rng.stream("apns-ids"), wall_clock=wall,
-                    faults=faults["apns"], call_later=loop.call_later,
-                    trusted_keys={apns_key.key_id: apns_key.trusted()})
-    fcm = FcmCore(fcm_backend, rng.stream("fcm-core"), project_id=FCM_PROJECT, wall_clock=wall,
-                  faults=faults["fcm"])
     account = lab_service_account()
     fcm.oauth.trust(account)
     webpush = WebPushCore(rng.stream("webpush-core"), clock=loop.time, wall_clock=wall,

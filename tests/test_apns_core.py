@@ -386,10 +386,11 @@ def test_policy_hold_rules_directly(lab):
     from fake_providers.store import Envelope
     policy = lab.policy
     env = Envelope("m", "t", "d", APP, {}, accepted_at=5.0, priority=1)
-    assert policy.hold(env, DeviceState(last_activity=0.0))
-    assert not policy.hold(env, DeviceState(last_activity=6.0))  # device spoke since
+    now = lab.backend.clock()
+    assert policy.hold(env, DeviceState(last_activity=0.0), now)
+    assert not policy.hold(env, DeviceState(last_activity=6.0), now)  # device spoke since
     env.priority = 10
-    assert not policy.hold(env, DeviceState())
+    assert not policy.hold(env, DeviceState(), now)
 
 
 def test_release_timer_delivers_held_bursts(clock, key):

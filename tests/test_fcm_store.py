@@ -210,3 +210,15 @@ def test_property_store_rules(sends: list, wait: float) -> None:
             assert all(k != key or t == 0 for k, t in sends[i + 1:])
     # a key that still has a live newest message is only absent if evicted for space
     assert len([k for k, _ in sends if k is None]) <= 100 or notices(s)
+
+
+def test_uninstall_from_the_device_forgets_its_topics() -> None:
+    # the sim world's path: the daemon's Unregister frame reaches the backend directly
+    h = Harness()
+    token = h.token()
+    assert h.core.topics.subscribe(token, "news") is None
+    s = h.connect("dev1")
+    h.backend.on_frame(s, dl.Unregister("com.example.app", token))
+    assert h.core.topics.subscribers("news") == []
+    assert h.core.topics.topics_of(token) == frozenset()
+

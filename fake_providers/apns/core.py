@@ -23,7 +23,6 @@ cores over the same backend (``pushlab serve apns`` does, on two ports).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import random
@@ -37,7 +36,6 @@ import jwt
 
 from fake_providers.activity import ActivityLog
 from fake_providers.apns.keys import TrustedKey
-from fake_providers.apns.policy import ApnsStorePolicy
 from fake_providers.backend import PushBackend
 from fake_providers.faults import FaultPlan
 from fake_providers.store import Envelope
@@ -157,7 +155,6 @@ class ApnsCore:
                  config: ApnsConfig | None = None,
                  faults: FaultPlan | None = None,
                  activity: ActivityLog | None = None,
-                 call_later: Callable[[float, Callable[[], None]], object] | None = None,
                  ) -> None:
         if environment not in ("production", "sandbox"):
             raise ValueError("environment must be 'production' or 'sandbox'")
@@ -172,17 +169,11 @@ class ApnsCore:
         self.faults = faults if faults is not None else FaultPlan()
         self.activity = activity if activity is not None else ActivityLog(
             self.config.activity_limit, provider="apns")
-        self._call_later = call_later
         self._unique = (environment == "sandbox" if self.config.unique_id is None
                         else self.config.unique_id)
         self._recent: dict[str, deque[float]] = {}
         self._jwt_cache: dict[str, tuple[str, str, int] | str] = {}
-        self._timers: dict[float, set[str]] = {}
         self._default_conn = ApnsConnectionState()
-        policy = backend.store.policy
-        self.policy = policy if isinstance(policy, ApnsStorePolicy) else None
-        if self.policy is not None and self.policy.clock is None:
-            self.policy.clock = clock
 
     # entry points ---------------------------------------------------------------
     def handle(self, req: HttpRequest, conn: object = None) -> HttpResponse:
@@ -366,8 +357,6 @@ class ApnsCore:
             else:
                 env.expires_at = now + min(exp - wall_now, cfg.max_store)
         self.backend.accept(env)
-        if self.policy is not None:
-            self._after_accept(env, now)
         return ApnsOutcome(HttpResponse(200, resp_headers), delay, accepted=True)
 
     def _authenticate(self, authorization: str | None, state: ApnsConnectionState) -> None:
@@ -524,46 +513,6 @@ class ApnsCore:
         """Provider-clock time ``t`` as epoch milliseconds on the wall clock."""
         at = now if t is None else t
         return int((self.wall_clock() - (now - at)) * 1000)
-
-    # power-aware release of priority 5/1 -------------------------------------------
-    def _after_accept(self, env: Envelope, now: float) -> None:
-        policy = self.policy
-        assert policy is not None
-        device = env.device_id
-        if env.priority >= 10:
-            if env.forwarded_at is not None:
-                policy.note_wake(device, now)
-                if device in policy.holding:
-                    policy.holding.discard(device)
-                    self.backend.flush(device)  # held ones ride along with the wake-up
-            return
-        if env.forwarded_at is None and device in self.backend.sessions:
-            self._schedule_release(device, policy.next_release(now), now)
-
-    def _schedule_release(self, device: str, at: float, now: float) -> None:
-        waiting = self._timers.get(at)
-        if waiting is not None:
-            waiting.add(device)
-            return
-        call_later = self._call_later
-        if call_later is None:
-            try:
-                call_later = asyncio.get_running_loop().call_later
-            except RuntimeError:
-                return  # no loop (pure unit tests): held ones leave on the next flush
-        self._timers[at] = {device}
-        call_later(max(at - now, 0.0), lambda: self._release(at))
-
-    def _release(self, at: float) -> None:
-        devices = self._timers.pop(at, set())
-        policy = self.policy
-        assert policy is not None
-        now = self.backend.clock()
-        for device in sorted(devices):
-            policy.holding.discard(device)
-            self.backend.flush(device)
-            if device in policy.holding and device in self.backend.sessions:
-                self._schedule_release(device, policy.next_release(now), now)
 
     # admin --------------------------------------------------------------------------
     def reset(self) -> None:

@@ -9,7 +9,8 @@ plan and one activity log, so one admin API serves both.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from fake_providers.activity import ActivityLog
@@ -19,7 +20,7 @@ from fake_providers.apns.policy import ApnsStorePolicy
 from fake_providers.backend import PushBackend
 from fake_providers.faults import FaultPlan
 from fake_providers.registry import TokenRegistry, apns_token
-from fake_providers.store import StoreAndForward
+from fake_providers.store import CallLater, StoreAndForward, StorePolicy
 from simulator.core.rand import RandomSource
 from simulator.core.trace import Trace
 
@@ -38,7 +39,7 @@ class ApnsLab:
     cores: dict[str, ApnsCore]
     faults: FaultPlan
     activity: ActivityLog
-    policy: ApnsStorePolicy
+    policy: StorePolicy
     trace: Trace
     extra: dict = field(default_factory=dict)
 
@@ -68,20 +69,29 @@ def build_lab(*, seed: int = 0, clock: Callable[[], float] | None = None,
               wall_clock: Callable[[], float] | None = None,
               trusted_keys: dict[str, TrustedKey] | None = None,
               require_auth: bool | None = None, config: ApnsConfig | None = None,
-              burst_interval: float = 60.0) -> ApnsLab:
+              burst_interval: float = 60.0, policy: StorePolicy | None = None,
+              trace: Trace | None = None, faults: FaultPlan | None = None,
+              call_later: CallLater | None = None,
+              environments: Sequence[str] = ("production", "sandbox"),
+              token_rng: random.Random | None = None,
+              core_rngs: dict[str, random.Random] | None = None) -> ApnsLab:
+    """The one way to assemble APNs: registry, store (with its release timers), backend
+    and one core per environment. Random streams follow ``seed`` unless given (a world
+    passes its own named streams); ``call_later`` defaults to the running loop's."""
     clock = clock or loop_clock
     rs = RandomSource(seed)
-    trace = Trace(clock)
-    policy = ApnsStorePolicy(clock, burst_interval=burst_interval)
-    registry = TokenRegistry(rs.stream("apns.tokens"), apns_token)
-    backend = PushBackend("apns", registry, StoreAndForward(policy), clock, trace)
+    trace = trace or Trace(clock)
+    policy = policy or ApnsStorePolicy(burst_interval=burst_interval)
+    registry = TokenRegistry(token_rng or rs.stream("apns.tokens"), apns_token)
+    backend = PushBackend("apns", registry, StoreAndForward(policy, call_later), clock, trace)
     config = config or ApnsConfig()
-    faults = FaultPlan()
+    faults = faults if faults is not None else FaultPlan()
     activity = ActivityLog(config.activity_limit, provider="apns")
+    rngs = core_rngs or {}
     cores = {
-        env: ApnsCore(backend, rs.stream(f"apns.core.{env}"), env, trusted_keys=trusted_keys,
-                      require_auth=require_auth, wall_clock=wall_clock, config=config,
-                      faults=faults, activity=activity)
-        for env in ("production", "sandbox")
+        env: ApnsCore(backend, rngs.get(env) or rs.stream(f"apns.core.{env}"), env,
+                      trusted_keys=trusted_keys, require_auth=require_auth,
+                      wall_clock=wall_clock, config=config, faults=faults, activity=activity)
+        for env in environments
     }
     return ApnsLab(backend, cores, faults, activity, policy, trace)

@@ -20,17 +20,16 @@ Apple gives no numbers for the bursts, so PushLab's rule (configurable) is:
   checked at each burst boundary and whenever the device's queue is flushed.
 * Both go out at once, riding along, whenever the device is awake in that sense.
 
-The release timer lives in :class:`~fake_providers.apns.core.ApnsCore` (it asks
-:meth:`next_release` and calls the backend's ``flush``), so this class stays a
-pure function of its inputs and the clock it is given.
+The release timers live in the :class:`~fake_providers.store.StoreAndForward`
+(it asks :meth:`release_at` and the backend flushes), so this class stays a pure
+function of its inputs and the time it is told.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
-from fake_providers.store import DeviceQueue, DeviceState, Envelope
+from fake_providers.store import BasePolicy, DeviceQueue, DeviceState, Envelope
 from simulator.core.trace import EventKind
 
 THIRTY_DAYS = 30 * 86400.0
@@ -41,47 +40,42 @@ def slot_of(env: Envelope) -> tuple[str, str]:
     return env.token, env.extra.get("topic", env.app_id)
 
 
-class ApnsStorePolicy:
+class ApnsStorePolicy(BasePolicy):
     """One slot per (token, topic), newest wins; power-aware holding of priority 5 and 1."""
 
-    def __init__(self, clock: Callable[[], float] | None = None, *,
-                 burst_interval: float = 60.0, awake_window: float = 10.0,
+    def __init__(self, *, burst_interval: float = 60.0, awake_window: float = 10.0,
                  max_age: float = THIRTY_DAYS) -> None:
-        self.clock = clock  # ApnsCore fills this from the backend when left None
         self.burst_interval = burst_interval
         self.awake_window = awake_window
         self.max_age = max_age
         self._woken: dict[str, float] = {}  # device -> when a priority-10 push last woke it
-        self.holding: set[str] = set()  # devices with something held (hint for the core)
 
     # StorePolicy ---------------------------------------------------------------
     def admit(self, queue: DeviceQueue, env: Envelope) -> list[tuple[Envelope, str]]:
         slot = slot_of(env)
         return [(old, EventKind.COLLAPSED) for old in queue if slot_of(old) == slot]
 
-    def hold(self, env: Envelope, device: DeviceState) -> bool:
+    def hold(self, env: Envelope, device: DeviceState, now: float) -> bool:
         if env.priority >= 10:
             return False
-        now = self.clock() if self.clock is not None else env.accepted_at
         if self._awake(env, device, now):
             return False
-        if env.priority >= 5 and now >= self.boundary_after(env.accepted_at):
+        return not (env.priority >= 5 and now >= self.boundary_after(env.accepted_at))
+
+    def woke(self, env: Envelope, now: float) -> bool:
+        """A priority-10 push just went to the device: its radio is up."""
+        if env.priority < 10:
             return False
-        self.holding.add(env.device_id)
+        self._woken[env.device_id] = now
         return True
 
-    # the core's side -----------------------------------------------------------
-    def note_wake(self, device_id: str, now: float) -> None:
-        """A priority-10 push just went to the device: its radio is up."""
-        self._woken[device_id] = now
+    def release_at(self, now: float) -> float:
+        return self.boundary_after(now)
 
     def boundary_after(self, t: float) -> float:
         """The first burst boundary strictly after ``t``."""
         step = self.burst_interval
         return (math.floor(t / step) + 1) * step
-
-    def next_release(self, now: float) -> float:
-        return self.boundary_after(now)
 
     def _awake(self, env: Envelope, device: DeviceState, now: float) -> bool:
         window = self.awake_window

@@ -86,6 +86,7 @@ class FcmCore:
         self.activity = activity if activity is not None else ActivityLog(
             self.config.activity_limit, provider="fcm")
         self.topics = TopicRegistry(self.config.max_topics_per_instance)
+        backend.uninstall_hooks.append(self.topics.forget)  # an uninstall leaves its topics
         self.quota = RateBucket(self.config.quota_per_minute, 60.0, clock)
         self.iid_rate = RateBucket(self.config.iid_requests_per_s, 1.0, clock)
         policy = backend.store.policy

@@ -7,6 +7,7 @@ just the provider, for ``pushlab serve fcm``, the benchmark and tests.
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import weakref
 from collections.abc import Callable
@@ -66,12 +67,8 @@ class FcmLab:
                                            self.backend.clock()).token
 
     def uninstall(self, device_id: str, app_id: str) -> None:
-        record = self.backend.registry.unregister_install(device_id, app_id,
-                                                          self.backend.clock())
+        """Forget the install: its token, queued messages, owed notices and topics."""
         self.backend.uninstall(device_id, app_id)
-        if record is not None:
-            self.core.topics.forget(record.token)
-            self.policy.forget(record.token)
 
 
 def build_fcm_lab(seed: int = 0, *, project_id: str = "pushlab-demo",
@@ -79,13 +76,16 @@ def build_fcm_lab(seed: int = 0, *, project_id: str = "pushlab-demo",
                   wall_clock: Callable[[], float] | None = None,
                   config: FcmConfig | None = None,
                   policy: FcmStorePolicy | None = None,
-                  trace: Trace | None = None) -> FcmLab:
-    """Everything an FCM project needs on the provider side, from one seed."""
+                  trace: Trace | None = None, faults: FaultPlan | None = None,
+                  token_rng: random.Random | None = None,
+                  core_rng: random.Random | None = None) -> FcmLab:
+    """The one way to assemble FCM: everything a project needs on the provider side.
+    Random streams follow ``seed`` unless given (a world passes its own named streams)."""
     rs = RandomSource(seed)
     trace = trace or Trace(clock)
     policy = policy or FcmStorePolicy()
-    registry = TokenRegistry(rs.stream("fcm.tokens"), fcm_token)
+    registry = TokenRegistry(token_rng or rs.stream("fcm.tokens"), fcm_token)
     backend = PushBackend("fcm", registry, StoreAndForward(policy), clock, trace)
-    core = FcmCore(backend, rs.stream("fcm.core"), project_id=project_id,
-                   wall_clock=wall_clock, config=config)
+    core = FcmCore(backend, core_rng or rs.stream("fcm.core"), project_id=project_id,
+                   wall_clock=wall_clock, config=config, faults=faults)
     return FcmLab(backend, core, policy, trace)

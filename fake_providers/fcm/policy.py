@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fake_providers.store import DeviceQueue, DeviceState, Envelope
+from fake_providers.store import BasePolicy, DeviceQueue, DeviceState, Envelope
 from simulator.core.devicelink import Notice
 from simulator.core.trace import EventKind
 
@@ -32,7 +32,7 @@ NORMAL = 5
 MAX_AGE_S = 28 * 86400.0
 
 
-class FcmStorePolicy:
+class FcmStorePolicy(BasePolicy):
     """Collapse keys, the 100-message limit with its deleted-messages notice, Doze."""
 
     def __init__(self, *, max_collapse_keys: int = 4, max_pending: int = 100,
@@ -84,7 +84,7 @@ class FcmStorePolicy:
             owed[env.token] = env.app_id
         return evicted
 
-    def hold(self, env: Envelope, device: DeviceState) -> bool:
+    def hold(self, env: Envelope, device: DeviceState, now: float) -> bool:
         return device.dozing and env.priority < HIGH
 
     def take_notices(self, device_id: str) -> list[Notice]:

@@ -122,10 +122,7 @@ def fcm_admin_routes(core: FcmCore) -> list[web.RouteDef]:
 
     async def uninstall(request: web.Request) -> web.Response:
         record = _record(request)
-        backend.uninstall(record.device_id, record.app_id)
-        core.topics.forget(record.token)
-        if core.policy is not None:
-            core.policy.forget(record.token)
+        backend.uninstall(record.device_id, record.app_id)  # topics and notices too
         return web.json_response({"token": record.token, "active": record.active})
 
     async def refresh(request: web.Request) -> web.Response:

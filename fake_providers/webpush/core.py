@@ -38,7 +38,13 @@ from typing import Any
 
 from fake_providers.activity import ActivityLog
 from fake_providers.faults import FaultPlan
-from fake_providers.store import DeviceQueue, DeviceState, Envelope, StoreAndForward
+from fake_providers.store import (
+    BasePolicy,
+    DeviceQueue,
+    DeviceState,
+    Envelope,
+    StoreAndForward,
+)
 from fake_providers.webpush import protocol as proto
 from fake_providers.webpush.errors import (
     RETRY_AFTER_S,
@@ -134,7 +140,7 @@ class UserAgentState(DeviceState):
     broadcasts: dict[str, str] = field(default_factory=dict)
 
 
-class WebPushStorePolicy:
+class WebPushStorePolicy(BasePolicy):
     """Topic replacement on admission; urgency holds messages the UA does not want now."""
 
     max_age = float(MAX_TTL_S)
@@ -318,7 +324,7 @@ class WebPushCore:
         state = self.agents[uaid]
         out: list[Action] = []
         for env in self.store.pending(uaid):
-            if env.extra.get("conn") == conn or self.store.policy.hold(env, state):
+            if env.extra.get("conn") == conn or self.store.policy.hold(env, state, now):
                 continue
             out.append(self._forward(conn, env, now))
         return out
@@ -500,7 +506,7 @@ class WebPushCore:
         conn = self.uaid_conn.get(env.device_id)
         state = self.agents.get(env.device_id)
         deliverable = conn is not None and state is not None and \
-            not self.store.policy.hold(env, state)
+            not self.store.policy.hold(env, state, now)
         if env.now_or_never and not deliverable:
             if self.trace.active:
                 self.trace.emit(EventKind.DROPPED, provider="webpush", msg=env.msg_id,

@@ -36,11 +36,9 @@ from typing import Any
 from devices.apps import PollingApp, PushApp
 from devices.daemon import HeartbeatPolicy
 from devices.device import Device, memory_link_factory
-from fake_providers.apns.policy import ApnsStorePolicy
-from fake_providers.backend import PushBackend
+from fake_providers.apns.lab import build_lab
 from fake_providers.gateway import MemoryGateway
-from fake_providers.registry import TokenRegistry, apns_token
-from fake_providers.store import Envelope, StoreAndForward
+from fake_providers.store import Envelope
 from simulator.benchmarks.kernel import CELL_PERIOD, WIFI_PERIOD, _bare, bytes_per_device
 from simulator.core.clock import Watchdogs, run_virtual
 from simulator.core.network import LinkConditions, Network
@@ -84,8 +82,8 @@ class Population:
         self.loop = loop
         trace = Trace(loop.time)
         network = Network(loop, trace, rng.stream("network"))
-        self.backend = PushBackend("apns", TokenRegistry(rng.stream("tokens"), apns_token),
-                                   StoreAndForward(ApnsStorePolicy(loop.time)), loop.time, trace)
+        self.backend = build_lab(clock=loop.time, trace=trace, call_later=loop.call_later,
+                                 token_rng=rng.stream("tokens")).backend
         MemoryGateway(network, "gw", self.backend)
         factory = memory_link_factory(network, lambda _platform: "gw")
         conditions = {"wifi": LinkConditions(latency=0.01, nat_timeout=2 * HOUR),

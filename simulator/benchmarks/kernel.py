@@ -18,10 +18,9 @@ from typing import Any
 
 from devices.daemon import HeartbeatPolicy
 from devices.device import Device, memory_link_factory
-from fake_providers.backend import PushBackend
+from fake_providers.apns.lab import build_lab
 from fake_providers.gateway import MemoryGateway
-from fake_providers.registry import TokenRegistry, apns_token
-from fake_providers.store import KeepAllPolicy, StoreAndForward
+from fake_providers.store import KeepAllPolicy
 from simulator.core.clock import Watchdogs, run_virtual
 from simulator.core.network import LinkConditions, Network
 from simulator.core.rand import RandomSource
@@ -35,8 +34,8 @@ def _build(n: int, loop: asyncio.AbstractEventLoop, seed: int = 1) -> list[Devic
     rng = RandomSource(seed)
     trace = Trace(loop.time)
     network = Network(loop, trace, rng.stream("network"))
-    backend = PushBackend("apns", TokenRegistry(rng.stream("tokens"), apns_token),
-                          StoreAndForward(KeepAllPolicy()), loop.time, trace)
+    backend = build_lab(clock=loop.time, trace=trace, policy=KeepAllPolicy(),
+                        token_rng=rng.stream("tokens")).backend
     MemoryGateway(network, "gw", backend)
     factory = memory_link_factory(network, lambda _platform: "gw")
     conditions = {"wifi": LinkConditions(latency=0.01), "lte": LinkConditions(latency=0.04)}

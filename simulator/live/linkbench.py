@@ -16,12 +16,10 @@ from dataclasses import dataclass
 
 from devices.daemon import DaemonTimer, PushDaemon
 from devices.mqtt_link import MqttLinkFactory
-from fake_providers.backend import PushBackend
+from fake_providers.apns.lab import build_lab
 from fake_providers.mqtt_gateway import MqttGateway
-from fake_providers.registry import TokenRegistry, apns_token
-from fake_providers.store import Envelope, KeepAllPolicy, StoreAndForward
+from fake_providers.store import Envelope, KeepAllPolicy
 from simulator.core import devicelink as dl
-from simulator.core.trace import Trace
 from simulator.live.broker import EmbeddedBroker
 
 APP = "bench.app"
@@ -85,8 +83,8 @@ async def run(devices: int, pushes: int, paced: bool = False) -> LinkBenchResult
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     async with EmbeddedBroker() as broker:
-        backend = PushBackend("apns", TokenRegistry(random.Random(1), apns_token),
-                              StoreAndForward(KeepAllPolicy()), loop.time, Trace(loop.time))
+        backend = build_lab(clock=loop.time, policy=KeepAllPolicy(),
+                            token_rng=random.Random(1)).backend
         gateway = MqttGateway(backend, broker.url, username=broker.gateway_username,
                               password=broker.gateway_password)
         await gateway.start()
