@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from simulator.core.msgids import MessageIds
 from simulator.core.trace import EventKind, TraceEvent
 from simulator.scenario import Bounds, DeliveryExpectations, Scenario
-
-if TYPE_CHECKING:
-    from simulator.runner import RunResult
 
 FATES = ("handed", "not_handed", "rejected", "expired", "collapsed", "dropped", "in_flight",
          "stored", "accepted", "sent")
@@ -295,7 +292,16 @@ def _check_count(name: str, want: int | Bounds | None, observed: int) -> str | N
 VOLTAGE = 3.85
 
 
-def check(result: RunResult, outcome: Outcome | None = None) -> list[str]:
+class RunFigures(Protocol):
+    """What :func:`check` reads of a run (``simulator.run_result.RunResult`` has it)."""
+
+    scenario: Scenario
+    events: list[TraceEvent]
+    energy_j: dict[str, float]
+    heartbeats: int
+
+
+def check(result: RunFigures, outcome: Outcome | None = None) -> list[str]:
     """Every failed expectation, one line each, with the value observed."""
     scenario = result.scenario
     exp = scenario.expect

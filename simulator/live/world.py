@@ -34,7 +34,7 @@ from simulator.core.network import Network
 from simulator.core.trace import EventKind
 from simulator.live.broker import open_broker
 from simulator.live.nat import NatRelay
-from simulator.runner import FINAL_KINDS, RunResult, collect, schedule_timeline
+from simulator.run_result import FINAL_KINDS, RunResult, collect, schedule_timeline
 from simulator.scenario import Scenario
 from simulator.world import World, build_world
 

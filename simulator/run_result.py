@@ -1,0 +1,163 @@
+"""What a run produced, and how a running world is collected into it.
+
+Both the simulated run (:mod:`simulator.runner`) and the live one
+(:mod:`simulator.live.world`) drive a world and hand it to :func:`collect`; this
+module imports neither, so they do not import each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from simulator.core.trace import EventKind, JsonlWriter, Recorder, TraceEvent
+from simulator.scenario import Scenario
+from simulator.world import World
+
+if TYPE_CHECKING:
+    from simulator.outcomes import Outcome
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    events: list[TraceEvent]
+    duration: float
+    heartbeats: int = 0
+    energy_j: dict[str, float] = field(default_factory=dict)
+    pruned: list[str] = field(default_factory=list)
+    # (run time, {group: mean joules per device}) sampled through the run, for charts
+    energy_series: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    app_server_stats: dict[str, int] = field(default_factory=dict)
+    heartbeats_by_device: dict[str, int] = field(default_factory=dict)
+    # device -> cause (heartbeat, push, poll, reconnect, baseline...) -> joules
+    energy_by_cause: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def outcome(self) -> Outcome:
+        """Every delivery and its fate (provider renames resolved)."""
+        from simulator.outcomes import analyse, initial_users
+
+        return analyse(self.events, initial_users(self.scenario))
+
+    @property
+    def sent(self) -> int:
+        return len(self.outcome.deliveries)
+
+    @property
+    def handed(self) -> int:
+        return self.outcome.count("handed")
+
+    def delivered_ratio(self) -> float:
+        return self.handed / self.sent if self.sent else 1.0
+
+    def latencies(self) -> list[float]:
+        """Sent to handed, per delivery (FCM's own message names mapped back)."""
+        return [d.latency for d in self.outcome.deliveries if d.latency is not None]
+
+    def latency_p95(self) -> float | None:
+        lat = sorted(self.latencies())
+        if not lat:
+            return None
+        if len(lat) == 1:
+            return lat[0]
+        return statistics.quantiles(lat, n=20, method="inclusive")[18]
+
+    def check_expectations(self) -> list[str]:
+        """Failed expectations, each with the observed value (see simulator.outcomes)."""
+        from simulator.outcomes import check
+
+        return check(self)
+
+
+def schedule_timeline(world: World) -> None:
+    loop = world.loop
+    tasks: set[asyncio.Task] = set()
+
+    def fire(name: str, action: Any) -> None:
+        task = loop.create_task(world.act(name, action))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    for entry in sorted(world.scenario.timeline, key=lambda e: e.at):
+        name, action = entry.action
+        loop.call_at(world.t0 + entry.at * world.time_scale, fire, name, action)
+
+
+Progress = Callable[[float, float], None]
+"""``progress(done, total)`` in run seconds: the CLI's progress bar listens."""
+
+
+ENERGY_SAMPLES = 120
+
+
+def _group_energy(world: World, now: float, settle: bool = False) -> dict[str, float]:
+    devices = world.devices
+    if settle:
+        return {group: sum(devices[i].energy_j(now) for i in ids) / len(ids)
+                for group, ids in world.groups.items() if ids}
+    return {group: sum(devices[i].energy_at(now) for i in ids) / len(ids)
+            for group, ids in world.groups.items() if ids}
+
+
+def _start_sampler(world: World, duration: float, series: list[tuple[float, dict[str, float]]],
+                   progress: Progress | None) -> Callable[[], None]:
+    """Sample each group's mean energy (and report progress) ENERGY_SAMPLES times a run.
+
+    Sampling only reads (``Device.energy_at``), so the trace is the same with
+    or without it.
+    """
+    loop = world.loop
+    step = max(duration / ENERGY_SAMPLES, 1e-3)
+    handle: list[asyncio.TimerHandle] = []
+
+    def tick() -> None:
+        now = loop.time()
+        t = now - world.t0
+        series.append((t, _group_energy(world, now)))
+        if progress is not None:
+            progress(min(t, duration), duration)
+        handle[:] = [loop.call_later(step, tick)]
+
+    handle.append(loop.call_soon(tick))  # type: ignore[arg-type]
+    return lambda: handle[0].cancel()
+
+
+async def collect(world: World, duration: float, trace_path: str | Path | None,
+                  runner: Any, progress: Progress | None = None) -> RunResult:
+    recorder = Recorder()
+    world.trace.subscribe(recorder)
+    writer = JsonlWriter(trace_path) if trace_path else None
+    unsubscribe = world.trace.subscribe(writer) if writer is not None else None
+    series: list[tuple[float, dict[str, float]]] = []
+    stop_sampler = _start_sampler(world, duration, series, progress)
+    try:
+        await runner(world, duration)
+    finally:
+        stop_sampler()
+        if writer is not None and unsubscribe is not None:
+            unsubscribe()
+            writer.close()
+    now = world.loop.time()
+    series.append((now - world.t0, _group_energy(world, now, settle=True)))
+    if progress is not None:
+        progress(duration, duration)
+    return RunResult(
+        scenario=world.scenario, events=recorder.events, duration=now - world.t0,
+        heartbeats=sum(d.daemon.heartbeats for d in world.devices.values()),
+        energy_j={d.device_id: d.energy_j(now) for d in world.devices.values()},
+        pruned=list(world.app_server.pruned),
+        energy_series=series,
+        app_server_stats=world.app_server.stats.as_dict(),
+        heartbeats_by_device={d.device_id: d.daemon.heartbeats for d in world.devices.values()},
+        energy_by_cause={d.device_id: d.energy_by_cause(now) for d in world.devices.values()},
+    )
+
+
+FINAL_KINDS = (EventKind.HANDED, EventKind.REJECTED, EventKind.EXPIRED, EventKind.DROPPED,
+               EventKind.COLLAPSED)
