@@ -165,12 +165,15 @@ def run_shard(scenario: Scenario, group_of: dict[str, str],
     started = time.perf_counter()
     result = run_scenario(scenario)
     outcome = analyse(result.events, users)
+    members = device_groups(scenario)  # this world's groups: one device each in a shard
     series = []
-    for t, per_device in result.energy_series:
+    for t, means in result.energy_series:
         sums: dict[str, tuple[float, int]] = {}
-        for device, joules in per_device.items():
-            total, n = sums.get(group_of[device], (0.0, 0))
-            sums[group_of[device]] = (total + joules, n + 1)
+        for name, mean in means.items():
+            ids = members[name]
+            group = group_of[ids[0]]
+            total, n = sums.get(group, (0.0, 0))
+            sums[group] = (total + mean * len(ids), n + len(ids))
         series.append((t, sums))
     return ShardRun(outcome, result.duration, result.heartbeats, result.energy_j,
                     result.heartbeats_by_device, list(result.pruned),

@@ -166,3 +166,18 @@ def load(
         table.add_row(name, t["target"], str(t["measured"]),
                       "[green]yes[/green]" if t["met"] else "[red]no[/red]")
     Console().print(table)
+
+
+@app.command("sweep")
+def sweep(
+    runs: Annotated[int, typer.Option(min=2, max=10_000, help="runs of the small sweep")] = 16,
+    scale: Annotated[float, typer.Option(
+        min=0.0001, max=10.0, help="city.yaml's groups scaled by this (10: city-100k)")] = 0.1,
+    hours: Annotated[float, typer.Option(min=0.01, max=24.0, help="simulated hours of the "
+                                                                  "population run")] = 6.0,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Sweep runs/s on 1 and 2 local Dask workers; a population sharded in 2 vs whole."""
+    from simulator.benchmarks.sweep import bench
+
+    emit(bench(runs, scale, hours), as_json, "bench sweep")
