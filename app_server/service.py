@@ -104,7 +104,7 @@ class AppServer:
         for topic in topics:
             errors = await sender.subscribe([inst.token], topic)  # type: ignore[attr-defined]
             if self.trace.active:
-                self.trace.emit(EventKind.NOTE, what="subscribe", device=inst.device_id,
+                self.trace.emit(EventKind.SUBSCRIBE, device=inst.device_id,
                                 app=inst.app_id, topic=topic, error=errors[0] if errors else None)
 
     # sending ---------------------------------------------------------------------------
@@ -114,7 +114,7 @@ class AppServer:
         installs = [i for i in self.store.for_user(user)
                     if app_id is None or i.app_id == app_id]
         if not installs and self.trace.active:
-            self.trace.emit(EventKind.NOTE, what="no_target", user=user, app=app_id)
+            self.trace.emit(EventKind.NO_TARGET, user=user, app=app_id)
         return await self._send_all(installs, note, user)
 
     async def send_to_device(self, device_id: str, note: Notification,
@@ -186,7 +186,7 @@ class AppServer:
                 break
             self.stats.retries += 1
             if self.trace.active:
-                self.trace.emit(EventKind.NOTE, what="retry", msg=msg, attempt=attempt,
+                self.trace.emit(EventKind.RETRY, msg=msg, attempt=attempt,
                                 status=result.status, reason=result.reason,
                                 retry_after=result.retry_after, delay=round(delay, 6))
             await asyncio.sleep(delay)
@@ -194,7 +194,7 @@ class AppServer:
         if result.ok:
             self.stats.accepted += 1
             if result.provider_msg_id and self.trace.active:
-                self.trace.emit(EventKind.NOTE, what="provider_id", msg=msg,
+                self.trace.emit(EventKind.PROVIDER_ID, msg=msg,
                                 provider_msg=result.provider_msg_id)
         else:
             gave_up = self.retry.retryable(result.status) and not result.malformed
@@ -206,7 +206,7 @@ class AppServer:
             else:
                 self.stats.failed += 1
             if self.trace.active:
-                self.trace.emit(EventKind.NOTE, what="send_failed", msg=msg, attempts=attempt,
+                self.trace.emit(EventKind.SEND_FAILED, msg=msg, attempts=attempt,
                                 status=result.status, reason=result.reason, gave_up=gave_up,
                                 outcome=result.outcome)
         return result
@@ -223,7 +223,7 @@ class AppServer:
             self.store.replace_token(token, result.canonical_token, self.clock())
             self.stats.replaced += 1
             if self.trace.active:
-                self.trace.emit(EventKind.NOTE, what="token_replaced", device=inst.device_id,
+                self.trace.emit(EventKind.TOKEN_REPLACED, device=inst.device_id,
                                 app=inst.app_id, old=token, new=result.canonical_token)
 
     # polling apps -------------------------------------------------------------------

@@ -52,7 +52,7 @@ class CallbackSession:
             return
         self.failures += 1
         if backend.trace.active:
-            backend.trace.emit(EventKind.NOTE, provider=backend.name, device=self.device_id,
+            backend.trace.emit(EventKind.CALLBACK_FAILED, provider=backend.name, device=self.device_id,
                                msg=getattr(msg, "msg_id", None), callback_failed=outcome,
                                address=self.address,
                                why=_WHY.get(outcome, outcome))

@@ -3,15 +3,12 @@
 One *delivery* is one message on its way to one app on one device: a send to a
 user with two phones is two deliveries, a topic message is one per subscriber
 it reached, a polling app's inbox item is one. Its *fate* is the furthest it
-got: ``handed`` to the app, ``not_handed`` (the daemon got it but no app took
-it), ``rejected`` (the app server gave up), ``expired``, ``collapsed``,
-``dropped``, ``in_flight`` (forwarded, never acknowledged), ``stored`` (still
-waiting in the provider or the inbox), ``accepted`` or ``sent``.
+got (:class:`simulator.core.fate.Fate`, decided by :func:`fate_of`).
 
 The app server names a message before the provider does (APNs echoes the
-``apns-id``; FCM answers with its own id), so the app server notes the
-provider's id beside its own (``note what=provider_id``); topic deliveries are
-``<provider id>/<n>``. Everything here is a pure function of the event list.
+``apns-id``; FCM answers with its own id), so hops are joined through
+:class:`MessageIds`; topic deliveries are ``<provider id>/<n>``. Everything
+here is a pure function of the event list.
 """
 
 from __future__ import annotations
@@ -20,14 +17,26 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from simulator.core.events import (
+    Accepted,
+    Handed,
+    Login,
+    Logout,
+    Retry,
+    SendFailed,
+    Sent,
+    TokenPruned,
+    TraceEvent,
+)
+from simulator.core.fate import HOPS, Fate, fate_of
 from simulator.core.msgids import MessageIds
-from simulator.core.trace import EventKind, TraceEvent
+from simulator.core.trace import EventKind
 from simulator.scenario import Bounds, DeliveryExpectations, Scenario
 
-FATES = ("handed", "not_handed", "rejected", "expired", "collapsed", "dropped", "in_flight",
-         "stored", "accepted", "sent")
+FATES = tuple(Fate)
 HOP_KINDS = (EventKind.SENT, EventKind.ACCEPTED, EventKind.STORED, EventKind.FORWARDED,
              EventKind.DELIVERED, EventKind.HANDED)
+_HOPS = frozenset(HOPS)
 
 
 @dataclass
@@ -49,24 +58,11 @@ class Delivery:
     handed_to: str | None = None  # the user logged in on the device when it was handed
 
     @property
-    def fate(self) -> str:
-        h = self.hops
-        if EventKind.HANDED in h:
-            return "handed"
-        if EventKind.DELIVERED in h:
-            return "not_handed"
+    def fate(self) -> Fate:
+        kinds: Any = self.hops.keys()
         if self.failed:
-            return "rejected"
-        for kind in (EventKind.EXPIRED, EventKind.COLLAPSED, EventKind.DROPPED):
-            if kind in h:
-                return str(kind)
-        if EventKind.FORWARDED in h:
-            return "in_flight"
-        if EventKind.STORED in h or self.kind == "poll":
-            return "stored"
-        if EventKind.ACCEPTED in h:
-            return "accepted"
-        return "sent"
+            kinds = (*kinds, EventKind.SEND_FAILED)
+        return fate_of(kinds, polled=self.kind == "poll")
 
     @property
     def latency(self) -> float | None:
@@ -85,7 +81,7 @@ class Outcome:
         out = dict.fromkeys(FATES, 0)
         for d in self.deliveries:
             out[d.fate] += 1
-        return out
+        return {str(k): v for k, v in out.items()}
 
     def count(self, fate: str) -> int:
         return sum(1 for d in self.deliveries if d.fate == fate)
@@ -114,93 +110,117 @@ def initial_users(scenario: Scenario) -> dict[str, str | None]:
     return out
 
 
+class _Reader:
+    """One pass over a trace whose provider ids are known: the deliveries and counters."""
+
+    def __init__(self, ids: MessageIds, accepted_at: dict[str, float],
+                 users: dict[str, str | None]) -> None:
+        self.canonical = ids.canonical
+        self.accepted_at = accepted_at  # by provider id: a topic's children need it
+        self.current = users
+        self.out = Outcome([])
+        self.by_id: dict[str, Delivery] = {}
+        self.topics: dict[str, Delivery] = {}
+        self.children: dict[str, int] = {}
+
+    def read(self, ev: TraceEvent) -> None:
+        t = type(ev)
+        if t is Login:
+            self.current[ev.device] = ev.user
+        elif t is Logout:
+            self.current[ev.device] = None
+        elif t is Retry:
+            self.out.retries += 1
+            target = self._target(ev.msg)
+            if target is not None:
+                target.attempts += 1
+        elif t is SendFailed:
+            target = self._target(ev.msg)
+            if target is not None:
+                target.failed = True
+                target.reason = f"{ev.status} {ev.reason}"
+        elif t is TokenPruned:
+            self.out.tokens_pruned += 1
+        elif t is Sent:
+            self._sent(ev)
+        elif ev.kind in _HOPS and ev.msg is not None:  # type: ignore[attr-defined]
+            self._hop(ev)
+
+    def _target(self, msg: str) -> Delivery | None:
+        return self.by_id.get(msg) or self.topics.get(msg)
+
+    def _sent(self, ev: Sent) -> None:
+        msg = ev.msg
+        if ev.topic is not None:
+            self.topics[msg] = Delivery(msg, "topic", ev.t, topic=ev.topic,
+                                        provider=ev.provider, priority=ev.priority)
+            return
+        rec = Delivery(msg, "poll" if ev.via == "poll" else "push", ev.t,
+                       user=ev.user, device=ev.device, app=ev.app,
+                       provider=ev.provider or ("poll" if ev.via else None),
+                       priority=ev.priority)
+        rec.hops[EventKind.SENT] = ev.t
+        self.by_id[msg] = rec
+        self.out.deliveries.append(rec)
+
+    def _child(self, cid: str, msg: str, ev: Any) -> Delivery | None:
+        """A topic delivery's record, made at its first hop."""
+        parent_id, sep, _ = cid.partition("/")
+        parent = self.topics.get(parent_id) if sep else None
+        if parent is None:
+            return None
+        rec = Delivery(cid, "topic", parent.sent_at, topic=parent.topic,
+                       app=getattr(ev, "app", None), device=ev.device, provider=parent.provider,
+                       priority=parent.priority, attempts=parent.attempts)
+        rec.hops[EventKind.SENT] = parent.sent_at
+        acc = self.accepted_at.get(msg.partition("/")[0])
+        if acc is not None:
+            rec.hops[EventKind.ACCEPTED] = acc
+        self.by_id[cid] = rec
+        self.children[parent_id] = self.children.get(parent_id, 0) + 1
+        self.out.deliveries.append(rec)
+        return rec
+
+    def _hop(self, ev: Any) -> None:
+        msg = str(ev.msg)
+        cid = self.canonical(msg)
+        rec = self.by_id.get(cid) or self._child(cid, msg, ev)
+        if rec is None:
+            return
+        device = getattr(ev, "device", None)
+        if rec.device is None and device is not None:
+            rec.device = device
+        app = getattr(ev, "app", None)
+        if rec.app is None and app is not None:
+            rec.app = app
+        rec.hops.setdefault(ev.kind, ev.t)
+        if type(ev) is Handed:
+            holder = self.current.get(str(device))
+            rec.handed_to = holder
+            rec.misdelivered = rec.user is not None and holder != rec.user
+
+    def finish(self) -> Outcome:
+        for tid, parent in self.topics.items():
+            if tid in self.children:
+                continue
+            if parent.failed:  # the topic send itself failed: one lost delivery
+                self.out.deliveries.append(parent)
+            else:
+                self.out.topics_without_recipients += 1
+        return self.out
+
+
 def analyse(events: list[TraceEvent], users: dict[str, str | None] | None = None) -> Outcome:
     """Every delivery and its fate, from the trace alone."""
     ids = MessageIds()
-    accepted_at: dict[str, float] = {}  # by provider id: a topic's children need it
+    accepted_at: dict[str, float] = {}
     for ev in events:
-        if ids.learn(ev) is None and ev.kind == EventKind.ACCEPTED \
-                and ev.data.get("msg") is not None:
-            accepted_at.setdefault(str(ev.data["msg"]), ev.t)
-    canonical = ids.canonical
-    current = dict(users or {})
-    out = Outcome([])
-    by_id: dict[str, Delivery] = {}
-    topics: dict[str, Delivery] = {}
-    children: dict[str, int] = {}
+        if ids.learn(ev) is None and type(ev) is Accepted and ev.msg is not None:
+            accepted_at.setdefault(ev.msg, ev.t)
+    reader = _Reader(ids, accepted_at, dict(users or {}))
     for ev in events:
-        d = ev.data
-        kind = ev.kind
-        if kind == EventKind.NOTE:
-            what = d.get("what")
-            if what == "login":
-                current[d["device"]] = d.get("user")
-            elif what == "logout":
-                current[d["device"]] = None
-            elif what == "retry":
-                out.retries += 1
-                target = by_id.get(str(d.get("msg"))) or topics.get(str(d.get("msg")))
-                if target is not None:
-                    target.attempts += 1
-            elif what == "send_failed":
-                target = by_id.get(str(d.get("msg"))) or topics.get(str(d.get("msg")))
-                if target is not None:
-                    target.failed = True
-                    target.reason = f"{d.get('status')} {d.get('reason')}"
-            continue
-        if kind == EventKind.TOKEN_PRUNED:
-            out.tokens_pruned += 1
-            continue
-        msg = d.get("msg")
-        if msg is None:
-            continue
-        if kind == EventKind.SENT:
-            if d.get("topic") is not None:
-                topics[msg] = Delivery(msg, "topic", ev.t, topic=d["topic"],
-                                       provider=d.get("provider"), priority=d.get("priority"))
-                continue
-            rec = Delivery(msg, "poll" if d.get("via") == "poll" else "push", ev.t,
-                           user=d.get("user"), device=d.get("device"), app=d.get("app"),
-                           provider=d.get("provider") or ("poll" if d.get("via") else None),
-                           priority=d.get("priority"))
-            rec.hops[EventKind.SENT] = ev.t
-            by_id[msg] = rec
-            out.deliveries.append(rec)
-            continue
-        cid = canonical(str(msg))
-        rec = by_id.get(cid)
-        if rec is None:
-            parent_id, sep, _ = cid.partition("/")
-            parent = topics.get(parent_id) if sep else None
-            if parent is None:
-                continue
-            rec = Delivery(cid, "topic", parent.sent_at, topic=parent.topic, app=d.get("app"),
-                           device=d.get("device"), provider=parent.provider,
-                           priority=parent.priority, attempts=parent.attempts)
-            rec.hops[EventKind.SENT] = parent.sent_at
-            acc = accepted_at.get(str(msg).partition("/")[0])
-            if acc is not None:
-                rec.hops[EventKind.ACCEPTED] = acc
-            by_id[cid] = rec
-            children[parent_id] = children.get(parent_id, 0) + 1
-            out.deliveries.append(rec)
-        if rec.device is None and d.get("device") is not None:
-            rec.device = d["device"]
-        if rec.app is None and d.get("app") is not None:
-            rec.app = d["app"]
-        rec.hops.setdefault(kind, ev.t)
-        if kind == EventKind.HANDED:
-            holder = current.get(str(d.get("device")))
-            rec.handed_to = holder
-            rec.misdelivered = rec.user is not None and holder != rec.user
-    for tid, parent in topics.items():
-        if tid in children:
-            continue
-        if parent.failed:  # the topic send itself failed: one lost delivery
-            out.deliveries.append(parent)
-        else:
-            out.topics_without_recipients += 1
-    return out
+        reader.read(ev)
+    return reader.finish()
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -216,7 +236,7 @@ def percentile(values: list[float], p: float) -> float | None:
 def delivered_ratio(deliveries: list[Delivery]) -> float:
     if not deliveries:
         return 1.0
-    return sum(1 for d in deliveries if d.fate == "handed") / len(deliveries)
+    return sum(1 for d in deliveries if d.fate == Fate.HANDED) / len(deliveries)
 
 
 def latencies(deliveries: list[Delivery]) -> list[float]:

@@ -6,7 +6,8 @@ import asyncio
 from pathlib import Path
 
 from simulator.core.clock import run_virtual
-from simulator.core.trace import EventKind, TraceEvent
+from simulator.core.fate import LIFECYCLE_KINDS
+from simulator.core.trace import TraceEvent
 from simulator.run_result import Progress, RunResult, collect, schedule_timeline
 from simulator.scenario import Scenario
 from simulator.world import World, build_world
@@ -43,12 +44,6 @@ async def _run_sim(scenario: Scenario, seed: int | None, trace_path: str | Path 
     loop = asyncio.get_running_loop()
     world = build_world(scenario, loop, seed, progress=building)
     return await collect(world, scenario.duration, trace_path, run_world, progress=progress)
-
-
-LIFECYCLE_KINDS = (EventKind.TOKEN_REGISTERED, EventKind.TOKEN_STORED, EventKind.SENT,
-                   EventKind.ACCEPTED, EventKind.REJECTED, EventKind.STORED,
-                   EventKind.COLLAPSED, EventKind.EXPIRED, EventKind.DROPPED,
-                   EventKind.FORWARDED, EventKind.DELIVERED, EventKind.HANDED)
 
 
 def lifecycle(events: list[TraceEvent]) -> list[str]:

@@ -161,17 +161,17 @@ class World:
         elif name == "login":
             device.user = action.user
             self.app_server.login(device.device_id, action.user)
-            self.trace.emit(EventKind.NOTE, what="login", device=device.device_id,
+            self.trace.emit(EventKind.LOGIN, device=device.device_id,
                             user=action.user)
         elif name == "logout":
             device.user = None
             self.app_server.logout(device.device_id)
-            self.trace.emit(EventKind.NOTE, what="logout", device=device.device_id)
+            self.trace.emit(EventKind.LOGOUT, device=device.device_id)
 
     async def provider_action(self, name: str, action: Any) -> None:
         """Outages, recoveries and scripted faults go through the provider's fault plan."""
         if name == "broker_restart":
-            self.trace.emit(EventKind.NOTE, what="broker_restart", down_for=action.down_for,
+            self.trace.emit(EventKind.BROKER_RESTART, down_for=action.down_for,
                             live=self.restart_broker is not None)
             if self.restart_broker is not None:
                 await self.restart_broker(action.down_for)
@@ -179,16 +179,16 @@ class World:
         plan = self.providers.faults[action.provider]
         if name == "outage":
             plan.set_outage(action.mode)
-            self.trace.emit(EventKind.NOTE, what="outage", provider=action.provider,
+            self.trace.emit(EventKind.OUTAGE, provider=action.provider,
                             mode=action.mode)
         elif name == "recover":
             plan.set_outage(None)
-            self.trace.emit(EventKind.NOTE, what="recover", provider=action.provider)
+            self.trace.emit(EventKind.RECOVER, provider=action.provider)
         else:
             for token in self._fault_tokens(action):
                 plan.add(status=action.status, reason=action.reason, token=token,
                          count=action.count, retry_after=action.retry_after, delay=action.delay)
-            self.trace.emit(EventKind.NOTE, what="fault", provider=action.provider,
+            self.trace.emit(EventKind.FAULT, provider=action.provider,
                             status=action.status, reason=action.reason, device=action.device)
 
     def _fault_tokens(self, action: FaultAction) -> list[str | None]:

@@ -26,7 +26,7 @@ from fake_providers.fcm.lab import build_fcm_lab
 from fake_providers.fcm.oauth import generate_service_account
 from simulator.core.clock import run_virtual
 from simulator.core.http import MemoryTransport
-from simulator.core.trace import Recorder, Trace
+from simulator.core.trace import EventKind, Recorder, Trace
 
 T0 = 1_767_225_600.0
 TOPIC = "com.example.chat"
@@ -121,8 +121,8 @@ def test_apns_4xx_is_never_retried_but_503_is_with_retry_after() -> None:
     assert bad[0].status == 400 and bad[0].attempts == 1
     assert good[0].status == 200 and good[0].attempts == 3
     assert waited >= 120.0  # two waits, each at least Retry-After
-    retries = [e for e in rec.events if e.data.get("what") == "retry"]
-    assert [e.data["retry_after"] for e in retries] == [60.0, 60.0]
+    retries = [e for e in rec.events if e.kind == EventKind.RETRY]
+    assert [e.retry_after for e in retries] == [60.0, 60.0]
 
 
 def test_apns_gives_up_after_max_attempts() -> None:

@@ -187,8 +187,8 @@ async def test_doze_toggles_through_the_world(h: Harness) -> None:
     await h.advance(1)
     row = next(r for r in h.engine.snapshot.rows if r.device_id == "bob-pixel")
     assert "doze" in row.flags
-    notes = [e for e in h.since_mark() if e.kind == "note" and e.data.get("device") == "bob-pixel"]
-    assert notes, "doze leaves a note in the trace"
+    notes = [e for e in h.since_mark() if e.kind == "doze" and e.device == "bob-pixel"]
+    assert notes, "doze leaves a doze event in the trace"
 
 
 async def test_coverage_loss_disconnects(h: Harness) -> None:

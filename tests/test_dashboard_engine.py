@@ -44,10 +44,13 @@ def test_diagram_places_messages_by_hop_and_fate() -> None:
     done = MessageView("m2", "fcm", (("sent", 0.0), ("accepted", 0.02), ("forwarded", 0.02),
                                      ("delivered", 0.05), ("handed", 0.05)))
     assert place(done, 2).spot == "edge2"
-    assert place(done, 4).spot == "device" and place(done, 4).fate == "delivered"
-    rejected = MessageView("m3", "apns", (("sent", 0.0), ("rejected", 0.02)))
+    assert place(done, 4).spot == "device" and place(done, 4).fate == "handed"
+    # rejected: the provider said no and the app server gave up (no retry)
+    rejected = MessageView("m3", "apns", (("sent", 0.0), ("rejected", 0.02),
+                                         ("send_failed", 0.02)))
+    assert place(rejected, 1).fate == "sent" and place(rejected, 2).fate == "rejected"
     text = draw(Snapshot(platforms={"ios": 1}, outage={"apns": True}),
-                [place(rejected, 1)]).plain
+                [place(rejected, 2)]).plain
     assert "APNs DOWN" in text and "✗" in text
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from textual.widgets import DataTable
 
+from simulator.core.events import make
+from simulator.core.fate import HOPS, Fate
 from simulator.core.trace import EventKind, TraceEvent
 from simulator.dashboard.app import DashboardApp
 from simulator.dashboard.engine import SimEngine
@@ -45,23 +47,22 @@ def collected(events: list[TraceEvent]) -> Collector:
 
 
 def fcm_ids(events: list[TraceEvent]) -> dict[str, str]:
-    """App server id -> FCM's name, from the trace's provider_id notes."""
-    return {str(e.data["msg"]): str(e.data["provider_msg"]) for e in events
-            if e.kind == EventKind.NOTE and e.data.get("what") == "provider_id"}
+    """App server id -> FCM's name, from the trace's provider_id events."""
+    return {e.msg: e.provider_msg for e in events if e.kind == EventKind.PROVIDER_ID}
 
 
-def test_every_handed_message_reads_delivered_in_the_dashboard() -> None:
-    """What the reports call handed, the dashboard calls delivered, FCM included."""
+def test_every_handed_message_reads_handed_in_the_dashboard() -> None:
+    """What the reports call handed, the dashboard calls handed too, FCM included."""
     events, fates = dashboard_run()
     collector = collected(events)
     handed = [m for m, fate in fates.items() if fate == "handed"]
     assert any(m in fcm_ids(events) for m in handed), "the scenario has an FCM message"
     for msg in handed:
-        assert fate_of(e.kind for e in collector.life(msg)) == "delivered", msg
+        assert fate_of(e.kind for e in collector.life(msg)) == Fate.HANDED, msg
     views = {v.msg_id: v for v in collector.recent_messages()}
     for msg in handed:
-        assert views[msg].fate == "delivered", msg
-    assert not [v for v in views.values() if v.fate == "in flight"]
+        assert views[msg].fate == Fate.HANDED, msg
+    assert not [v for v in views.values() if not v.fate.settled]
 
 
 def test_a_life_is_the_same_by_either_name_and_in_causal_order() -> None:
@@ -70,7 +71,7 @@ def test_a_life_is_the_same_by_either_name_and_in_causal_order() -> None:
     for app_id, provider_id in fcm_ids(events).items():
         if fates.get(app_id) != "handed":
             continue
-        lives = [[e.kind for e in collector.life(name) if e.kind != EventKind.NOTE]
+        lives = [[e.kind for e in collector.life(name) if e.kind in HOPS]
                  for name in (app_id, provider_id)]
         assert lives[0] == lives[1]
         kinds = lives[0]
@@ -84,7 +85,9 @@ def test_hops_of_one_instant_are_sorted_by_lifecycle() -> None:
     collector = Collector()
     for t, kind in ((5.0, "sent"), (5.02, "forwarded"), (5.02, "accepted"), (5.03, "handed"),
                     (5.03, "delivered")):
-        collector(TraceEvent(t, kind, {"msg": "m1", "provider": "fcm"}))
+        collector(make(kind, t, {"msg": "m1", "provider": "fcm", "device": "d", "attempt": 1}
+                       if kind == "forwarded" else {"msg": "m1", "device": "d"}
+                       if kind in ("handed", "delivered") else {"msg": "m1", "provider": "fcm"}))
     kinds = [e.kind for e in collector.life("m1")]
     assert kinds == ["sent", "accepted", "forwarded", "delivered", "handed"]
     assert [k for k, _ in collector.recent_messages()[0].hops] == kinds
@@ -116,7 +119,7 @@ async def test_log_and_life_panel_show_one_fcm_message_under_one_id() -> None:
         table = app.query_one("#event-table", DataTable)
         rows = [table.get_row_at(i) for i in range(table.row_count)]
         kinds = [str(r[1]) for r in rows]
-        assert sorted(k for k in kinds if k != "note") == sorted(
+        assert sorted(k for k in kinds if k != "provider_id") == sorted(
             ["sent", "accepted", "forwarded", "delivered", "handed"])
         assert {str(r[3]) for r in rows} == {app_id[:8]}
         table.focus()
@@ -125,7 +128,7 @@ async def test_log_and_life_panel_show_one_fcm_message_under_one_id() -> None:
         life = app.query_one(MessageLife)
         assert life.msg_id == provider_id
         text = render(life)
-        assert f"● delivered  message {app_id}" in text
+        assert f"● handed  message {app_id}" in text
         assert provider_id in text
         hops = [word for line in text.splitlines() for word in line.split()[2:3]]
         assert [h for h in hops if h in ORDER] == ["sent", "accepted", "forwarded",
@@ -138,8 +141,8 @@ async def test_fcm_names_of_one_second_stay_apart_in_the_log() -> None:
     app = DashboardApp(engine, animate=False)
     async with app.run_test(size=(160, 48)) as pilot:
         for name in ("0:1767225720020000%683786b1bd74cd9a", "0:1767225720030000%1f0e5a2c77b3d2"):
-            engine.collector(TraceEvent(1.0, "forwarded", {"msg": name, "provider": "fcm",
-                                                           "device": "test-pixel"}))
+            engine.collector(make("forwarded", 1.0, {"msg": name, "provider": "fcm",
+                                                     "device": "test-pixel", "attempt": 1}))
         app.query_one(EventLog).set_filter("device:test-pixel")
         await pilot.pause()
         table = app.query_one("#event-table", DataTable)
@@ -151,14 +154,15 @@ def test_topic_deliveries_carry_the_topic_send() -> None:
     """A topic send reached through FCM's id (noted late) shows as its deliveries."""
     collector = Collector()
     events = [(0.0, "sent", {"msg": "app-1", "topic": "scores", "provider": "fcm"}),
-              (0.02, "forwarded", {"msg": "777/0", "provider": "fcm", "device": "a"}),
+              (0.02, "forwarded", {"msg": "777/0", "provider": "fcm", "device": "a",
+                                    "attempt": 1}),
               (0.02, "accepted", {"msg": "777", "provider": "fcm", "status": 200}),
               (0.03, "handed", {"msg": "777/0", "device": "a"}),
               (0.03, "delivered", {"msg": "777/0", "device": "a"}),
-              (0.04, "note", {"what": "provider_id", "msg": "app-1", "provider_msg": "777"})]
+              (0.04, "provider_id", {"msg": "app-1", "provider_msg": "777"})]
     for t, kind, data in events:
-        collector(TraceEvent(t, kind, data))
+        collector(make(kind, t, data))
     (view,) = collector.recent_messages()
-    assert view.msg_id == "app-1/0" and view.lane == "fcm" and view.fate == "delivered"
+    assert view.msg_id == "app-1/0" and view.lane == "fcm" and view.fate == Fate.HANDED
     assert [k for k, _ in view.hops] == ["sent", "accepted", "forwarded", "delivered", "handed"]
     assert collector.deliveries("777") == ["app-1/0"]

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.core.clock import run_virtual
+from simulator.core.msgids import MessageIds
 from simulator.core.trace import EventKind
 from simulator.runner import collect, run_world
 from simulator.scenario import Scenario
@@ -91,12 +92,11 @@ def test_kept_notifications_reach_the_right_app_exactly_once(platform, nat_timeo
     result, samples = run_virtual(_run(scenario))
     events = result.events
 
-    # the provider's own name for each message (FCM renames on accept)
-    alias = {e.data["provider_msg"]: e.data["msg"] for e in events
-             if e.kind == EventKind.NOTE and e.data.get("what") == "provider_id"}
-
-    def name(msg):
-        return alias.get(msg, msg)
+    # the app server's name for each message, whatever the provider called it
+    ids = MessageIds()
+    for e in events:
+        ids.learn(e)
+    name = ids.canonical
 
     sent = {e.data["msg"]: e for e in events if e.kind == EventKind.SENT}
     accepted = {name(e.data["msg"]) for e in events if e.kind == EventKind.ACCEPTED}

@@ -34,8 +34,8 @@ def _handed(result, device):
 
 
 def _failures(result, device):
-    return [e for e in result.events if e.kind == EventKind.NOTE
-            and e.data.get("device") == device and "callback_failed" in e.data]
+    return [e for e in result.events if e.kind == EventKind.CALLBACK_FAILED
+            and e.device == device]
 
 
 def test_ip_callback_reaches_a_public_address_and_shows_why_it_fails_otherwise():
@@ -95,8 +95,7 @@ timeline:
 
 def test_doze_holds_normal_priority_until_a_maintenance_window():
     result = run_scenario(parse_scenario(DOZE))
-    notes = [(e.t, e.data["doze"]) for e in result.events
-             if e.kind == EventKind.NOTE and "doze" in e.data]
+    notes = [(e.t, e.doze) for e in result.events if e.kind == EventKind.DOZE]
     # idle at 10m; maintenance 1 h later; idle again 30 s after; next window 2 h later
     assert notes[:4] == [(600.0, "idle"), (4200.0, "awake"), (4230.0, "idle"),
                          (11430.0, "awake")]
@@ -119,7 +118,7 @@ def test_doze_defers_periodic_work_to_maintenance_windows():
 
 def test_doze_is_ignored_on_ios():
     result = run_scenario(parse_scenario(DOZE.replace("android", "ios")))
-    assert not [e for e in result.events if e.kind == EventKind.NOTE and "doze" in e.data]
+    assert not [e for e in result.events if e.kind == EventKind.DOZE]
 
 
 def test_reinstall_changes_the_token_and_old_messages_do_not_reach_the_new_install():

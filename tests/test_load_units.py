@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from simulator.core.fate import Fate
 from simulator.load.faults import parse_fault
 from simulator.load.profiles import RateProfile
 from simulator.load.stats import Latency, classify_undelivered, recovery_after
@@ -81,7 +82,7 @@ def test_every_undelivered_message_gets_a_place() -> None:
     outcome = {0: (200, None, "m0"), 1: (200, None, "m1"), 2: (410, "Unregistered", ""),
                3: (0, "ClientConnectorError", ""), 4: (200, None, "m4"),
                5: (200, None, "m5")}
-    fates = {"m0": "stored", "m1": "forwarded", "m4": "collapsed"}
+    fates = {"m0": Fate.STORED, "m1": Fate.IN_FLIGHT, "m4": Fate.COLLAPSED}
     online = {"d0": False, "d1": True}
     got = classify_undelivered([0, 1, 2, 3, 4, 5, 6], outcome, fates, online,
                                lambda seq: f"d{seq % 2}").as_dict()

@@ -81,9 +81,8 @@ timeline:
   - {at: 1s, broker_restart: {down_for: 2s}}
   - {at: 2s, send: {user: u}}
 """), live=True)
-    notes = [e for e in result.events if e.kind == EventKind.NOTE
-             and e.data.get("what") == "broker_restart"]
-    assert notes and notes[0].data["live"] is True
+    notes = [e for e in result.events if e.kind == EventKind.BROKER_RESTART]
+    assert notes and notes[0].live is True
     handed = [e for e in result.events if e.kind == EventKind.HANDED]
     connected = [e.t for e in result.events if e.kind == EventKind.CONNECTED]
     assert len(handed) == 1 and len(connected) >= 2

@@ -235,7 +235,7 @@ def test_broadcasts_nack_and_ack_codes() -> None:
     push(core, endpoint)
     note = browser.got[-1]
     browser.send(browser.ua.nack(note))
-    assert core.store.total() == 1 and ("note", 301) in codes  # a nack keeps it
+    assert core.store.total() == 1 and ("nack", 301) in codes  # a nack keeps it
     browser.conn.connection_lost()
     again = Browser(core, "c2", uaid=browser.ua.uaid)
     again.hello()

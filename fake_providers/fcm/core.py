@@ -110,7 +110,7 @@ class FcmCore:
         if path == self.config.token_path:
             resp = self.oauth.handle_token(req)
             if self.backend.trace.active:
-                self.backend.trace.emit(EventKind.NOTE, provider="fcm", what="oauth_token",
+                self.backend.trace.emit(EventKind.OAUTH_TOKEN, provider="fcm",
                                         status=resp.status)
             return FcmOutcome(resp)
         delay = self.faults.latency
@@ -394,7 +394,7 @@ class FcmCore:
         results = [self._iid_one(token, topic, project, add) for token in tokens]
         ok = sum(1 for r in results if not r)
         if self.backend.trace.active:
-            self.backend.trace.emit(EventKind.NOTE, provider="fcm", what=f"iid_{op}",
+            self.backend.trace.emit(EventKind.IID_BATCH, provider="fcm", op=op,
                                     topic=topic, ok=ok, failed=len(results) - ok)
         self.activity.record(self.wall_clock(), True, 200, None, req.method, req.path,
                              f"/topics/{topic}", None, req.headers, req.body)
@@ -484,8 +484,8 @@ class FcmCore:
         else:
             self.topics.unsubscribe(token, topic)
         if self.backend.trace.active:
-            self.backend.trace.emit(EventKind.NOTE, provider="fcm",
-                                    what="subscribe" if add else "unsubscribe",
+            self.backend.trace.emit(EventKind.SUBSCRIBED if add else EventKind.UNSUBSCRIBED,
+                                    provider="fcm",
                                     topic=topic, token=token)
         self.activity.record(self.wall_clock(), True, 200, None, req.method, req.path, token,
                              None, req.headers, req.body)

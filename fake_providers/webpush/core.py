@@ -276,8 +276,8 @@ class WebPushCore:
         """A ``nack``: the UA could not hand the message on; it stays, sent again later."""
         uaid = self._uaid(conn)
         if self.trace.active:
-            self.trace.emit(EventKind.NOTE, provider="webpush", device=uaid, msg=version,
-                            notice="nack", code=code)
+            self.trace.emit(EventKind.NACK, provider="webpush", device=uaid, msg=version,
+                            code=code)
         return []
 
     def set_urgency(self, conn: str, urgency: str) -> list[Action]:

@@ -41,6 +41,7 @@ from rich.table import Table
 from devices.apps import PollingApp, effective_poll_interval
 from simulator.commands.outpaths import output_file
 from simulator.core.clock import run_virtual
+from simulator.core.msgids import MessageIds
 from simulator.core.rand import RandomSource
 from simulator.core.trace import EventKind
 from simulator.durations import parse_duration
@@ -145,21 +146,19 @@ async def _run_row(work: Workload, interval: float | None) -> dict[str, Any]:
 def delivery_latencies(events: list[Any]) -> list[float]:
     """Sent (by the app server) to handed (to the app), per message.
 
-    FCM names a message by its own id after accepting it; the trace's
-    ``provider_id`` note ties the two names together.
+    FCM names a message by its own id after accepting it; :class:`MessageIds`
+    joins the two names.
     """
-    alias: dict[str, str] = {}
+    ids = MessageIds()
     sent: dict[str, float] = {}
     handed: dict[str, float] = {}
     for ev in events:
-        data = ev.data
-        if ev.kind == EventKind.NOTE and data.get("what") == "provider_id":
-            alias[data["provider_msg"]] = data["msg"]
-        elif ev.kind == EventKind.SENT:
-            sent.setdefault(data["msg"], ev.t)
+        if ids.learn(ev) is not None:
+            continue
+        if ev.kind == EventKind.SENT:
+            sent.setdefault(ev.msg, ev.t)
         elif ev.kind == EventKind.HANDED:
-            msg = data["msg"]
-            handed.setdefault(alias.get(msg, msg), ev.t)
+            handed.setdefault(ids.canonical(ev.msg), ev.t)
     return [handed[m] - t for m, t in sent.items() if m in handed]
 
 

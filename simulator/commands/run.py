@@ -202,6 +202,12 @@ def _summary(result: RunResult) -> None:
     console.print(table)
 
 
-def schema() -> None:
-    """Print the scenario file's JSON Schema (for editors)."""
+def schema(trace: Annotated[bool, typer.Option(
+        "--trace", help="the schema of one line of a --trace file instead")] = False) -> None:
+    """Print the scenario file's JSON Schema (for editors), or the trace format's."""
+    if trace:
+        from simulator.core.events import trace_schema
+
+        typer.echo(json.dumps(trace_schema(), indent=2))
+        return
     typer.echo(json.dumps(scenario_json_schema(), indent=2))

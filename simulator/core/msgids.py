@@ -4,7 +4,7 @@ The app server names a message before the provider does. APNs echoes the
 app server's ``apns-id``, so one id follows the message to the phone. FCM
 answers with its own message name (``0:<micros>%<hash>``) and the provider's
 later hops carry that name; the app server notes it beside its own id
-(``note what=provider_id``). A topic send fans out as ``<provider id>/<n>``,
+(a ``provider_id`` event). A topic send fans out as ``<provider id>/<n>``,
 one per subscriber. :class:`MessageIds` maps all of these back to the app
 server's id, for a whole trace (the reports) or event by event (the
 dashboard, where the note can arrive after the hops it names).
@@ -12,7 +12,7 @@ dashboard, where the note can arrive after the hops it names).
 
 from __future__ import annotations
 
-from simulator.core.trace import EventKind, TraceEvent
+from simulator.core.events import ProviderId, TraceEvent
 
 
 class MessageIds:
@@ -26,11 +26,11 @@ class MessageIds:
         self.limit = limit
 
     def learn(self, event: TraceEvent) -> tuple[str, str] | None:
-        """Record a ``provider_id`` note; its (provider id, app server id), else None."""
-        if event.kind != EventKind.NOTE or event.data.get("what") != "provider_id":
+        """Record a ``provider_id`` event; its (provider id, app server id), else None."""
+        if type(event) is not ProviderId:
             return None
-        provider_id = str(event.data["provider_msg"])
-        app_id = str(event.data["msg"])
+        provider_id = event.provider_msg
+        app_id = event.msg
         if provider_id == app_id:
             return None
         self._alias[provider_id] = app_id

@@ -1,4 +1,6 @@
-"""Trace events: every hop and state change of every message, on one stream.
+"""The trace bus: every hop and state change of every message, on one stream.
+
+Each event is a typed record of :mod:`simulator.core.events`.
 
 The dashboard, the reports and the tests all read this stream. Emitting is free
 when nobody listens: hot paths test ``trace.active`` before building anything.
@@ -6,57 +8,14 @@ when nobody listens: hot paths test ``trace.active`` before building anything.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
+from simulator.core.events import EVENT_TYPES, EventKind, TraceError, TraceEvent, make
 
-class EventKind(StrEnum):
-    # a message's life
-    SENT = "sent"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    STORED = "stored"
-    COLLAPSED = "collapsed"
-    EXPIRED = "expired"
-    DROPPED = "dropped"
-    FORWARDED = "forwarded"
-    DELIVERED = "delivered"
-    HANDED = "handed"
-    # devices and networks
-    IP_CHANGED = "ip_changed"
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    HEARTBEAT = "heartbeat"
-    NAT_EXPIRED = "nat_expired"
-    RADIO_STATE = "radio_state"
-    ENERGY = "energy"
-    # apps and tokens
-    TOKEN_REGISTERED = "token_registered"
-    TOKEN_STORED = "token_stored"
-    TOKEN_PRUNED = "token_pruned"
-    POLL = "poll"
-    # the run itself
-    NOTE = "note"
-
-
-@dataclass(slots=True)
-class TraceEvent:
-    t: float
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps({"t": round(self.t, 6), "kind": self.kind, **self.data},
-                          separators=(",", ":"), default=str)
-
-    @classmethod
-    def from_json(cls, line: str) -> TraceEvent:
-        obj = json.loads(line)
-        return cls(obj.pop("t"), obj.pop("kind"), obj)
+__all__ = ["EVENT_TYPES", "EventKind", "JsonlWriter", "Recorder", "Trace", "TraceError",
+           "TraceEvent", "read_jsonl"]
 
 
 Subscriber = Callable[[TraceEvent], None]
@@ -83,10 +42,15 @@ class Trace:
 
         return unsubscribe
 
-    def emit(self, kind: str, **data: Any) -> None:
+    def emit(self, kind: str, **fields: Any) -> None:
+        """Publish the record of ``kind`` (:data:`EVENT_TYPES`) built from ``fields``, at now.
+
+        Raises :class:`TraceError` for a kind without a record, a field the
+        record does not have or a required field missing.
+        """
         if not self.active:
             return
-        event = TraceEvent(self._clock(), kind, data)
+        event = make(kind, self._clock(), fields)
         for fn in self._subscribers:
             fn(event)
 

@@ -13,17 +13,19 @@ from rich.style import Style
 from rich.text import Text
 
 from simulator.core.trace import EventKind
-from simulator.dashboard.model import MessageView, Snapshot, fate_of
+from simulator.dashboard.model import Fate, MessageView, Snapshot, fate_of
 
+_MOVING = ("●", "bold bright_cyan")
+_HANDED = ("●", "bold green")
 FATE_STYLE: dict[str, tuple[str, str]] = {
     # fate: (glyph, colour)
-    "in flight": ("●", "bold bright_cyan"),
-    "delivered": ("●", "bold green"),
-    "stored": ("●", "bold yellow"),
-    "collapsed": ("◆", "bold magenta"),
-    "expired": ("○", "grey62"),
-    "rejected": ("✗", "bold red"),
-    "dropped": ("○", "red"),
+    Fate.SENT: _MOVING, Fate.ACCEPTED: _MOVING, Fate.IN_FLIGHT: _MOVING,
+    Fate.HANDED: _HANDED, Fate.NOT_HANDED: _HANDED,
+    Fate.STORED: ("●", "bold yellow"),
+    Fate.COLLAPSED: ("◆", "bold magenta"),
+    Fate.EXPIRED: ("○", "grey62"),
+    Fate.REJECTED: ("✗", "bold red"),
+    Fate.DROPPED: ("○", "red"),
 }
 
 W, H = 80, 12
@@ -90,7 +92,7 @@ class Placed:
 
     spot: str  # "edge1", "provider", "edge2", "device", "inbox", "poll"
     lane: str
-    fate: str
+    fate: Fate
 
 
 def place(msg: MessageView, shown: int) -> Placed:
@@ -98,8 +100,8 @@ def place(msg: MessageView, shown: int) -> Placed:
     hops = msg.hops[: shown + 1]
     kinds = [k for k, _ in hops]
     kind = kinds[-1] if kinds else EventKind.SENT
-    fate = fate_of(kinds)
     lane = msg.lane if msg.lane in ("apns", "fcm", "poll") else "apns"
+    fate = fate_of(kinds, polled=lane == "poll")
     if lane == "poll":
         spot = "device" if kind == EventKind.HANDED else "inbox"
         return Placed(spot, lane, fate)
@@ -238,8 +240,9 @@ def _draw_boxes(c: Canvas, g: Geometry, snap: Snapshot) -> None:
 
 def legend() -> Text:
     out = Text(no_wrap=True, overflow="ellipsis")
-    for fate in ("in flight", "delivered", "stored", "collapsed", "expired", "rejected"):
+    for fate in (Fate.IN_FLIGHT, Fate.HANDED, Fate.STORED, Fate.COLLAPSED, Fate.EXPIRED,
+                 Fate.REJECTED):
         glyph, style = FATE_STYLE[fate]
         out.append(f" {glyph}", Style.parse(style))
-        out.append(f" {fate} ")
+        out.append(f" {fate.replace('_', ' ')} ")
     return out

@@ -17,47 +17,20 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from simulator.core.devicelink import PROVIDER_FOR
+from simulator.core.fate import HOP_RANK, HOPS, Fate, fate_of
 from simulator.core.msgids import MessageIds
 from simulator.core.trace import EventKind, TraceEvent
 
-LIFECYCLE = frozenset({EventKind.SENT, EventKind.ACCEPTED, EventKind.REJECTED, EventKind.STORED,
-                       EventKind.COLLAPSED, EventKind.EXPIRED, EventKind.DROPPED,
-                       EventKind.FORWARDED, EventKind.DELIVERED, EventKind.HANDED})
+__all__ = ["Collector", "DeviceRow", "EnergySeries", "Fate", "MessageView", "Snapshot", "causal",
+           "fate_of"]
 
-FATES = ("delivered", "stored", "collapsed", "expired", "rejected", "dropped", "in flight")
-
-HOP_RANK: dict[str, int] = {
-    EventKind.SENT: 0, EventKind.ACCEPTED: 1, EventKind.REJECTED: 1, EventKind.NOTE: 1,
-    EventKind.STORED: 2, EventKind.COLLAPSED: 2, EventKind.EXPIRED: 2, EventKind.DROPPED: 2,
-    EventKind.FORWARDED: 3, EventKind.DELIVERED: 4, EventKind.HANDED: 5,
-}
-"""Lifecycle order: a message is sent, then accepted, stored, forwarded, delivered, handed.
-Parts of the world emit hops of one instant in their own order (FCM reports
-``forwarded`` before ``accepted``), so hops are sorted by time, then by this rank."""
+LIFECYCLE = frozenset(HOPS)
+_VIEW_KINDS = LIFECYCLE | {EventKind.SEND_FAILED}  # what a message view draws and judges
 
 
 def causal(events: Iterable[TraceEvent]) -> list[TraceEvent]:
     """``events`` in causal order: by time, then lifecycle rank (stable otherwise)."""
     return sorted(events, key=lambda e: (e.t, HOP_RANK.get(e.kind, 1)))
-
-
-def fate_of(kinds: Iterable[str]) -> str:
-    """A message's fate so far, from the kinds of its hops in order."""
-    fate = "in flight"
-    for kind in kinds:
-        if kind == EventKind.NOTE:
-            continue
-        if kind in (EventKind.DELIVERED, EventKind.HANDED):
-            fate = "delivered"
-        elif kind == EventKind.STORED:
-            fate = "stored"
-        elif kind in (EventKind.FORWARDED, EventKind.ACCEPTED, EventKind.SENT):
-            if fate not in ("delivered",):
-                fate = "in flight"
-        elif kind in (EventKind.COLLAPSED, EventKind.EXPIRED, EventKind.REJECTED,
-                      EventKind.DROPPED):
-            return str(kind) if kind != EventKind.DROPPED else "dropped"
-    return fate
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +58,8 @@ class MessageView:
     target: str = ""
 
     @property
-    def fate(self) -> str:
-        return fate_of(k for k, _ in self.hops)
+    def fate(self) -> Fate:
+        return fate_of((k for k, _ in self.hops), polled=self.lane == "poll")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,24 +128,22 @@ class Collector:
 
     def __call__(self, event: TraceEvent) -> None:
         kind = event.kind
-        data = event.data
+        msg = getattr(event, "msg", None)
         with self.lock:
             self.events.append(event)
             self.total += 1
             self.counts[kind] += 1
+            if msg is None:
+                return
             if kind in LIFECYCLE:
-                msg = data.get("msg")
-                if msg is not None:
-                    self._hop(str(msg), event)
-            elif kind == EventKind.NOTE and "msg" in data:  # the why, or the provider's id
+                self._hop(str(msg), event)
+            else:  # the why (retry, send_failed, nack, ...), or the provider's id
                 self.ids.learn(event)
-                life = self.lives.get(str(data["msg"]))
+                life = self.lives.get(str(msg))
                 if life is not None:
                     life.append(event)
             if kind == EventKind.HANDED:
-                device = data.get("device")
-                if device is not None:
-                    self.handed[device] += 1
+                self.handed[event.device] += 1  # type: ignore[attr-defined]
 
     def _hop(self, msg: str, event: TraceEvent) -> None:
         life = self.lives.get(msg)
@@ -232,7 +203,7 @@ class Collector:
         with self.lock:
             return self._deliveries(self.ids.canonical(msg))
 
-    def delivery_fates(self, msg: str) -> Counter[str]:
+    def delivery_fates(self, msg: str) -> Counter[Fate]:
         """How many of a topic send's deliveries met each fate (empty for other messages)."""
         with self.lock:
             return Counter(fate_of(e.kind for e in self._life(cid))
@@ -282,17 +253,18 @@ class Collector:
         life = self._life(cid)
         lane = "?"
         for e in life:
-            if e.data.get("via") == "poll":
+            if getattr(e, "via", None) == "poll":
                 lane = "poll"
                 break
-            if e.data.get("provider") in ("apns", "fcm"):
-                lane = str(e.data["provider"])
+            provider = getattr(e, "provider", None)
+            if provider in ("apns", "fcm"):
+                lane = str(provider)
                 break
-        target = next((str(e.data.get("user") or e.data.get("device"))
-                       for e in life if e.data.get("user") or e.data.get("device")), "")
-        device = next((e.data["device"] for e in life if e.data.get("device")), None)
+        target = next((str(who) for e in life
+                       if (who := getattr(e, "user", None) or getattr(e, "device", None))), "")
+        device = next((e.device for e in life if getattr(e, "device", None)), None)
         if lane == "?" and devices_platform is not None:
             platform = devices_platform.get(str(device)) if device else None
             lane = PROVIDER_FOR.get(platform or "", "apns")
-        hops = tuple((e.kind, e.t) for e in life if e.kind != EventKind.NOTE)
+        hops = tuple((e.kind, e.t) for e in life if e.kind in _VIEW_KINDS)
         return MessageView(cid, lane, hops, target)

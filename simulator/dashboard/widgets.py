@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, Static
 from textual_plotext import PlotextPlot
 
 from simulator.commands.run import describe
+from simulator.core.events import Note, ProviderId, Retry, SendFailed
 from simulator.core.msgids import short_id
 from simulator.core.trace import EventKind, TraceEvent
 from simulator.dashboard.diagram import FATE_STYLE, Placed, W, draw, legend, place
@@ -110,7 +111,7 @@ class ArchitectureView(Static):
                 state = [float(idx), now]
             keep[msg.msg_id] = state
             p = place(msg, idx)
-            done = p.fate not in ("in flight", "stored") and idx == last
+            done = p.fate.settled and idx == last
             if done and self.linger_seconds and now - state[1] > self.linger_seconds:
                 continue
             placed.append(p)
@@ -370,8 +371,8 @@ def _sentence(ev: TraceEvent) -> str | None:
         return f"{d.get('app', 'app')} polls its server"
     if kind == EventKind.TOKEN_PRUNED:
         return f"app server prunes a dead token ({d.get('reason', '')})"
-    if kind == EventKind.NOTE and "text" in d:
-        return str(d["text"])
+    if type(ev) is Note:
+        return ev.text
     return None
 
 
@@ -555,7 +556,8 @@ class MessageLife(Static):
         """A topic send's fate is its deliveries' fates; any other message's, its own."""
         fates = self.collector.delivery_fates(cid)
         if not fates:
-            return fate_of(e.kind for e in life)
+            return fate_of((e.kind for e in life),
+                           polled=any(getattr(e, "via", None) == "poll" for e in life))
         if len(fates) == 1:
             return next(iter(fates))
         return ", ".join(f"{n} {fate}" for fate, n in fates.most_common())
@@ -564,14 +566,13 @@ class MessageLife(Static):
 def _hop_text(ev: TraceEvent) -> str:
     """Where the hop happened and why, for one row of the message life."""
     d = ev.data
-    what = d.get("what")
     who = PROVIDER_NAME.get(str(d.get("provider", "")), "provider")
-    if ev.kind == EventKind.NOTE and what == "provider_id":
-        return f"the provider names it {d.get('provider_msg')}"
-    if ev.kind == EventKind.NOTE and what == "retry":
-        return f"retry in {d.get('delay')}s after {d.get('status')} {d.get('reason') or ''}"
-    if ev.kind == EventKind.NOTE and what == "send_failed":
-        return f"app server gives up: {d.get('status')} {d.get('reason') or ''}"
+    if type(ev) is ProviderId:
+        return f"the provider names it {ev.provider_msg}"
+    if type(ev) is Retry:
+        return f"retry in {ev.delay}s after {ev.status} {ev.reason or ''}"
+    if type(ev) is SendFailed:
+        return f"app server gives up: {ev.status} {ev.reason or ''}"
     where = who if d.get("provider") else ""
     if d.get("device"):
         where = f"{where} → {d['device']}" if where else str(d["device"])

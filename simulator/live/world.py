@@ -151,7 +151,7 @@ class LiveWiring:
         stop = getattr(self.broker, "stop", None)
         start = getattr(self.broker, "start", None)
         if not hasattr(self.broker, "restart") or stop is None or start is None:
-            self.world.trace.emit(EventKind.NOTE, what="broker_restart_unsupported",
+            self.world.trace.emit(EventKind.BROKER_RESTART_UNSUPPORTED,
                                   broker=type(self.broker).__name__)
             return
         await stop()

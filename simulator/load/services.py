@@ -96,6 +96,7 @@ async def _providers(spec: ProviderSpec, conn: Connection) -> None:
     from fake_providers.apns.lab import build_lab
     from fake_providers.mqtt_gateway import MqttGateway
     from fake_providers.tls import ensure_tls
+    from simulator.core.fate import Fate, store_fate
     from simulator.load.stats import track_losses
 
     loop = asyncio.get_running_loop()
@@ -141,13 +142,12 @@ async def _providers(spec: ProviderSpec, conn: Connection) -> None:
                     "sessions": sum(len(backend.sessions) for _, backend, _, _ in providers),
                     "gateway_connected": all(g.connected.is_set() for g in gateways)}
         if cmd == "report":
-            fates: dict[str, str] = {}
+            fates: dict[str, Fate] = {}
             for _, backend, _, gone in providers:
                 fates.update(gone)
                 for queue in backend.store.queues.values():
                     for env in queue:
-                        fates[env.msg_id] = "forwarded" if env.forwarded_at is not None \
-                            else "stored"
+                        fates[env.msg_id] = store_fate(env.forwarded_at is not None)
             gateway_stats: dict[str, int] = {}
             for gateway in gateways:
                 for key, value in dataclasses.asdict(gateway.stats).items():

@@ -15,6 +15,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from simulator.core.fate import Fate
 from simulator.core.trace import EventKind, Trace
 
 LOWEST_US = 1
@@ -160,14 +161,13 @@ class Fates:
 
 
 def classify_undelivered(missing: list[int], send_outcome: dict[int, tuple[int, str | None, str]],
-                         provider_fate: dict[str, str], device_online: dict[str, bool],
+                         provider_fate: dict[str, Fate], device_online: dict[str, bool],
                          device_of: Any) -> Fates:
     """Give each undelivered message (by sequence number) the place it is stuck in.
 
     ``send_outcome[seq] = (status, reason, msg_id)`` from the app server's answer
     (status 0: the request itself failed); ``provider_fate[msg_id]`` is what the
-    provider says of it (``stored``, ``forwarded``, ``collapsed``, ``expired``,
-    ``dropped``); ``device_online`` is each device's state at the end.
+    provider says of it (a :class:`Fate`: stored, in flight, or lost); ``device_online`` is each device's state at the end.
     """
     fates = Fates()
     for seq in missing:
@@ -184,14 +184,14 @@ def classify_undelivered(missing: list[int], send_outcome: dict[int, tuple[int, 
             continue
         fate = provider_fate.get(msg_id)
         device = device_of(seq)
-        if fate == "forwarded":
+        if fate == Fate.IN_FLIGHT:
             where = "in broker or device link (forwarded, not acked)"
             fates.add(where if device_online.get(device, False)
                       else "provider store: device offline (forwarded before it went)")
-        elif fate == "stored":
+        elif fate == Fate.STORED:
             fates.add("provider store: device online, held" if device_online.get(device, False)
                       else "provider store: device offline")
-        elif fate in ("collapsed", "expired", "dropped"):
+        elif fate in (Fate.COLLAPSED, Fate.EXPIRED, Fate.DROPPED):
             fates.add(f"provider {fate}")
         else:
             fates.add("acked by device, not counted (lost after ack)")
@@ -213,18 +213,18 @@ def recovery_after(series: list[tuple[float, int]], at: float, target: int,
     return None if back is None else round(back - at, 3)
 
 
-_LOST = {EventKind.COLLAPSED: "collapsed", EventKind.EXPIRED: "expired",
-         EventKind.DROPPED: "dropped"}
+_LOST = {EventKind.COLLAPSED: Fate.COLLAPSED, EventKind.EXPIRED: Fate.EXPIRED,
+         EventKind.DROPPED: Fate.DROPPED}
 
 
-def track_losses(trace: Trace) -> dict[str, str]:
-    """Msg id -> ``collapsed``/``expired``/``dropped``, filled as the provider decides."""
-    lost: dict[str, str] = {}
+def track_losses(trace: Trace) -> dict[str, Fate]:
+    """Msg id -> its :class:`Fate` (collapsed, expired, dropped), filled as the provider decides."""
+    lost: dict[str, Fate] = {}
 
     def on_event(event: Any) -> None:
         fate = _LOST.get(event.kind)
-        if fate is not None and "msg" in event.data:
-            lost[event.data["msg"]] = fate
+        if fate is not None:
+            lost[event.msg] = fate
 
     trace.subscribe(on_event)
     return lost
