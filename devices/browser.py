@@ -28,6 +28,7 @@ service closing the websocket (4774: back off).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import uuid
@@ -35,6 +36,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import aiohttp
 
 from devices.daemon import BACKOFF, CONNECTED, CONNECTING, OFFLINE, PERSISTENT, DaemonLink
 from simulator.core import devicelink as dl
@@ -373,3 +376,99 @@ def browser_link_factory(network: Any, service: str) -> Callable[[Any, Any], Any
         return None if conn is None else BrowserLink(conn, daemon, device.loop)
 
     return open_link
+
+
+# ---- the live link: a real websocket ----------------------------------------------------------
+class _ServiceClosed:
+    """The service's close frame, as :meth:`BrowserPushDaemon.on_frame` takes it."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class WebSocketBrowserLink:
+    """The browser's websocket over real sockets (live mode), with aiohttp's client.
+
+    ``send`` never blocks: frames queue until the handshake is done and go out in
+    order from one writer. Every frame's bytes are priced on ``meter`` (the device's
+    radio) as in sim mode.
+    """
+
+    def __init__(self, session: Any, url: str, daemon: BrowserPushDaemon, loop: Any,
+                 meter: Callable[[int, int, str], None]) -> None:
+        self.daemon = daemon
+        self.loop = loop
+        self.meter = meter
+        self.closed = False
+        self._out: asyncio.Queue[str] = asyncio.Queue()
+        self._task = loop.create_task(self._run(session, url))
+
+    def send(self, msg: object) -> bool:
+        if self.closed:
+            return False
+        text = str(msg)
+        self.meter(len(text.encode()) + WS_CLIENT_OVERHEAD, 0, "push" if '"ack"' in text
+                   else "control")
+        self._out.put_nowait(text)
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._task.cancel()
+
+    async def _write(self, ws: Any) -> None:
+        while True:
+            await ws.send_str(await self._out.get())
+
+    async def _run(self, session: Any, url: str) -> None:
+        code = None
+        try:
+            async with session.ws_connect(url, protocols=("push-notification",),
+                                          heartbeat=None) as ws:
+                writer = asyncio.ensure_future(self._write(ws))
+                try:
+                    async for frame in ws:
+                        if frame.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        self.meter(0, len(frame.data.encode()) + 4, "push")
+                        self.daemon.on_frame(self, frame.data, self.loop.time())
+                finally:
+                    writer.cancel()
+                code = ws.close_code
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            code = None
+        if self.closed:
+            return
+        self.closed = True
+        if code is not None and code >= 4000:
+            self.daemon.on_frame(self, _ServiceClosed(code), self.loop.time())
+        else:
+            self.daemon.on_link_lost(self, self.loop.time())
+
+
+class WebSocketLinks:
+    """Live links from browser devices to a push service's websocket URL (one session)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._session: Any = None
+
+    def __call__(self, device: Any, daemon: Any) -> WebSocketBrowserLink | None:
+        iface = device.active_interface()
+        if iface is None:
+            return None
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        path = iface.path
+
+        def meter(up: int, down: int, cause: str) -> None:
+            path.meter(device.loop.time(), up, down, cause)
+
+        return WebSocketBrowserLink(self._session, self.url, daemon, device.loop, meter)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()

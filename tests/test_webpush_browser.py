@@ -337,3 +337,13 @@ def test_an_outage_refuses_browsers_with_4774_and_senders_with_503_until_it_ends
                or e.kind == "retry"]
     assert [(r["status"], r["retry_after"]) for r in retries][:1] == [(503, 120.0)]
     assert (429, 5.0) in [(r["status"], r["retry_after"]) for r in retries]  # its own token
+
+
+@pytest.mark.live
+def test_live_a_browser_device_keeps_a_real_websocket_and_gets_its_push() -> None:
+    short = ONE_BROWSER.replace("duration: 10m", "duration: 2m")
+    result = run_scenario(parse_scenario(short), live=True, time_scale=0.02)
+    [delivery] = analyse(result.events).deliveries
+    assert delivery.fate == "handed" and delivery.provider == "webpush"
+    assert any(e.kind == EventKind.CONNECTED and e.data.get("provider") == "webpush"
+               for e in result.events)

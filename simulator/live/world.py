@@ -96,6 +96,7 @@ class LiveWiring:
         self.relays: dict[float, NatRelay] = {}
         self.nat_factories: dict[tuple[float, str], MqttLinkFactory] = {}
         self._by_address: dict[str, str] = {}
+        self.browser_links: Any = None  # browser devices' websockets (devices.browser)
 
     @property
     def http_versions(self) -> list[str]:
@@ -123,6 +124,7 @@ class LiveWiring:
         if credentials is not None and hasattr(credentials, "transport"):
             credentials.transport = fcm_transport  # the OAuth token endpoint, over HTTP too
 
+        await self._start_webpush()
         for provider, backend in world.providers.backends.items():
             gateway = MqttGateway(backend, self.broker.url, provider=provider,
                                   username=self.broker.gateway_username,
@@ -143,6 +145,23 @@ class LiveWiring:
         await self._start_nats(addresses)
         world.restart_broker = self._restart_broker
         return self
+
+    async def _start_webpush(self) -> None:
+        """The Web Push look-alike on a real port: the app server sends over HTTP, browser
+        devices keep real websockets to it (the Mozilla push protocol)."""
+        from devices.browser import WebSocketLinks
+        from fake_providers.webpush.server import start_webpush_server
+
+        world = self.world
+        if world.providers.webpush is None:
+            return
+        server = await start_webpush_server(world.providers.webpush,
+                                            port=self.ports.get("webpush", 0))
+        self.servers.append(server)
+        transport = HttpxTransport(server.url, http2=False)
+        self.transports.append(transport)
+        world.app_server.senders["browser"].transport = transport  # type: ignore[attr-defined]
+        self.browser_links = WebSocketLinks(server.ws_url)
 
     async def _restart_broker(self, down_for: float) -> None:
         """Stop the broker, wait, start it again on the same port: the timeline's
@@ -212,6 +231,8 @@ class LiveWiring:
                 break
         for backend in world.providers.backends.values():
             backend.expire_all()
+        if world.providers.webpush is not None:
+            world.providers.webpush.expire_all()
 
     async def __aexit__(self, *exc: object) -> None:
         for device in self.world.devices.values():
@@ -219,6 +240,8 @@ class LiveWiring:
         for factory in [*self.factories.values(), *self.nat_factories.values()]:
             with contextlib.suppress(Exception):
                 await factory.aclose()
+        if self.browser_links is not None:
+            await self.browser_links.aclose()
         for relay in self.relays.values():
             await relay.close()
         for gateway in self.gateways:
