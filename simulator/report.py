@@ -8,6 +8,7 @@
     DIR/battery.png      battery left over time, one line per device group
     DIR/latency_cdf.png  latency CDF, one line per device group
     DIR/fates.png        what became of each group's messages, one bar per group
+    DIR/index.html       all of it in one offline page: device timeline, charts, findings
 
 (see :mod:`simulator.charts`; their counts are the ``groups`` figures below).
 
@@ -62,6 +63,15 @@ class Report:
         self.group_of = {d: g for g, ids in self.groups.items() for d in ids}
         self.battery_j = self.scenario.battery_mah * VOLTAGE * 3.6
         self.failed = check(result, self.outcome)
+        self._findings: list[dict[str, Any]] | None = None
+
+    def findings(self) -> list[dict[str, Any]]:
+        """What the rules of :mod:`simulator.teach.findings` saw in this run."""
+        if self._findings is None:
+            from simulator.teach.findings import findings
+
+            self._findings = [f.as_dict() for f in findings(self)]
+        return self._findings
 
     # figures ------------------------------------------------------------------------
     def latency(self, deliveries: list[Any] | None = None) -> dict[str, float | None]:
@@ -100,7 +110,10 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         res = self.result
         out = self.outcome
+        from simulator.teach.html import version
+
         return {
+            "pushlab_version": version(),
             "scenario": self.scenario.name,
             "seed": self.scenario.seed,
             "duration_s": round(res.duration, 6),
@@ -119,6 +132,7 @@ class Report:
             "groups": self.group_rows(),
             "app_server": dict(res.app_server_stats),
             "expectations": {"passed": not self.failed, "failed": list(self.failed)},
+            "findings": self.findings(),
         }
 
     # files ----------------------------------------------------------------------------
@@ -157,6 +171,9 @@ class Report:
             from simulator import charts as ch  # matplotlib loads only when asked
 
             ch.write_charts(self, out, data)
+            from simulator.teach.html import write_html
+
+            write_html(self, out, data)
         return out
 
     # terminal -------------------------------------------------------------------------
@@ -204,6 +221,8 @@ class Report:
                 console.print(f"[red]expectation failed[/red] {line}")
         elif self.scenario.expect.model_dump(exclude_defaults=True):
             console.print("[green]all expectations met[/green]")
+        for f in data["findings"]:
+            console.print(f"[yellow]finding[/yellow] {f['title']} [dim](see {f['lesson']})[/dim]")
 
 
 def write_report(result: RunResult, directory: str | Path) -> Report:

@@ -116,7 +116,7 @@ def run(
     if report is not None:
         summary.write(report)
         console.print(f"report written to {report}/ (report.json, messages.csv, trace.jsonl, "
-                      "battery.png, latency_cdf.png, fates.png)")
+                      "battery.png, latency_cdf.png, fates.png, index.html)")
     if summary.failed:
         raise typer.Exit(1)
 

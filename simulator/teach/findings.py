@@ -1,0 +1,148 @@
+"""Findings: rules run on a run's trace that name what costs battery or loses messages.
+
+In the manner of AT&T's ARO "best practices": each rule reads the trace and
+the run's figures, and when it fires it says what happened in one line with
+the numbers of this run, gives the evidence, and names the lesson page that
+explains it. Nothing here is hard-coded to a scenario.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from simulator.charts import human_duration, plain_number
+from simulator.core.events import EventKind
+
+if TYPE_CHECKING:
+    from simulator.report import Report
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    title: str
+    lesson: str
+    group: str | None = None
+    evidence: list[str] = field(default_factory=list)
+    figures: dict[str, float | int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _per_device(report: Report, kind: str) -> Counter[str]:
+    return Counter(getattr(e, "device", None) for e in report.result.events if e.kind == kind)
+
+
+def _nat_heartbeat(report: Report) -> list[Finding]:
+    """Heartbeats longer than the NAT's idle timeout: the mapping dies between beats."""
+    expired = _per_device(report, EventKind.NAT_EXPIRED)
+    connects = _per_device(report, EventKind.CONNECTED)
+    out = []
+    for spec in report.scenario.devices:
+        ids = report.groups[spec.id]
+        n_expired = sum(expired[i] for i in ids)
+        if not n_expired:
+            continue
+        hb = spec.heartbeat or report.scenario.heartbeat
+        beat = hb.wifi if spec.network == "wifi" else hb.cellular
+        nat = report.scenario.link(spec.network).nat_timeout
+        reconnects = sum(max(connects[i] - 1, 0) for i in ids)
+        lat = [d.latency for d in report.outcome.subset(set(ids)) if d.latency is not None]
+        worst = max(lat, default=0.0)
+        longer = nat is not None and beat > nat
+        title = (f"{spec.id}: heartbeat every {human_duration(beat)}"
+                 + (f" is longer than the NAT timeout ({human_duration(nat)})" if longer and nat
+                    else " lets the NAT forget the connection")
+                 + f": {reconnects} reconnects, messages delayed up to {human_duration(worst)}")
+        out.append(Finding(
+            "heartbeat-vs-nat", title, "docs/lessons/nat-timeout.md", spec.id,
+            [f"{n_expired} NAT mappings expired on {len(ids)} device(s) between heartbeats",
+             f"{reconnects} reconnects after the first connection",
+             f"slowest message handed after {human_duration(worst)}"],
+            {"nat_expired": n_expired, "reconnects": reconnects, "max_latency_s": round(worst, 3),
+             "heartbeat_s": beat, **({"nat_timeout_s": nat} if nat else {})}))
+    return out
+
+
+def _radio_j(report: Report, group: str) -> float:
+    ids = report.groups[group]
+    by = report.result.energy_by_cause
+    return sum(j for i in ids for c, j in by.get(i, {}).items() if c != "baseline") / len(ids)
+
+
+def _polling(report: Report) -> list[Finding]:
+    """A polling app against the push group of the same run: radio energy and waiting."""
+    specs = report.scenario.devices
+    push = [s for s in specs if s.apps and all(a.kind == "push" for a in s.apps)]
+    base = min(push, key=lambda s: _radio_j(report, s.id)) if push else None
+    base_j = _radio_j(report, base.id) if base else 0.0
+    polls = _per_device(report, EventKind.POLL)
+    out = []
+    for spec in specs:
+        app = next((a for a in spec.apps if a.kind == "poll"), None)
+        if app is None:
+            continue
+        ids = report.groups[spec.id]
+        n_polls = sum(polls[i] for i in ids)
+        poll_j = sum(report.result.energy_by_cause.get(i, {}).get("poll", 0.0)
+                     for i in ids) / len(ids)
+        radio = _radio_j(report, spec.id)
+        figures: dict[str, float | int] = {"polls": n_polls, "poll_j": round(poll_j, 3),
+                                           "radio_j": round(radio, 3)}
+        every = human_duration(app.interval or 0)
+        evidence = [f"{n_polls} polls on {len(ids)} device(s), {plain_number(poll_j)} J "
+                    "a device for them"]
+        if base is not None and base_j > 0:
+            ratio = radio / base_j
+            figures |= {"ratio": round(ratio, 3), "push_radio_j": round(base_j, 3)}
+            title = f"{spec.id}: polling every {every} costs {plain_number(ratio, 2)}x push"
+            evidence.append(f"radio energy {plain_number(radio)} J a device against "
+                            f"{plain_number(base_j)} J for {base.id} (push)")
+        else:
+            title = f"{spec.id}: polling every {every} spends {plain_number(poll_j)} J on polls"
+        lat = report.latency(report.outcome.subset(set(ids)))
+        if lat["p50"] is not None:
+            figures["latency_p50_s"] = lat["p50"]
+            evidence.append(f"news waits {human_duration(lat['p50'])} (median) for the next poll")
+        out.append(Finding("polling-cost", title, "docs/lessons/polling-vs-push.md", spec.id,
+                           evidence, figures))
+    return out
+
+
+def _misdelivered(report: Report) -> list[Finding]:
+    """A message handed on a device to a user it was not for."""
+    wrong = [d for d in report.outcome.deliveries if d.misdelivered]
+    if not wrong:
+        return []
+    binding = report.scenario.app_server.token_binding
+    head = "token filed under the user" if binding == "user" else "messages to the wrong user"
+    return [Finding(
+        "token-binding", f"{head}: {len(wrong)} misdelivered", "docs/lessons/shared-phone.md",
+        None, [f"{d.id} for {d.user} handed on {d.device} to {d.handed_to}" for d in wrong[:10]],
+        {"misdelivered": len(wrong)})]
+
+
+def _lost(report: Report) -> list[Finding]:
+    """Messages the provider threw away (expired, collapsed, dropped)."""
+    out = []
+    for spec in report.scenario.devices:
+        deliveries = report.outcome.subset(set(report.groups[spec.id]))
+        lost = Counter(str(d.fate) for d in deliveries if d.fate.lost)
+        if lost:
+            text = ", ".join(f"{n} {f}" for f, n in sorted(lost.items()))
+            out.append(Finding("store-lost", f"{spec.id}: the provider threw away {text}",
+                               "docs/lessons/offline-store.md", spec.id,
+                               [f"{sum(lost.values())} of {len(deliveries)} messages never "
+                                "reached the device"], dict(lost)))
+    return out
+
+
+RULES = (_nat_heartbeat, _polling, _misdelivered, _lost)
+
+
+def findings(report: Report) -> list[Finding]:
+    """Every rule's findings on ``report``'s run, in rule order."""
+    return [f for rule in RULES for f in rule(report)]
