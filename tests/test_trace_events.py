@@ -124,3 +124,8 @@ def test_message_ids_follow_a_provider_name_to_the_app_servers() -> None:
     trace.emit(EventKind.PROVIDER_ID, msg="app-1", provider_msg="0:17%ab")
     assert ids.canonical("0:17%ab") == "app-1" and ids.canonical("0:17%ab/3") == "app-1/3"
     assert ids.provider_ids("app-1") == ("0:17%ab",)
+
+
+def test_the_trace_page_lists_every_kind() -> None:
+    page = (HELLO.parents[1] / "docs" / "trace.md").read_text()
+    assert [k for k in EventKind if f"| `{k}` | `{EVENT_TYPES[k].__name__}` |" not in page] == []
