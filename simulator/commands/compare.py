@@ -331,3 +331,12 @@ def poll(
                       "[/yellow]")
     if png is not None:
         console.print(f"chart written to {png}")
+
+
+def _register_runs() -> None:
+    from simulator.teach.compare_runs import runs
+
+    app.command("runs")(runs)
+
+
+_register_runs()

@@ -92,6 +92,7 @@ def write_html(report: Report, directory: Path, data: dict[str, Any]) -> Path:
         if div_id == "energy":
             body.append("<h2>Per group</h2>")
         body.append(figure_div(fig, n == 0, div_id))
+    (directory / "timeline.json").write_text(figs["timeline"].to_json(), encoding="utf-8")
     path = directory / "index.html"
     path.write_text(page(f"PushLab: {s.name}", body), encoding="utf-8")
     return path
