@@ -4,6 +4,7 @@ Firefox's push client is pointed at the lab's websocket with ``dom.push.serverUR
 a page served here registers a service worker and subscribes with the app server's
 VAPID key; the subscription goes to PushLab's app server, which sends through its
 Web Push sender; the service worker's ``push`` event reports the decrypted text back.
+Then the site unsubscribes in Firefox, and the app server's next send gets 410 and prunes.
 The notification permission is granted by the profile
 (``permissions.default.desktop-notification``), as browser automation does.
 """
@@ -55,8 +56,12 @@ main().catch(e => log('error ' + e));
 
 SERVICE_WORKER = """self.addEventListener('push', event => {
   const text = event.data ? event.data.text() : '';
-  event.waitUntil(fetch('/report', {method: 'POST', body: text}).then(() =>
-    self.registration.showNotification('PushLab', {body: text}).catch(() => null)));
+  const leave = text.includes('"unsubscribe"') ?
+    self.registration.pushManager.getSubscription().then(s => s.unsubscribe()) :
+    Promise.resolve(false);
+  event.waitUntil(leave.then(left => fetch('/report', {method: 'POST',
+                                                       body: left ? 'unsubscribed' : text}))
+    .then(() => self.registration.showNotification('PushLab', {body: text}).catch(() => null)));
 });"""
 
 # Firefox's push client aimed at the lab; everything that would call the internet, off.
@@ -195,6 +200,16 @@ async def test_firefox_subscribes_and_its_service_worker_decrypts_the_app_server
         assert json.loads(text) == {"title": "Hello from PushLab",
                                     "body": "decrypted in Firefox"}
         assert not core.store.pending(subscription.uaid)  # Firefox acked it
+        # the site unsubscribes (its service worker, on the app server's word): 410, pruned
+        await app_server.send_to_device("firefox", Notification(title="unsubscribe"))
+        assert await asyncio.wait_for(site.reports.get(), WAIT_S) == "unsubscribed"
+        for _ in range(100):  # the unregister frame reaches the push service
+            if subscription.state != "active":
+                break
+            await asyncio.sleep(0.05)
+        [gone] = await app_server.send_to_device("firefox", Notification(title="still there?"))
+        assert gone.status == 410 and gone.token_dead, gone
+        assert app_server.store.for_device("firefox")[0].token is None
     finally:
         firefox.terminate()
         try:
