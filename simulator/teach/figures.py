@@ -99,8 +99,10 @@ def _band_shapes(bands: list[Band], device: str, scale: float) -> list[dict[str,
     return shapes
 
 
-def timeline_figure(report: Report, per_group: int = 2) -> go.Figure:
-    """Lanes over time for a sample of each group's devices, one shown at a time (picker)."""
+def timeline_figure(report: Report, per_group: int = 2,
+                    devices: list[str] | None = None) -> go.Figure:
+    """Lanes over time for a sample of each group's devices (or ``devices``), one shown at a
+    time (picker)."""
     res = report.result
     groups = device_groups(report.scenario)
     end = res.duration
@@ -110,7 +112,11 @@ def timeline_figure(report: Report, per_group: int = 2) -> go.Figure:
     sample = sample_devices(groups, report.outcome.deliveries, per_group)
     fig = go.Figure()
     buttons = []
-    shown = [d for ids in sample.values() for d in ids]
+    shown = devices or [d for ids in sample.values() for d in ids]
+    unknown = [d for d in shown if d not in report.group_of]
+    if unknown:
+        raise ValueError(f"no device {unknown[0]!r} in {report.scenario.name}; devices: "
+                         f"{', '.join(list(report.group_of)[:10])}")
     spans: list[int] = []
     for n, device in enumerate(shown):
         group = report.group_of[device]
