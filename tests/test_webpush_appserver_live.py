@@ -3,7 +3,6 @@ REST API, the push encrypted and VAPID-signed, the 410 of a dead subscription pr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
