@@ -115,7 +115,15 @@ class Lab:
         world.t0 = t0
         self.world = world
         ports = {"apns": cfg.port("apns"), "fcm": cfg.port("fcm"), "broker": cfg.port("broker")}
-        self.wiring = LiveWiring(world, broker_url=cfg.broker_url, tls_dir=cfg.workdir / "tls",
+        broker_url = cfg.broker_url
+        if broker_url == "mosquitto":  # a Mosquitto of the lab's own, as load runs start it
+            from simulator.load.services import Mosquitto
+
+            mosquitto = Mosquitto(port=cfg.port("broker"), workdir=None)
+            await loop.run_in_executor(None, mosquitto.start)
+            self._closers.append(mosquitto.close)
+            broker_url = mosquitto.url
+        self.wiring = LiveWiring(world, broker_url=broker_url, tls_dir=cfg.workdir / "tls",
                                  ports=ports)
         try:
             await self.wiring.__aenter__()
@@ -127,9 +135,10 @@ class Lab:
         self._setup_registrar(extra)
         for device in world.devices.values():
             self._adopt(device)
-            device.power_on()
         self.info = self._describe(extra)
         self.write_files()
+        for device in world.devices.values():
+            device.power_on()
         return self
 
     async def _start_extras(self) -> dict[str, Any]:
@@ -266,20 +275,14 @@ class Lab:
 
     # ---- run-time changes --------------------------------------------------------------
     async def act(self, device_id: str, name: str, body: dict[str, Any]) -> None:
-        """A timeline action on one phone, now (raises ValueError on a bad one)."""
-        from pydantic import ValidationError
-
-        from simulator.scenario import TimelineEntry
+        """A registered action (simulator/actions.py) on one phone, now (raises
+        ValueError on a bad one)."""
+        from simulator.actions import action
 
         world = self.world
         assert world is not None
-        try:
-            entry = TimelineEntry.model_validate({"at": 0, name: {**body, "device": device_id}})
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"][1:]) or name
-            raise ValueError(f"{where}: {first['msg']}") from None
-        await world.act(name, getattr(entry, name))
+        params = action(name).parse({**body, "device": device_id})
+        await world.act(name, params)
 
     def add_device(self, platform: str, apps: list[str], device_id: str | None = None) -> str:
         """One more phone, powered on; its id."""
@@ -348,7 +351,8 @@ class Lab:
                     "legacy_server_key": next(iter(fcm_core.config.legacy_server_keys)),
                     "admin_url": fcm.url + "/admin"},
             "broker": {"url": wiring.broker.url,
-                       "embedded": self.config.broker_url is None},
+                       "kind": {None: "embedded", "mosquitto": "mosquitto"}.get(
+                           self.config.broker_url, "external")},
             "app_server": {"url": extra.get("app_server"), "api_key": self.api_key
                            if "app_server" in extra else None},
             "register_url": self.config.register_url,
