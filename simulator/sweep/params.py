@@ -66,8 +66,17 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
 
 
 def _is_duration(metadata: list[Any]) -> bool:
-    return any(getattr(getattr(m, "func", None), "__name__", "") == "_duration"
-               for m in metadata)
+    """A field whose validator reads ``1m`` as 60 seconds holds a duration."""
+    for m in metadata:
+        func = getattr(m, "func", None)
+        if func is None:
+            continue
+        try:
+            if func("1m") == 60.0:
+                return True
+        except (TypeError, ValueError):
+            continue
+    return False
 
 
 def _leaf(annotation: Any, metadata: list[Any]) -> Leaf:
