@@ -135,6 +135,7 @@ class _Target:
         self.done = 0  # timed requests
         self.timed = 0.0  # timed seconds
         self.errors = 0
+        self.writer: asyncio.StreamWriter | None = None  # set by open()
 
     async def open(self, port: int) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", port)
@@ -200,7 +201,9 @@ class _Target:
             self.errors += errors
 
     def close(self) -> None:
-        self.writer.close()
+        """Close the connection, if :meth:`open` got as far as making one."""
+        if self.writer is not None:
+            self.writer.close()
 
     @property
     def rate(self) -> float:
@@ -225,8 +228,7 @@ async def _drive(ports: dict[str, int], headers: list[list[tuple[bytes, bytes]]]
             seen[kind] += 1
     finally:
         for target in targets.values():
-            if hasattr(target, "writer"):
-                target.close()
+            target.close()
     return targets
 
 
