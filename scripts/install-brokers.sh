@@ -15,6 +15,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || need+=(nodejs npm)
 # Firefox ESR: a real browser as a Web Push device, headless (tests/test_webpush_firefox.py)
 command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || need+=(firefox-esr)
+# Chromium: opens the dashboard served with --web, headless (tests/test_dashboard_web.py)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

@@ -50,6 +50,10 @@ def dashboard(
     speed: Annotated[str, typer.Option(callback=_speed_ok, help="start speed: 1 .. 7200, or max (live mode: "
                                             "how much the timeline's waits shrink)")] = "60",
     paused: Annotated[bool, typer.Option("--paused", help="start paused")] = False,
+    web: Annotated[bool, typer.Option("--web", help="serve the dashboard to browsers "
+                                                    "(textual-serve) instead")] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="--web: the port")] = 8000,
+    host: Annotated[str, typer.Option(help="--web: the address to listen on")] = "localhost",
 ) -> None:
     """Watch a scenario live: diagram, devices, battery, event log; act on the world."""
     path = file or DEFAULT
@@ -62,6 +66,12 @@ def dashboard(
         typer.echo("error: --live needs simulator/live/world.py (the live world), which "
                    "this build does not have; run without --live for sim mode", err=True)
         raise typer.Exit(2)
+    if web:
+        from simulator.commands.dashboard_web import dashboard_command, serve_web
+
+        serve_web(dashboard_command(path, seed, speed, paused, live), host, port,
+                  f"PushLab: {scenario.name}")
+        return
     from simulator.dashboard.app import DashboardApp  # Textual only when asked for
     from simulator.dashboard.engine import SimEngine
 
