@@ -130,6 +130,19 @@ class DeviceSpec(Strict):
     mode: Literal["persistent", "ip-callback"] | None = None
     nat_timeout: NatTimeoutSpec | None = Field(
         None, description="per-device carrier NAT idle timeout (overrides networks.*.nat_timeout)")
+    radio: dict[InterfaceKind, str] = Field(
+        default_factory=dict,
+        description="radio profile per interface, e.g. {5g: 5g-sa, lte: lte-2021} "
+                    "(docs/devices-and-battery.md); the default profile otherwise")
+
+    @field_validator("radio")
+    @classmethod
+    def _known_profiles(cls, value: dict[str, str]) -> dict[str, str]:
+        from devices.radio import profile_named
+
+        for kind, name in value.items():
+            profile_named(name, kind)  # ValueError: unknown, or another interface's
+        return value
 
 
 class SendAction(Strict):
