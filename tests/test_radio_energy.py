@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from devices.radio import (
     LTE,
-    NR_PLACEHOLDER,
+    NR_NSA,
     PROFILES,
     UMTS,
     WIFI,
@@ -31,9 +31,9 @@ def test_lone_small_transfer_on_wifi_matches_the_reference_arithmetic():
     assert round(energy, 2) == 0.04
 
 
-def test_5g_is_a_labelled_placeholder():
-    assert NR_PLACEHOLDER.placeholder and PROFILES["5g"] is NR_PLACEHOLDER
-    assert not any(p.placeholder for p in (LTE, UMTS, WIFI))
+def test_5g_is_the_published_nsa_profile():
+    assert PROFILES["5g"] is NR_NSA and NR_NSA.name == "5g-nsa"
+    assert not any(p.placeholder for p in (LTE, UMTS, WIFI, NR_NSA))
 
 
 @pytest.mark.parametrize("profile", [LTE, UMTS, WIFI], ids=lambda p: p.name)
@@ -77,7 +77,7 @@ def test_lte_two_packets_five_seconds_apart_cost_one_promotion_and_a_longer_tail
 
 @settings(max_examples=60, deadline=None)
 @given(
-    profile=st.sampled_from([LTE, UMTS, WIFI, NR_PLACEHOLDER]),
+    profile=st.sampled_from([LTE, UMTS, WIFI, NR_NSA]),
     steps=st.lists(st.tuples(st.floats(0.0, 120.0), st.integers(0, 50_000),
                              st.integers(0, 50_000), st.booleans(), st.booleans()),
                    max_size=40),
@@ -100,7 +100,7 @@ def test_energy_never_decreases(profile, steps):
 
 @settings(max_examples=60, deadline=None)
 @given(
-    profile=st.sampled_from([LTE, UMTS, WIFI, NR_PLACEHOLDER]),
+    profile=st.sampled_from([LTE, UMTS, WIFI, NR_NSA]),
     steps=st.lists(st.tuples(st.floats(0.0, 60.0), st.integers(0, 50_000), st.booleans()),
                    min_size=1, max_size=20),
     peek=st.floats(0.0, 120.0),

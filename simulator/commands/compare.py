@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.table import Table
 
 from devices.apps import PollingApp, effective_poll_interval
+from devices.radio import PROFILES, interface_of
 from simulator.commands.outpaths import output_file
 from simulator.core.clock import run_virtual
 from simulator.core.msgids import MessageIds
@@ -92,7 +93,10 @@ def _scenario(work: Workload, interval: float | None) -> Scenario:
     app = AppSpec(id=APP_ID) if interval is None else \
         AppSpec(id=APP_ID, kind="poll", interval=interval, scheduler=work.scheduler)
     devices = [DeviceSpec(id=f"phone{i}", platform=work.platform, user=f"user{i}",
-                          network=work.network, apps=[app]) for i in range(work.devices)]
+                          network=interface_of(work.network), apps=[app],
+                          radio={} if work.network in PROFILES
+                          else {interface_of(work.network): work.network})
+               for i in range(work.devices)]
     timeline = [TimelineEntry(at=t, send=SendAction(user=f"user{i}", app=APP_ID,
                                                     title="News", body="A story"))
                 for t in work.send_times() for i in range(work.devices)]
@@ -243,12 +247,20 @@ def render_png(rows: list[dict[str, Any]], work: Workload, path: Path) -> None:
 
 
 class Network(StrEnum):
-    """The radio every row's phones use."""
+    """The radio every row's phones use: a kind (its default profile) or a named profile."""
 
     lte = "lte"
     g3 = "3g"
     wifi = "wifi"
     g5 = "5g"
+    lte_2021 = "lte-2021"
+    g3_att = "3g-att"
+    g3_2009 = "3g-2009"
+    g5_nsa = "5g-nsa"
+    g5_nsa_mmwave = "5g-nsa-mmwave"
+    g5_nsa_tmobile = "5g-nsa-tmobile"
+    g5_sa = "5g-sa"
+    g5_nsa_20s = "5g-nsa-20s"
 
 
 class Platform(StrEnum):
@@ -326,9 +338,10 @@ def poll(
         return
     console = Console()
     console.print(render_table(rows, work))
-    if network == Network.g5:
-        console.print("[yellow]5G figures come from a PLACEHOLDER profile, not measurements."
-                      "[/yellow]")
+    if interface_of(network.value) == "5g" or network == Network.lte_2021:
+        console.print("[yellow]5G and lte-2021 profiles: Narayanan et al. 2021, 2020 phones, "
+                      "the phone's baseline left out; compare them with each other, not with "
+                      "lte (2012).[/yellow]")
     if png is not None:
         console.print(f"chart written to {png}")
 
