@@ -143,19 +143,6 @@ class DeviceSpec(Strict):
         for kind, name in value.items():
             profile_named(name, kind)  # ValueError: unknown, or another interface's
         return value
-    radio: dict[InterfaceKind, str] = Field(
-        default_factory=dict,
-        description="radio profile per interface, e.g. {5g: 5g-sa, lte: lte-2021} "
-                    "(docs/devices-and-battery.md); the default profile otherwise")
-
-    @field_validator("radio")
-    @classmethod
-    def _known_profiles(cls, value: dict[str, str]) -> dict[str, str]:
-        from devices.radio import profile_named
-
-        for kind, name in value.items():
-            profile_named(name, kind)  # ValueError: unknown, or another interface's
-        return value
 
 
 class SendAction(Strict):

@@ -33,7 +33,6 @@ from devices.browser import BrowserPushDaemon, browser_link_factory
 from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
 from devices.device import Battery, Device, memory_link_factory
 from devices.radio import PROFILES, profile_named
-from devices.radio import PROFILES, profile_named
 from fake_providers.apns.core import ApnsCore
 from fake_providers.apns.keys import ProviderKey, generate_key
 from fake_providers.apns.lab import build_lab as build_apns_lab
@@ -378,8 +377,6 @@ def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
                     battery=Battery(capacity_mah=scenario.battery_mah),
                     conditions=conditions, watchdogs=world.watchdogs,
                     mode=spec.mode or scenario.mode,
-                    profiles={**PROFILES, **{kind: profile_named(name) for kind, name
-                                             in spec.radio.items()}} if spec.radio else None,
                     profiles={**PROFILES, **{kind: profile_named(name) for kind, name
                                              in spec.radio.items()}} if spec.radio else None,
                     daemon_factory=browser_daemon(world, device_id)
