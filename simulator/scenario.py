@@ -12,35 +12,32 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from simulator import scenario_yaml
+from simulator.actions import ACTIONS
+from simulator.actions import AppAction as AppAction
+from simulator.actions import BrokerRestartAction as BrokerRestartAction
+from simulator.actions import DeviceAction as DeviceAction
+from simulator.actions import FaultAction as FaultAction
+from simulator.actions import OutageAction as OutageAction
+from simulator.actions import RecoverAction as RecoverAction
+from simulator.actions import SendAction as SendAction
+from simulator.actions import SubscribeAction as SubscribeAction
+from simulator.actions import UserAction as UserAction
 from simulator.durations import parse_duration
 from simulator.limits import ENV as LIMITS_ENV
 from simulator.limits import Limits
+from simulator.scenario_types import Duration, InterfaceKind, Period, Strict
+from simulator.scenario_types import duration as _duration
 from simulator.scenario_yaml import Progress
-
-
-def _duration(value: object) -> float:
-    return parse_duration(value)
-
-
-Duration = Annotated[float, BeforeValidator(_duration)]
-# constraints before the validator, so the JSON Schema says "minimum"
-Period = Annotated[float, Field(ge=1.0, description="at least 1s"), BeforeValidator(_duration)]
-InterfaceKind = Literal["wifi", "lte", "3g", "5g"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LinkSpec(Strict):
@@ -145,123 +142,13 @@ class DeviceSpec(Strict):
         return value
 
 
-class SendAction(Strict):
-    user: str | None = None
-    device: str | None = None
-    topic: str | None = None
-    app: str | None = None
-    title: str = "Hello"
-    body: str = ""
-    priority: Literal["high", "normal"] = "high"
-    ttl: Duration | None = None
-    collapse: str | None = None
-    background: bool = Field(False, description="a data (silent) message: FCM data-only "
-                                                "(not collapsible), APNs content-available")
-    data: dict[str, str] | None = None
-    count: int = Field(1, ge=1)
-    every: Duration = 0.0
+class _TimelineBase(Strict):
+    """One timeline entry: a time and exactly one action (fields come from ACTIONS)."""
 
-    @model_validator(mode="after")
-    def _one_target(self) -> SendAction:
-        targets = [t for t in (self.user, self.device, self.topic) if t is not None]
-        if len(targets) != 1:
-            raise ValueError("give exactly one of user, device or topic")
-        return self
-
-
-class DeviceAction(Strict):
-    device: str
-    network: InterfaceKind | None = None
-    on: bool = True
-    unreported: bool = Field(False, description="change_address: the network renumbers the "
-                             "device without the device noticing (e.g. a carrier NAT remap)")
-
-
-class AppAction(Strict):
-    device: str
-    app: str
-
-
-class UserAction(Strict):
-    device: str
-    user: str | None = None
-
-
-ProviderName = Literal["apns", "fcm", "webpush"]
-
-
-class OutageAction(Strict):
-    """The provider stops answering sends: 503s (``unavailable``), 503 and
-    GOAWAY (``shutdown``), or connections cut without a word (``drop``)."""
-
-    provider: ProviderName
-    mode: Literal["unavailable", "shutdown", "drop"] = "unavailable"
-
-
-class RecoverAction(Strict):
-    provider: ProviderName
-
-
-class FaultAction(Strict):
-    """A scripted answer from the provider's fault plan (fake_providers/faults.py)."""
-
-    provider: ProviderName
-    status: int | None = Field(None, ge=100, le=599)
-    reason: str | None = None
-    count: int | None = Field(None, ge=1, description="how many requests it answers "
-                                                      "(none: until the run ends)")
-    retry_after: float | None = Field(None, ge=0)
-    delay: Duration = 0.0
-    device: str | None = Field(None, description="only this device's tokens (a group: each)")
-    app: str | None = None
-
-
-class SubscribeAction(Strict):
-    device: str
-    app: str
-    topic: str
-
-
-class BrokerRestartAction(Strict):
-    """Restart the MQTT broker (live mode); a note in sim mode."""
-
-    down_for: Duration = 0.0
-
-
-ACTIONS = ("send", "switch_network", "change_address", "offline", "online", "airplane",
-           "reboot", "doze", "install", "uninstall", "login", "logout", "note",
-           "outage", "recover", "fault", "subscribe", "broker_restart", "nat_drop",
-           "partition")
-
-
-class TimelineEntry(Strict):
     at: Duration
-    send: SendAction | None = None
-    switch_network: DeviceAction | None = None
-    partition: DeviceAction | None = Field(
-        None, description="on: frames to and from the device vanish while its interfaces "
-        "still look up; off: the partition heals")
-    nat_drop: DeviceAction | None = Field(
-        None, description="the carrier NAT silently forgets the device's binding now")
-    change_address: DeviceAction | None = None
-    offline: DeviceAction | None = None
-    online: DeviceAction | None = None
-    airplane: DeviceAction | None = None
-    reboot: DeviceAction | None = None
-    doze: DeviceAction | None = None
-    install: AppAction | None = None
-    uninstall: AppAction | None = None
-    login: UserAction | None = None
-    logout: UserAction | None = None
-    note: str | None = None
-    outage: OutageAction | None = None
-    recover: RecoverAction | None = None
-    fault: FaultAction | None = None
-    subscribe: SubscribeAction | None = None
-    broker_restart: BrokerRestartAction | None = None
 
     @model_validator(mode="after")
-    def _one_action(self) -> TimelineEntry:
+    def _one_action(self) -> _TimelineBase:
         given = [a for a in ACTIONS if getattr(self, a) is not None]
         if len(given) != 1:
             raise ValueError(f"give exactly one action out of: {', '.join(ACTIONS)}")
@@ -274,6 +161,12 @@ class TimelineEntry(Strict):
             if value is not None:
                 return name, value
         raise AssertionError("validated entries have one action")
+
+
+TimelineEntry = create_model(  # one optional field per registered action
+    "TimelineEntry", __base__=_TimelineBase,
+    **{name: (a.params | None, Field(None, description=a.description))  # type: ignore[call-overload]
+       for name, a in ACTIONS.items()})
 
 
 class Bounds(Strict):

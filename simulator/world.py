@@ -45,12 +45,13 @@ from fake_providers.gateway import MemoryGateway
 from fake_providers.ipcallback import IpCallbackGateway
 from fake_providers.webpush import SubscriptionKeys, UserAgentClient, VapidKeys, WebPushCore
 from fake_providers.webpush.memory import MemoryWebPushGateway
+from simulator.actions import ACTIONS
 from simulator.core.clock import Watchdogs
 from simulator.core.devicelink import PROVIDER_FOR
 from simulator.core.http import MemoryTransport
 from simulator.core.network import LinkConditions, Network
 from simulator.core.rand import RandomSource
-from simulator.core.trace import EventKind, Trace
+from simulator.core.trace import Trace
 from simulator.scenario import (
     AppServerSpec,
     DeviceSpec,
@@ -115,84 +116,11 @@ class World:
         return [self.devices[i] for i in ids]
 
     async def act(self, name: str, action: Any) -> None:
-        """Carry out one timeline action now."""
-        if name == "note":
-            self.trace.emit(EventKind.NOTE, text=action)
-            return
-        if name == "send":
-            await self.send(action)
-            return
-        if name in ("outage", "recover", "fault", "broker_restart"):
-            await self.provider_action(name, action)
-            return
-        if name == "subscribe":
-            for device in self.targets(action.device):
-                await self.app_server.subscribe(device.device_id, action.app, action.topic)
-            return
-        for device in self.targets(action.device):
-            self.device_action(device, name, action)
+        """Carry out one timeline action now (its parameters as :data:`ACTIONS` types them)."""
+        await ACTIONS[name].run(self, action)
 
-    def device_action(self, device: Device, name: str, action: Any) -> None:
-        if name == "switch_network":
-            device.switch_network(action.network or "wifi")
-        elif name == "nat_drop":
-            device.expire_nat()
-        elif name == "partition":
-            device.set_partitioned(action.on)
-        elif name == "change_address":
-            device.change_address(action.network, notify=not action.unreported)
-        elif name == "offline":
-            device.set_offline(True)
-        elif name == "online":
-            device.set_offline(False)
-        elif name == "airplane":
-            device.set_airplane(action.on)
-        elif name == "reboot":
-            device.reboot()
-        elif name == "doze":
-            doze = self.scenario.doze
-            device.set_doze(action.on, tuple(doze.windows), doze.maintenance)
-        elif name == "install":
-            device.install(PushApp(action.app))
-        elif name == "uninstall":
-            device.uninstall(action.app)  # a browser's daemon unsubscribes the site itself
-            backend = self.providers.backends.get(PROVIDER_FOR[device.platform])
-            if backend is not None:
-                backend.uninstall(device.device_id, action.app)
-        elif name == "login":
-            device.user = action.user
-            self.app_server.login(device.device_id, action.user)
-            self.trace.emit(EventKind.LOGIN, device=device.device_id,
-                            user=action.user)
-        elif name == "logout":
-            device.user = None
-            self.app_server.logout(device.device_id)
-            self.trace.emit(EventKind.LOGOUT, device=device.device_id)
-
-    async def provider_action(self, name: str, action: Any) -> None:
-        """Outages, recoveries and scripted faults go through the provider's fault plan."""
-        if name == "broker_restart":
-            self.trace.emit(EventKind.BROKER_RESTART, down_for=action.down_for,
-                            live=self.restart_broker is not None)
-            if self.restart_broker is not None:
-                await self.restart_broker(action.down_for)
-            return
-        plan = self.providers.faults[action.provider]
-        if name == "outage":
-            plan.set_outage(action.mode)
-            self.trace.emit(EventKind.OUTAGE, provider=action.provider,
-                            mode=action.mode)
-        elif name == "recover":
-            plan.set_outage(None)
-            self.trace.emit(EventKind.RECOVER, provider=action.provider)
-        else:
-            for token in self._fault_tokens(action):
-                plan.add(status=action.status, reason=action.reason, token=token,
-                         count=action.count, retry_after=action.retry_after, delay=action.delay)
-            self.trace.emit(EventKind.FAULT, provider=action.provider,
-                            status=action.status, reason=action.reason, device=action.device)
-
-    def _fault_tokens(self, action: FaultAction) -> list[str | None]:
+    def fault_tokens(self, action: FaultAction) -> list[str | None]:
+        """The tokens a scripted fault aims at (None: every request)."""
         if action.device is None:
             return [None]
         if action.provider == "webpush":

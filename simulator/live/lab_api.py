@@ -24,9 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
-DEVICE_ACTIONS = ("offline", "online", "airplane", "switch_network", "change_address",
-                  "nat_drop", "partition", "reboot", "doze", "install", "uninstall",
-                  "login", "logout")
+from simulator.actions import device_actions
+
+DEVICE_ACTIONS = device_actions()  # the per-device entries of simulator/actions.py
 LAB_KEY: web.AppKey[Any] = web.AppKey("lab", object)
 
 
