@@ -262,3 +262,14 @@ def test_up_with_a_malformed_lab_file_is_one_line_and_exit_2(tmp_path) -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert err.strip() == "error: lab.yaml:3: register.url: an http:// or https:// URL"
+
+
+def test_bench_up_json_reports_ready_time_and_latency() -> None:
+    proc = subprocess.run([*PUSHLAB, "bench", "up", "--devices", "4", "--count", "20",
+                           "--rate", "50", "--json"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["devices"] == 4 and result["sent"] == 20 and result["delivered"] == 20
+    assert result["time_to_ready_s"] > 0
+    assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"]

@@ -168,6 +168,26 @@ def load(
     Console().print(table)
 
 
+@app.command("up")
+def up(
+    devices: Annotated[int, typer.Option(min=1, max=100_000, help="simulated phones")] = 1000,
+    rate: Annotated[float, typer.Option(min=0.1, max=10_000, help="notifications per second "
+                                        "from the external sender")] = 100.0,
+    count: Annotated[int, typer.Option(min=1, max=1_000_000, help="notifications to send")]
+    = 1000,
+    broker: Annotated[str | None, typer.Option(help="'mosquitto' or an MQTT URL (default: "
+                                               "embedded)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """pushlab up's time to ready, and end-to-end latency from an external sender."""
+    import logging
+
+    from simulator.benchmarks.up import bench_up
+
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+    emit(bench_up(devices, rate, count, broker), as_json, "bench up")
+
+
 @app.command("sweep")
 def sweep(
     runs: Annotated[int, typer.Option(min=2, max=10_000, help="runs of the small sweep")] = 16,

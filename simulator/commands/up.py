@@ -206,7 +206,15 @@ async def _watch(control: str, platform: str, apps: list[str], count: int) -> No
             typer.echo(f"error: {r.json().get('error', r.text)}", err=True)
             raise typer.Exit(2)
         me = r.json()["id"]
-        typer.echo(f"phone {me} ({platform}) joined; waiting for notifications", err=True)
+        typer.echo(f"phone {me} ({platform}) joined", err=True)
+        for _ in range(100):  # its tokens, for whoever wants to send to it
+            apps = (await client.get(f"{control}/devices/{me}")).json()["apps"]
+            if all(a["token"] for a in apps.values()):
+                for app_id, a in apps.items():
+                    typer.echo(f"  {app_id} token {a['token']}", err=True)
+                break
+            await asyncio.sleep(0.1)
+        typer.echo("waiting for notifications (Ctrl-C to stop)", err=True)
         seen = 0
         async with client.stream("GET", f"{control}/events", params={"device": me}) as stream:
             async for line in stream.aiter_lines():

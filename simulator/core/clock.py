@@ -176,11 +176,16 @@ def run_virtual(main: Coroutine[Any, Any, T]) -> T:
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(main)
     finally:
-        try:
-            _cancel_all(loop)
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+        close_loop(loop)
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what still runs on ``loop``, let it finish, detach and close the loop."""
+    try:
+        _cancel_all(loop)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -122,11 +123,16 @@ class DashboardApp(App[None]):
         self._watchers: list[Any] = [self.query_one(ClockBar), self._arch,
                                      self.query_one(DevicesTable), self.query_one(EnergyPanel),
                                      self.query_one(EventLog), self._life]
-        self.engine.view_limit = 60
-        if self.engine._thread is None:
-            self.engine.start()
+        self.engine.set_view(limit=60)
+        if not self.engine.started:
+            self.run_engine()
         self.set_interval(1.0 / REFRESH_HZ, self.refresh_from_engine)
         self.query_one("#devices-table", DataTable).focus()
+
+    @work(thread=True, exclusive=True, name="pushlab-sim", exit_on_error=False)
+    def run_engine(self) -> None:
+        """The simulation's own thread: a Textual worker running the engine to its stop."""
+        self.engine.run()
 
     def on_unmount(self) -> None:
         self.engine.stop()
@@ -159,9 +165,7 @@ class DashboardApp(App[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "device-filter":
-            self.engine.view_filter = event.value
-            self.engine.view_offset = 0
-            self.engine._dirty = True
+            self.engine.set_view(filter=event.value, offset=0)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one("#devices-table", DataTable).focus()
@@ -282,10 +286,8 @@ class DashboardApp(App[None]):
         engine = self.engine
         snap = self._snap
         total = snap.devices_matched if snap else 0
-        engine.view_offset = max(0, min(engine.view_offset + direction * engine.view_limit,
-                                        max(total - 1, 0)))
-        engine._dirty = True
-        engine._wake.set()
+        engine.set_view(offset=max(0, min(engine.view_offset + direction * engine.view_limit,
+                                          max(total - 1, 0))))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())

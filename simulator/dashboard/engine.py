@@ -1,12 +1,18 @@
 """The simulation thread behind the dashboard.
 
 Textual runs its own asyncio loop, and a :class:`VirtualTimeLoop` cannot nest in
-it, so the world lives on a thread of its own. That thread advances virtual time
-in chunks paced by the chosen speed (1x .. as fast as possible), waits on a
-:class:`threading.Event` while paused, and runs the user's actions, queued from
-the UI, between chunks. Everything that touches a sim object happens on this
-thread; the UI only reads the :class:`Snapshot` it publishes (a reference swap)
-and the :class:`Collector` (under its lock).
+it, so the world lives on a thread of its own: :meth:`SimEngine.run`, which the
+dashboard runs as a Textual thread worker (``@work(thread=True)``) and headless
+callers through :meth:`SimEngine.start`. That thread advances virtual time in
+chunks paced by the chosen speed (1x .. as fast as possible), waits on a
+:class:`threading.Event` while paused, and runs commands between chunks.
+
+One rule keeps the threads apart: everything the UI asks for (pause, speed, the
+devices table's window, world actions) is a command put on one queue
+(:meth:`SimEngine.call`) and carried out on the sim thread, which alone writes
+the engine's state and touches sim objects. The UI only reads the
+:class:`Snapshot` it publishes (a reference swap) and the :class:`Collector`
+(under its lock). Actions are built from the registry in :mod:`simulator.actions`.
 
 Determinism: the engine consumes no random numbers and observes energy without
 settling the radios (``Device.energy_at`` only reads), so a watched run emits
@@ -17,7 +23,6 @@ pacing. Actions land at the virtual instant the sim thread picks them up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import math
 import queue
@@ -30,10 +35,11 @@ from typing import Any
 
 from devices.apps import PollingApp, PushApp
 from devices.device import Device
-from simulator.core.clock import VirtualTimeLoop
+from simulator.actions import ACTIONS
+from simulator.core.clock import VirtualTimeLoop, close_loop
 from simulator.dashboard.model import Collector, DeviceRow, EnergySeries, Snapshot
 from simulator.durations import format_duration
-from simulator.scenario import AppAction, DeviceAction, Scenario, SendAction
+from simulator.scenario import Scenario
 from simulator.world import World, build_world
 
 SPEEDS: tuple[float, ...] = (1.0, 10.0, 60.0, 300.0, 1800.0, 7200.0, math.inf)
@@ -76,11 +82,12 @@ class SimEngine:
         self._parked = False
         self._dirty = True
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self.started = False  # run() was entered (by a worker or start())
+        self._done = threading.Event()  # run() has returned
         self._version = 0
         self._end_announced = False
         self._effective = 0.0
-        # the devices table's window, set by the UI (plain assignments are atomic)
+        # the devices table's window: set_view() changes it on the sim thread
         self.view_filter = ""
         self.view_offset = 0
         self.view_limit = page
@@ -100,15 +107,15 @@ class SimEngine:
 
     # ---- lifecycle (UI thread) -----------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._thread_main, name="pushlab-sim",
-                                        daemon=True)
-        self._thread.start()
+        """Run the engine on a daemon thread (headless use; the dashboard uses a worker)."""
+        threading.Thread(target=self.run, name="pushlab-sim", daemon=True).start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Ask the sim thread to finish and wait for it (up to ``timeout`` seconds)."""
         self._stop = True
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self.started:
+            self._done.wait(timeout)
 
     # ---- controls (UI thread) ------------------------------------------------------
     def _live_refuses(self, what: str) -> bool:
@@ -120,32 +127,37 @@ class SimEngine:
     def set_paused(self, paused: bool) -> None:
         if self._live_refuses("pause"):
             return
-        self.paused = paused
-        self._dirty = True
-        self._wake.set()
+        self.call(lambda: self._set(paused=paused))
 
     def toggle_pause(self) -> bool:
+        """Flip pause; returns the state asked for (the sim thread applies it)."""
         if self._live_refuses("pause"):
             return False
-        self.set_paused(not self.paused)
-        return self.paused
+        paused = not self.paused
+        self.set_paused(paused)
+        return paused
 
     def set_speed(self, speed: float) -> None:
         if self._live_refuses("changing speed"):
             return
-        self.speed = speed
-        self._dirty = True
-        self._wake.set()
+        self.call(lambda: self._set(speed=speed))
 
     def faster(self) -> float:
         bigger = [s for s in SPEEDS if s > self.speed]
-        self.set_speed(bigger[0] if bigger else self.speed)
-        return self.speed
+        speed = bigger[0] if bigger else self.speed
+        self.set_speed(speed)
+        return speed
 
     def slower(self) -> float:
         smaller = [s for s in SPEEDS if s < self.speed]
-        self.set_speed(smaller[-1] if smaller else self.speed)
-        return self.speed
+        speed = smaller[-1] if smaller else self.speed
+        self.set_speed(speed)
+        return speed
+
+    def set_view(self, *, filter: str | None = None, offset: int | None = None,
+                 limit: int | None = None) -> None:
+        """Change the devices table's window (filter text, first row, rows shown)."""
+        self.call(lambda: self._set_view(filter, offset, limit))
 
     def call(self, fn: Callable[[], Any]) -> None:
         """Run ``fn`` on the sim thread between chunks (it may return a coroutine)."""
@@ -158,12 +170,10 @@ class SimEngine:
         """Advance to the next trace event (paused afterwards)."""
         if self._live_refuses("step"):
             return
-        self.paused = True
         self.call(_blocking(lambda: self._step()))
 
     def advance(self, seconds: float) -> None:
         """Run ``seconds`` of virtual time as fast as possible, then pause (tests, scripts)."""
-        self.paused = True
         self.call(_blocking(lambda: self._advance(seconds)))
 
     def sync(self, timeout: float = 30.0) -> bool:
@@ -172,7 +182,7 @@ class SimEngine:
         while time.monotonic() < deadline:
             if self._pending == 0 and self._parked and self.paused:
                 return True
-            if self._thread is not None and not self._thread.is_alive():
+            if self._done.is_set():
                 return False
             time.sleep(0.005)
         return False
@@ -194,9 +204,10 @@ class SimEngine:
              collapse: str | None = None, title: str = "Hello", body: str = "",
              app: str | None = None, count: int = 1) -> None:
         def run() -> Any:
-            action = SendAction(user=user, topic=topic, device=device, priority=priority,
-                                ttl=ttl, collapse=collapse, title=title, body=body, app=app,
-                                count=count)
+            fields = {"user": user, "topic": topic, "device": device, "priority": priority,
+                      "ttl": ttl, "collapse": collapse, "title": title, "body": body,
+                      "app": app, "count": count}
+            action = ACTIONS["send"].parse({k: v for k, v in fields.items() if v is not None})
             world = self._w()
             if topic is not None and not _supports_topics(world):
                 self.notify(f"topic sends are not available in this build (topic {topic})",
@@ -225,7 +236,9 @@ class SimEngine:
         assert self.world is not None
         return self.world
 
-    def _thread_main(self) -> None:
+    def run(self) -> None:
+        """The sim thread's body: build the world and run it until :meth:`stop`."""
+        self.started = True
         loop = VirtualTimeLoop() if self.mode == "sim" else asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -235,13 +248,27 @@ class SimEngine:
             self.notify(f"simulation stopped: {type(exc).__name__}: {exc}", "error")
         finally:
             self._parked = True
-            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-            for task in tasks:
-                task.cancel()
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            asyncio.set_event_loop(None)
-            loop.close()
+            try:
+                close_loop(loop)
+            except Exception as exc:  # a task that will not die must not hang the UI
+                self.notify(f"shutdown: {type(exc).__name__}: {exc}", "warning")
+            self._done.set()
+
+    def _set(self, *, paused: bool | None = None, speed: float | None = None) -> None:
+        if paused is not None:
+            self.paused = paused
+        if speed is not None:
+            self.speed = speed
+        self._dirty = True
+
+    def _set_view(self, flt: str | None, offset: int | None, limit: int | None) -> None:
+        if flt is not None:
+            self.view_filter = flt
+        if offset is not None:
+            self.view_offset = offset
+        if limit is not None:
+            self.view_limit = limit
+        self._dirty = True
 
     async def _main(self, loop: asyncio.AbstractEventLoop) -> None:
         if self.mode == "live":
@@ -374,6 +401,7 @@ class SimEngine:
             self._publish()
 
     async def _advance(self, seconds: float) -> None:
+        self.paused = True
         loop = self._w().loop
         until = loop.time() + seconds
         while loop.time() < until - 1e-9 and not self._stop:
@@ -381,6 +409,7 @@ class SimEngine:
             self._publish()
 
     async def _step(self) -> None:
+        self.paused = True
         loop = self._w().loop
         before = self.collector.total
         limit = loop.time() + 86_400.0
@@ -428,27 +457,22 @@ class SimEngine:
                 self.notify(f"{device_id} has no app to uninstall", "warning")
                 return None
             self.notify(f"uninstalling {app} from {device_id}")
-            return self._guard(name, world.act("uninstall", AppAction(device=device_id, app=app)))
-        action = DeviceAction(device=device_id)
+            return self._act("uninstall", {"device": device_id, "app": app})
+        params: dict[str, Any] = {"device": device_id}
         text = name
         if name == "switch_network":
             active = device.active_interface()
             target = kw.get("network") or ("wifi" if active is None or active.kind != "wifi"
                                            else _cellular_of(device))
-            action = DeviceAction(device=device_id, network=target)
+            params["network"] = target
             text = f"{device_id} switches to {target}"
         elif name == "change_address":
             text = f"{device_id} gets a new address"
         elif name == "airplane":
-            on = kw.get("on", not device.airplane)
-            action = DeviceAction(device=device_id, on=on)
+            on = params["on"] = kw.get("on", not device.airplane)
             text = f"{device_id}: airplane mode {'on' if on else 'off'}"
         elif name == "doze":
-            if not hasattr(device, "set_doze"):
-                self.notify("doze is not available in this build", "warning")
-                return None
-            on = kw.get("on", not getattr(device, "dozing", False))
-            action = DeviceAction(device=device_id, on=on)
+            on = params["on"] = kw.get("on", not device.dozing)
             text = f"{device_id}: doze {'on' if on else 'off'}"
         elif name == "offline":
             offline = kw.get("on", not _is_offline(device))
@@ -457,31 +481,16 @@ class SimEngine:
         elif name == "reboot":
             text = f"{device_id} reboots"
         self.notify(text)
-        return self._guard(name, world.act(name, action))
+        return self._act(name, params)
+
+    def _act(self, name: str, params: Any) -> Any:
+        """A registered action on the world, as the timeline would run it."""
+        return self._guard(name, self._w().act(name, ACTIONS[name].parse(params)))
 
     def _set_outage(self, provider: str, on: bool | None) -> Any:
-        """Through the world's ``outage``/``recover`` actions when this build has them."""
-        world = self._w()
+        """Through the world's ``outage``/``recover`` actions."""
         now_on = not self._outage.get(provider, False) if on is None else on
-        from simulator import scenario as sc
-
-        outage_cls = getattr(sc, "OutageAction", None)
-        recover_cls = getattr(sc, "RecoverAction", None)
-        if outage_cls is not None and recover_cls is not None and \
-                "outage" in getattr(sc, "ACTIONS", ()):
-            action = outage_cls(provider=provider) if now_on else recover_cls(provider=provider)
-            result: Any = self._guard("outage", world.act("outage" if now_on else "recover",
-                                                          action))
-        else:
-            plan = getattr(world.providers, "faults", {}).get(provider) if isinstance(
-                getattr(world.providers, "faults", None), dict) else None
-            plan = plan or getattr(getattr(world.providers, provider, None), "faults", None)
-            if plan is None:
-                self.notify(f"outage is not available for {provider.upper()} in this build",
-                            "warning")
-                return None
-            plan.outage = "unavailable" if now_on else None
-            result = None
+        result = self._act("outage" if now_on else "recover", {"provider": provider})
         self._outage[provider] = now_on
         self.notify(f"{provider.upper()} outage {'ON: sends get 503' if now_on else 'over'}",
                     "warning" if now_on else "information")
@@ -555,7 +564,7 @@ class SimEngine:
         for view in self.collector.recent:
             life = self.collector.lives.get(view)
             if life:
-                dev = life[0].data.get("device")
+                dev = getattr(life[0], "device", None)
                 if dev in devices:
                     platform_of[dev] = devices[dev].platform
         self._version += 1
