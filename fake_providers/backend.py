@@ -15,6 +15,7 @@ listener such as FCM's topic registry).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Protocol
 
@@ -49,6 +50,7 @@ class PushBackend:
         # called with a token once its app instance is uninstalled (e.g. topic registries)
         self.uninstall_hooks: list[Callable[[str], None]] = []
         self._conns: dict[str, tuple[Session, int]] = {}  # device -> (session, its number)
+        self._conn_seq = itertools.count(1)
         self.heartbeats = 0
         self.forwarded = 0
         self.acked = 0
@@ -99,7 +101,7 @@ class PushBackend:
         known = self._conns.get(session.device_id)
         if known is not None and known[0] is session:
             return known[1]
-        number = (known[1] if known is not None else 0) + 1
+        number = next(self._conn_seq)
         self._conns[session.device_id] = (session, number)
         return number
 
@@ -126,9 +128,12 @@ class PushBackend:
                 self.trace.emit(EventKind.NOTICE, provider=self.name, device=device_id,
                                 notice=notice.kind, app=notice.app_id)
             session.send(notice)
+        pending = self.store.pending(device_id)
+        if not pending:
+            return
         state = self.devices.get(device_id) or DeviceState()
         conn = self._conn_number(session)
-        for env in self.store.pending(device_id):
+        for env in pending:
             if env.forwarded_at is not None and env.attempts and env.conn == conn:
                 continue  # already on this connection, waiting for its ack
             if not self._held(env, state, now):
@@ -202,6 +207,9 @@ class PushBackend:
 
     def on_closed(self, session: Session) -> None:
         """The gateway saw the connection end (FIN, or the broker said so)."""
+        known = self._conns.get(session.device_id)
+        if known is not None and known[0] is session:
+            del self._conns[session.device_id]
         if self.sessions.get(session.device_id) is session:
             del self.sessions[session.device_id]
             if self.trace.active:
