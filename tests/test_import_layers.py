@@ -70,7 +70,9 @@ KNOWN_BACK_EDGES = {
     ("fake_providers.webpush.protocol", "fake_providers.webpush.core"),  # URGENCY_RANK, types
     ("simulator.scenario", "simulator.scenario_checks"),  # load_scenario runs the checks
     ("simulator.charts", "simulator.report"),  # charts annotate with Report
-    ("simulator.teach.findings", "simulator.report"),  # annotates with Report
+    ("simulator.teach.findings", "simulator.report"),  # the lesson pages annotate
+    ("simulator.teach.figures", "simulator.report"),  # with Report
+    ("simulator.teach.html", "simulator.report"),
     ("simulator.load.children", "simulator.load.orchestrator"),  # annotates with LoadConfig
     ("simulator.commands.sweep", "simulator.commands.run"),  # sweep reuses the run's loader
 }
