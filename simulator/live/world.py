@@ -271,14 +271,14 @@ class _Settled:
         world.trace.subscribe(self._on_event)
 
     def _on_event(self, event: Any) -> None:
-        msg = event.data.get("msg")
+        msg = getattr(event, "msg", None)
         if msg is None:
             return
         if event.kind == EventKind.SENT:
             self.sent += 1
             self.open.add(msg)
         elif event.kind == EventKind.REJECTED:
-            if not _retryable(event.data.get("status")):
+            if not _retryable(event.status):
                 self.open.discard(msg)  # a retry would come back as a new send
         elif event.kind in FINAL_KINDS:
             self.open.discard(msg)
