@@ -19,6 +19,10 @@ def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep)
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _exit(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(2)
@@ -67,8 +71,8 @@ def sweep(
                              sweep_plan.params)
     except SetError as exc:
         raise _exit(str(exc)) from None
-    console.print(f"{scenario.name}: {len(sweep_plan.jobs)} runs "
-                  f"({len(sweep_plan.jobs) // seeds} points x {seeds} seeds)"
+    console.print(f"{scenario.name}: {_n(len(sweep_plan.jobs), 'run')} "
+                  f"({_n(len(sweep_plan.jobs) // seeds, 'point')} x {_n(seeds, 'seed')})"
                   + (f", {len(kept)} already done" if kept else ""))
     failures = _execute(sweep_plan, jobs, kept, out, workers, scheduler)
     if failures:
@@ -102,8 +106,7 @@ def _execute(sweep_plan: Any, jobs: list[Any], kept: list[dict[str, Any]], out: 
     save.flush()
     elapsed = time.monotonic() - started
     _finish(rows, sweep_plan, out)
-    console.print(f"{len(jobs)} run{'' if len(jobs) == 1 else 's'} in "
-                  f"{format_duration(elapsed)}"
+    console.print(f"{_n(len(jobs), 'run')} in {format_duration(elapsed)}"
                   + (f", [red]{len(failures)} failed[/red]" if failures else "")
                   + f"; written to {out}/ (runs.csv, runs.parquet, summary.csv, *.png)")
     return failures
