@@ -111,7 +111,8 @@ LTE_2021 = replace(LTE, name="lte-2021", promotion_w=0.178, tail=((0.178, _NR_TA
 
 def _nr(name: str, switch_w: float, tail_w: float, *, up: float, down: float,
         beta_w: float, tail_s: float = _NR_TAIL_S) -> RadioProfile:
-    """A 5G profile: promotion onto 4G then the switch to 5G (0.5 s, unconfirmed)."""
+    """A 5G profile from Table 2: ``switch_w`` is the 4G->5G switch (NSA) or the
+    promotion (SA), for 0.5 s (unconfirmed); the tail is the DRX power."""
     return replace(LTE, name=name, promotion_w=switch_w, promotion_s=0.5,
                    tail=((tail_w, tail_s),), beta_w=beta_w, up_mbps=up, down_mbps=down)
 
