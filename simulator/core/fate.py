@@ -48,6 +48,10 @@ HOPS: tuple[EventKind, ...] = (
     EventKind.DELIVERED, EventKind.HANDED)
 """The kinds that are a hop of a message's life (its ``msg`` names the message)."""
 
+FINAL_KINDS: tuple[EventKind, ...] = (EventKind.HANDED, EventKind.REJECTED, EventKind.EXPIRED,
+                                      EventKind.DROPPED, EventKind.COLLAPSED)
+"""Hops after which a message goes no further (a ``rejected`` one unless it is retried)."""
+
 LIFECYCLE_KINDS: tuple[EventKind, ...] = (EventKind.TOKEN_REGISTERED, EventKind.TOKEN_STORED,
                                           *HOPS)
 """A token's registration and every message hop: what must match between sim and live."""
