@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from simulator.core.trace import EventKind, JsonlWriter, Recorder, TraceEvent
+from simulator.core.fate import FINAL_KINDS
+from simulator.core.trace import JsonlWriter, Recorder, TraceEvent
+
+__all__ = ["FINAL_KINDS", "Progress", "RunResult", "collect", "schedule_timeline"]
 from simulator.scenario import Scenario
 from simulator.world import World
 
@@ -158,6 +161,3 @@ async def collect(world: World, duration: float, trace_path: str | Path | None,
         energy_by_cause={d.device_id: d.energy_by_cause(now) for d in world.devices.values()},
     )
 
-
-FINAL_KINDS = (EventKind.HANDED, EventKind.REJECTED, EventKind.EXPIRED, EventKind.DROPPED,
-               EventKind.COLLAPSED)
