@@ -282,3 +282,8 @@ def test_bench_up_json_reports_ready_time_and_latency() -> None:
     assert result["devices"] == 4 and result["sent"] == 20 and result["delivered"] == 20
     assert result["time_to_ready_s"] > 0
     assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"]
+
+
+def test_up_refuses_a_register_url_that_is_not_http(tmp_path) -> None:
+    result = _cli("up", "--register-url", "ftp://example", "--workdir", str(tmp_path / "w"))
+    assert result.exit_code == 2 and "--register-url" in result.stderr

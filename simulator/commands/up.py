@@ -72,6 +72,8 @@ def up(
         if spec.register_ is not None:
             register_url = register_url or spec.register_.url
             template = spec.register_.body
+    if register_url and not register_url.startswith(("http://", "https://")):
+        raise typer.BadParameter("an http:// or https:// URL", param_hint="--register-url")
     if broker not in (None, "mosquitto") and not broker.startswith(("mqtt://", "mqtts://")):
         raise typer.BadParameter("mosquitto, or a URL like mqtt://host:1883",
                                  param_hint="--broker")
