@@ -144,6 +144,15 @@ class _Reject(Exception):  # noqa: N818 - internal control flow, never escapes
         self.retry_after = retry_after
 
 
+def _priority(value: str | None) -> int:
+    """``apns-priority``: 10 (the default), 5 or 1."""
+    if value is None:
+        return 10
+    if value in ("10", "5", "1"):
+        return int(value)
+    raise _Reject(400, "BadPriority")
+
+
 class ApnsCore:
     """Validation, provider-token auth, faults and activity in front of a push backend."""
 
@@ -281,18 +290,8 @@ class ApnsCore:
                     or int(expiration) > 2**63 - 1):
                 raise _Reject(400, "BadExpirationDate")
             exp = int(expiration)
-        # priority
         prio_s = headers.get("apns-priority")
-        if prio_s is None:
-            priority = 10
-        elif prio_s == "10":
-            priority = 10
-        elif prio_s == "5":
-            priority = 5
-        elif prio_s == "1":
-            priority = 1
-        else:
-            raise _Reject(400, "BadPriority")
+        priority = _priority(prio_s)
         # push type
         if push_type is not None:
             if push_type not in PUSH_TYPES:
@@ -306,19 +305,7 @@ class ApnsCore:
         if collapse is not None and len(collapse.encode("utf-8", "surrogateescape")) > \
                 cfg.max_collapse_id:
             raise _Reject(400, "BadCollapseId")
-        # payload
-        body = req.body
-        if not body:
-            raise _Reject(400, "PayloadEmpty")
-        limit = cfg.max_payload_voip if push_type == "voip" else cfg.max_payload
-        if len(body) > limit:
-            raise _Reject(413, "PayloadTooLarge")
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            raise _Reject(400, cfg.bad_json_reason) from None
-        if not isinstance(payload, dict):
-            raise _Reject(400, cfg.bad_json_reason)
+        payload = self._payload(req.body, push_type)
         if push_type is None:
             push_type = "background" if _is_background(payload) else "alert"
         if (push_type == "background" and prio_s == "10"
@@ -330,7 +317,31 @@ class ApnsCore:
             raise _Reject(410, "Unregistered", self._ms_at(record.unregistered_at, now))
         if cfg.too_many_requests > 0 and self._too_many(record.token, now):
             raise _Reject(429, "TooManyRequests")
-        # accepted
+        return self._accept(req, record, apns_id, payload, now, wall_now, delay, priority=priority,
+                            push_type=push_type, topic=topic, collapse=collapse, exp=exp)
+
+    def _payload(self, body: bytes, push_type: str | None) -> dict[str, Any]:
+        """The JSON body: present, within the size limit, an object."""
+        cfg = self.config
+        if not body:
+            raise _Reject(400, "PayloadEmpty")
+        limit = cfg.max_payload_voip if push_type == "voip" else cfg.max_payload
+        if len(body) > limit:
+            raise _Reject(413, "PayloadTooLarge")
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            raise _Reject(400, cfg.bad_json_reason) from None
+        if not isinstance(payload, dict):
+            raise _Reject(400, cfg.bad_json_reason)
+        return payload
+
+    def _accept(self, req: HttpRequest, record: Any, apns_id: str, payload: dict[str, Any],
+                now: float, wall_now: float, delay: float, *, priority: int, push_type: str,
+                topic: str, collapse: str | None, exp: int | None) -> ApnsOutcome:
+        """A valid request: trace and log it, and hand its envelope to the backend."""
+        body = req.body
+        cfg = self.config
         resp_headers = {"apns-id": apns_id}
         if self._unique:
             resp_headers["apns-unique-id"] = uuid_from(self.rng)
