@@ -177,8 +177,7 @@ class PushDaemon:
                  "_next_heartbeat", "_backoff", "_retry_at", "_connect_deadline",
                  "_seen", "_pending_registrations", "heartbeats", "heartbeats_acked",
                  "reconnects", "delivered", "duplicates", "backoff_base_s", "backoff_max_s",
-                 "connect_timeout_s", "dozing", "on_state", "mode", "reports", "_mode",
-                 "_frames")
+                 "connect_timeout_s", "dozing", "on_state", "reports", "_mode", "_frames")
 
     SEEN_LIMIT = 1024  # message ids remembered per app
 
@@ -187,7 +186,6 @@ class PushDaemon:
         strategy = MODES.get(mode)
         if strategy is None:
             raise ValueError(f"unknown daemon mode {mode!r}")
-        self.mode = mode
         self._mode = strategy
         self.reports = 0  # ip-callback: address reports that reached the provider
         self.device_id = device_id
@@ -219,6 +217,11 @@ class PushDaemon:
         self.connect_timeout_s = 30.0
         self.dozing = False
         self.on_state: Callable[[str], None] | None = None
+
+    @property
+    def mode(self) -> str:
+        """``persistent`` or ``ip-callback``."""
+        return self._mode.name
 
     # events from the device -------------------------------------------------
     def network_changed(self, now: float, interface: str | None, address: str) -> None:
@@ -478,6 +481,8 @@ def _table(**by_state: dict[type, FrameHandler]) -> FrameTable:
 class PersistentMode:
     """What APNs and FCM do: one long-lived connection, heartbeats, reconnect on change."""
 
+    name = PERSISTENT
+
     frames: ClassVar[FrameTable] = _table(
         # a push or a notice is taken whenever the current link carries one
         connecting={dl.HelloAck: PushDaemon._on_hello_ack, dl.Push: PushDaemon._on_push,
@@ -506,6 +511,8 @@ class PersistentMode:
 
 class IpCallbackMode:
     """The 2014 model: report the address on a short connection, then listen for calls."""
+
+    name = IP_CALLBACK
 
     frames: ClassVar[FrameTable] = _table(
         connecting={dl.HelloAck: PushDaemon._on_hello_ack},
