@@ -39,6 +39,7 @@ from simulator.scenario import AppSpec, DeviceSpec, Scenario
 from simulator.world import World, _device, build_world
 
 INBOX_LIMIT = 1000  # per device: the oldest entries go first
+POWER_BATCH = 50  # phones powered on at once with the embedded broker
 PORT_NAMES = ("apns", "apns_sandbox", "apns_admin", "fcm", "control", "app_server", "broker")
 
 
@@ -97,6 +98,7 @@ class Lab:
         self._closers: list[Any] = []
         self._seq = 0
         self.started_at = 0.0
+        self._power_task: asyncio.Task[None] | None = None
 
     # ---- start -----------------------------------------------------------------------
     async def start(self) -> Lab:
@@ -137,9 +139,26 @@ class Lab:
             self._adopt(device)
         self.info = self._describe(extra)
         self.write_files()
-        for device in world.devices.values():
-            device.power_on()
+        if cfg.broker_url is None and len(world.devices) > POWER_BATCH:
+            self._power_task = loop.create_task(self._power_on(list(world.devices.values())))
+        else:
+            for device in world.devices.values():
+                device.power_on()
         return self
+
+    async def _power_on(self, devices: list[Any]) -> None:
+        """The embedded broker (amqtt, pure Python) times out most of a thousand CONNECTs
+        that arrive at once, and every phone backs off: phones come up a batch at a time,
+        the next once most of this one is connected (or two seconds have passed)."""
+        loop = asyncio.get_running_loop()
+        for i in range(0, len(devices), POWER_BATCH):
+            batch = devices[i:i + POWER_BATCH]
+            for device in batch:
+                device.power_on()
+            deadline = loop.time() + 2.0
+            while loop.time() < deadline and sum(
+                    d.daemon.state == "connected" for d in batch) < 0.9 * len(batch):
+                await asyncio.sleep(0.02)
 
     async def _start_extras(self) -> dict[str, Any]:
         """The APNs sandbox and admin API, outside credentials, app server, control API."""
@@ -377,6 +396,8 @@ class Lab:
     async def close(self) -> None:
         """Stop everything started, newest first; what a provider accepted stays in its
         store until here."""
+        if self._power_task is not None:
+            self._power_task.cancel()
         for queue in list(self.listeners):  # delivery streams end first
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
