@@ -161,3 +161,31 @@ async def test_my_app_server_end_to_end(pushlab_lab, clients) -> None:
         ok, reason = await server.send(device, "after uninstall")
         assert not ok
         assert ("410 Unregistered" if platform == "ios" else "UNREGISTERED") in reason
+
+
+def test_fake_apns_and_fake_fcm_alone(fake_apns, fake_fcm) -> None:
+    import time
+
+    import httpx
+    import jwt
+
+    token = fake_apns.issue("phone-1", APP)
+    with open(fake_apns.key_file) as f:
+        bearer = jwt.encode({"iss": fake_apns.team_id, "iat": int(time.time())}, f.read(),
+                            algorithm="ES256", headers={"kid": fake_apns.key_id})
+    fake_apns.fail_next(token, 429, "TooManyRequests")
+    tls = ssl.create_default_context(cafile=fake_apns.ca)
+    with httpx.Client(http2=True, verify=tls) as client:
+        def send() -> httpx.Response:
+            return client.post(f"{fake_apns.url}/3/device/{token}", json={"aps": {}},
+                               headers={"authorization": f"bearer {bearer}",
+                                        "apns-topic": APP})
+        assert (send().status_code, send().status_code) == (429, 200)
+    assert [e["status"] for e in fake_apns.sent(token)] == [429, 200]
+
+    fcm_token = fake_fcm.issue("phone-2", APP)
+    fake_fcm.uninstall("phone-2", APP)
+    r = httpx.post(fake_fcm.url + "/fcm/send", json={"to": fcm_token},
+                   headers={"authorization": f"key={fake_fcm.legacy_server_key}"})
+    assert r.status_code == 200 and r.json()["results"][0]["error"] == "NotRegistered"
+    assert len(fake_fcm.sent(fcm_token)) == 1
