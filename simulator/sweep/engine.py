@@ -25,7 +25,11 @@ from simulator.sweep.figures import FIGURES, measure
 @contextlib.contextmanager
 def dask_client(workers: int | None = None, scheduler: str | None = None,
                 processes: bool = True) -> Iterator[Any]:
-    """A client on ``scheduler``, or on a fresh local cluster of ``workers`` processes."""
+    """A client on ``scheduler``, or on a fresh local cluster of ``workers`` processes.
+
+    The local scheduler listens on free ports (its HTTP routes too), so clusters
+    started side by side never collide.
+    """
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -34,7 +38,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None,
         return
     n = workers or os.cpu_count() or 1
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
+                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
 
