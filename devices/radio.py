@@ -182,11 +182,6 @@ class RadioStateMachine:
         self.enabled = True  # an interface that is down or off draws no idle power
         self.on_state = on_state
 
-    def _charge(self, cause: str, joules: float) -> None:
-        self.energy += joules
-        by = self.by_cause
-        by[cause] = by.get(cause, 0.0) + joules
-
     def _owed(self, now: float) -> tuple[float, float, float]:
         """What [settled, now] costs, unbooked: (tail joules, where the tail stops, idle joules).
 
@@ -216,13 +211,17 @@ class RadioStateMachine:
         if now <= start:
             return self.energy
         tail_j, upto, idle_j = self._owed(now)
+        by = self.by_cause  # charged inline: every transfer after a pause comes here
         if upto > start:
-            self._charge(self._last_cause, tail_j)
+            cause = self._last_cause
+            self.energy += tail_j
+            by[cause] = by.get(cause, 0.0) + tail_j
             self.high_power_s += upto - start
             if upto < now and self.on_state is not None:
-                self.on_state(self._last_end + self.profile.tail_s, IDLE, self._last_cause)
+                self.on_state(self._last_end + self.profile.tail_s, IDLE, cause)
         if idle_j:
-            self._charge("idle", idle_j)
+            self.energy += idle_j
+            by["idle"] = by.get("idle", 0.0) + idle_j
         self._settled = now
         return self.energy
 
