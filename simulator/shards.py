@@ -155,6 +155,7 @@ class ShardRun:
     peak_rss_mb: float = 0.0
     pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    energy_by_cause: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def run_shard(scenario: Scenario, group_of: dict[str, str],
@@ -179,7 +180,7 @@ def run_shard(scenario: Scenario, group_of: dict[str, str],
                     result.heartbeats_by_device, list(result.pruned),
                     dict(result.app_server_stats), series,
                     wall_s=time.perf_counter() - started, peak_rss_mb=peak_rss_mb(),
-                    pid=os.getpid())
+                    pid=os.getpid(), energy_by_cause=result.energy_by_cause)
 
 
 def peak_rss_mb() -> float:
@@ -223,7 +224,8 @@ def merge(scenario: Scenario, runs: list[ShardRun]) -> tuple[RunResult, Outcome]
         energy_j={k: v for r in runs for k, v in r.energy_j.items()},
         pruned=[p for r in runs for p in r.pruned], energy_series=_merge_series(runs),
         app_server_stats=stats,
-        heartbeats_by_device={k: v for r in runs for k, v in r.heartbeats_by_device.items()})
+        heartbeats_by_device={k: v for r in runs for k, v in r.heartbeats_by_device.items()},
+        energy_by_cause={k: v for r in runs for k, v in r.energy_by_cause.items()})
     result.__dict__["outcome"] = outcome  # the cached property: no trace to read it from
     return result, outcome
 
