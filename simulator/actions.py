@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
@@ -27,7 +27,23 @@ from simulator.scenario_types import Duration, InterfaceKind, ProviderName, Stri
 
 if TYPE_CHECKING:
     from devices.device import Device
-    from simulator.world import World
+    from simulator.core.trace import Trace
+
+
+class World(Protocol):
+    """What an action uses of a world (:class:`simulator.world.World` is one)."""
+
+    scenario: Any  # the Scenario it runs (its doze settings)
+    providers: Any
+    app_server: Any
+    trace: Trace
+    restart_broker: Callable[[float], Any] | None
+
+    def targets(self, name: str) -> list[Device]: ...
+
+    async def send(self, action: SendAction) -> None: ...
+
+    def fault_tokens(self, action: FaultAction) -> list[str | None]: ...
 
 
 # ---- parameters ------------------------------------------------------------------------
