@@ -153,3 +153,14 @@ def test_shards_refuse_trace_and_live(scenario_file: Path, tmp_path: Path) -> No
     assert out.exit_code == 2 and "--trace: not with --shards" in out.output
     out = CliRunner().invoke(app, ["run", str(scenario_file), "--scheduler", "tcp://x:1"])
     assert out.exit_code == 2 and "--scheduler: only with --shards K" in out.output
+
+
+def test_a_malformed_scheduler_address_is_one_line(scenario_file: Path, tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["run", str(scenario_file), "--shards", "2",
+                                   "--scheduler", "abc"])
+    assert out.exit_code == 2
+    assert out.output.strip() == "error: --scheduler abc: missing port number in address abc"
+    out = CliRunner().invoke(app, ["sweep", str(scenario_file), "--scheduler", "",
+                                   "--out", str(tmp_path / "o")])
+    assert out.exit_code == 2
+    assert "error: --scheduler : give an address such as tcp://10.0.0.5:8786" in out.output

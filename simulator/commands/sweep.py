@@ -28,6 +28,14 @@ def _exit(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _check_scheduler(address: str | None) -> None:
+    from simulator.sweep.engine import scheduler_problem
+
+    problem = None if address is None else scheduler_problem(address)
+    if problem is not None:
+        raise _exit(f"--scheduler {address}: {problem}")
+
+
 def sweep(
     file: Annotated[Path, typer.Argument(help="scenario file (YAML)")],
     out: Annotated[Path, typer.Option(help="folder for runs.csv, runs.parquet, summary.csv "
@@ -56,6 +64,7 @@ def sweep(
 
     if workers is not None and scheduler is not None:
         raise _exit("--workers and --scheduler: give one (a scheduler has its own workers)")
+    _check_scheduler(scheduler)
     scenario = _load(file)
     try:
         output_dir(out, "--out")
@@ -93,7 +102,7 @@ def _execute(sweep_plan: Any, jobs: list[Any], kept: list[dict[str, Any]], out: 
         try:
             client_cm = dask_client(workers, scheduler)
             client = client_cm.__enter__()
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:
             raise _exit(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
         try:
             with RunProgress(console, "runs", delay=0.0, fmt=lambda n: f"{int(n)} runs") as bar:
@@ -173,6 +182,7 @@ def run_shards(scenario: Any, shards: int | None, scheduler: str | None, *, live
     if trace is not None:
         raise _exit("--trace: not with --shards (each shard has its own trace; "
                     "--report writes the merged messages.csv)")
+    _check_scheduler(scheduler)
     try:
         from simulator.shards import plan_shards
 
@@ -186,7 +196,9 @@ def run_shards(scenario: Any, shards: int | None, scheduler: str | None, *, live
                           f"{len(client.scheduler_info()['workers'])} Dask workers")
             result, outcome, runs = run_sharded(scenario, shards, client)
     except (OSError, TimeoutError) as exc:
-        raise _exit(f"--scheduler {scheduler}: cannot reach it ({exc})") from None
+        where = f"--scheduler {scheduler}: cannot reach it" if scheduler else \
+            "--shards: the local Dask cluster did not start"
+        raise _exit(f"{where} ({exc})") from None
     console.print(f"{shards} shards in {format_duration(time.monotonic() - started)} "
                   f"(slowest {format_duration(max(r.wall_s for r in runs))}, peak memory "
                   f"{max(r.peak_rss_mb for r in runs):.0f} MB in one worker)")

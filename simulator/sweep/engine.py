@@ -43,6 +43,19 @@ def dask_client(workers: int | None = None, scheduler: str | None = None,
         yield client
 
 
+def scheduler_problem(address: str) -> str | None:
+    """Why ``address`` is not a scheduler address (``tcp://HOST:PORT``), or None."""
+    from distributed.comm import get_address_host_port
+
+    if not address.strip():
+        return "give an address such as tcp://10.0.0.5:8786"
+    try:
+        get_address_host_port(address)
+    except ValueError as exc:
+        return str(exc).replace("'", "")
+    return None
+
+
 @dataclass
 class Job:
     point: dict[str, Any]  # parameter path -> its value as read back from the scenario
