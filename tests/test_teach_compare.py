@@ -95,3 +95,18 @@ def test_reports_of_two_versions_are_refused(folders: tuple[Path, Path, Path],
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "PushLab 0.0.1" in lines[0] and "one version" in lines[0]
+
+
+def test_missing_path_and_broken_scenario_are_one_line(folders: tuple[Path, Path, Path],
+                                                       tmp_path: Path) -> None:
+    a, _, _ = folders
+    result = invoke("compare", "runs", str(a), str(tmp_path / "nowhere"))
+    assert result.exit_code == 2
+    assert result.output.strip() == f"error: {tmp_path / 'nowhere'}: no such report folder " \
+                                     "or scenario file"
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("devices: [{id: x}]\n", encoding="utf-8")
+    result = invoke("compare", "runs", str(broken), str(a))
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "broken.yaml" in lines[0]
