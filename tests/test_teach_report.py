@@ -132,3 +132,21 @@ def test_user_binding_finding_counts_the_misdelivered(tmp_path: Path) -> None:
     assert "misdelivered" in output
     ok, _, _ = run_report(ROOT / "scenarios" / "shared-phone.yaml", tmp_path / "install")
     assert not [f for f in ok["findings"] if f["rule"] == "token-binding"]
+
+
+def test_unnoticed_address_change_finding(tmp_path: Path) -> None:
+    text = (ROOT / "scenarios" / "commute.yaml").read_text(encoding="utf-8")
+    quiet = tmp_path / "quiet.yaml"
+    quiet.write_text(text.replace("change_address: {device: dana-iphone, network: lte}",
+                                  "change_address: {device: dana-iphone, network: lte, "
+                                  "unreported: true}"), encoding="utf-8")
+    data, _, _ = run_report(quiet, tmp_path / "out")
+    found = {f["group"]: f for f in data["findings"] if f["rule"] == "unnoticed-address"}
+    assert set(found) == {"dana-iphone"}
+    worst = max(float(r["latency_s"]) for r in rows(tmp_path / "out")
+                if r["group"] == "dana-iphone")
+    assert found["dana-iphone"]["figures"] == {"unnoticed": 1,
+                                               "max_latency_s": pytest.approx(worst, abs=1e-3)}
+    assert worst > 60
+    plain, _, _ = run_report(ROOT / "scenarios" / "commute.yaml", tmp_path / "plain")
+    assert not [f for f in plain["findings"] if f["rule"] == "unnoticed-address"]

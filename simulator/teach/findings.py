@@ -140,7 +140,29 @@ def _lost(report: Report) -> list[Finding]:
     return out
 
 
-RULES = (_nat_heartbeat, _polling, _misdelivered, _lost)
+def _unnoticed_address(report: Report) -> list[Finding]:
+    """The network renumbered a device without it noticing: its connection is dead until
+    a heartbeat goes unanswered."""
+    changes = Counter(e.device for e in report.result.events  # type: ignore[attr-defined]
+                      if e.kind == EventKind.IP_CHANGED and not e.noticed)  # type: ignore[attr-defined]
+    out = []
+    for spec in report.scenario.devices:
+        ids = report.groups[spec.id]
+        n = sum(changes[i] for i in ids)
+        if not n:
+            continue
+        lat = [d.latency for d in report.outcome.subset(set(ids)) if d.latency is not None]
+        worst = max(lat, default=0.0)
+        out.append(Finding(
+            "unnoticed-address", f"{spec.id}: {n} address change(s) the device did not notice: "
+            f"messages delayed up to {human_duration(worst)}", "docs/lessons/commute.md",
+            spec.id, [f"{n} unnoticed renumbering(s) on {len(ids)} device(s)",
+                      f"slowest message handed after {human_duration(worst)}"],
+            {"unnoticed": n, "max_latency_s": round(worst, 3)}))
+    return out
+
+
+RULES = (_nat_heartbeat, _polling, _misdelivered, _lost, _unnoticed_address)
 
 
 def findings(report: Report) -> list[Finding]:
