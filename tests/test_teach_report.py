@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from devices.radio import LTE
 from simulator.cli import app
 from simulator.teach.html import figures_in
 
@@ -84,6 +85,13 @@ def test_timeline_lanes_marks_and_picker_match_the_run(nat: tuple) -> None:
                 and t["meta"]["lane"] == "push connection" and t["meta"].get("state") == "connected"]
         assert len(conn[0]["base"]) == reconnects[device]
         assert (device, "radio") in lanes and (device, "heartbeats") in lanes
+        radio = {t["meta"]["state"]: t for t in tl["data"] if t["meta"]["device"] == device
+                 and t["meta"]["lane"] == "radio"}
+        assert {"promotion", "tail"} <= set(radio)
+        unit_s = 3600.0  # the 6 h run's axis is in hours
+        assert max(radio["promotion"]["x"]) * unit_s == pytest.approx(LTE.promotion_s, abs=1e-3)
+        assert max(radio["tail"]["x"]) * unit_s == pytest.approx(
+            sum(d for _, d in LTE.tail), abs=1e-3)
     assert sum(1 for t in tl["data"] if t.get("visible") is not False) == \
         sum(1 for t in tl["data"] if t["meta"]["device"] == devices[0])
 

@@ -29,6 +29,7 @@ from simulator.teach.timeline import (
     DeviceLanes,
     action_bands,
     device_lanes,
+    radio_times,
     sample_devices,
 )
 
@@ -36,7 +37,8 @@ if TYPE_CHECKING:
     from simulator.report import Report
 
 STATE_COLOURS = {"connected": "#2e7d32", "reconnecting": "#ef6c00", "offline": "#9e9e9e",
-                 "dead mapping": "#c62828", "awake": "#d55e00"}
+                 "dead mapping": "#c62828"}
+RADIO_COLOURS = {"promotion": "#cc79a7", "connected": "#d55e00", "tail": "#e69f00"}
 CAUSES = ("heartbeat", "push", "poll", "reconnect", "address_report", "register", "control",
           "idle", "baseline")
 
@@ -54,7 +56,8 @@ def _lane_traces(lanes: DeviceLanes, scale: float, visible: bool) -> list[go.Bas
     for s in lanes.spans:
         by_state.setdefault((s.lane, s.state), []).append(s)
     for i, ((lane, state), spans) in enumerate(by_state.items()):
-        colour = STATE_COLOURS.get(state, COLOURS[i % len(COLOURS)])
+        colours = RADIO_COLOURS if lane == "radio" else STATE_COLOURS
+        colour = colours.get(state, COLOURS[i % len(COLOURS)])
         traces.append(go.Bar(
             name=f"{lanes.device}: {lane} {state}", orientation="h", y=[lane] * len(spans),
             base=[s.start / scale for s in spans], x=[(s.end - s.start) / scale for s in spans],
@@ -109,6 +112,7 @@ def timeline_figure(report: Report, per_group: int = 2,
     unit, scale = time_unit(end)
     bands = action_bands(report.scenario, groups, end)
     network = {s.id: s.network for s in report.scenario.devices}
+    times = {s.id: radio_times(s) for s in report.scenario.devices}
     sample = sample_devices(groups, report.outcome.deliveries, per_group)
     fig = go.Figure()
     buttons = []
@@ -121,7 +125,7 @@ def timeline_figure(report: Report, per_group: int = 2,
     for n, device in enumerate(shown):
         group = report.group_of[device]
         lanes = device_lanes(device, network[group], res.events, report.outcome.deliveries,
-                             bands, end)
+                             bands, end, times[group])
         traces = _lane_traces(lanes, scale, visible=n == 0)
         spans.append(len(traces))
         fig.add_traces(traces)

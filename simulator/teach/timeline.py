@@ -95,20 +95,48 @@ def _connection(events: list[TraceEvent], offline: list[Band], end: float) -> li
     return _steps("push connection", changes, end)
 
 
-def _radio(events: list[TraceEvent], end: float) -> list[Span]:
-    """Awake (promotion, transfer and tail) from each promotion to the idle after it."""
+RadioTimes = dict[str, tuple[float, float]]
+"""Interface kind -> (promotion seconds, tail seconds) of its radio profile."""
+
+
+def radio_times(spec: object) -> RadioTimes:
+    """The promotion and tail lengths of each interface of a device group's radios."""
+    from devices.radio import PROFILES, profile_named
+
+    named = getattr(spec, "radio", None) or {}
+    out = {}
+    for kind, default in PROFILES.items():
+        profile = profile_named(named[kind], kind) if kind in named else default
+        out[kind] = (profile.promotion_s, sum(d for _, d in profile.tail))
+    return out
+
+
+def _awake(iface: str, start: float, stop: float, cause: str,
+           times: RadioTimes) -> list[Span]:
+    """Promotion, connected (transfer) and tail of one wake-up, from promotion to idle."""
+    promo_s, tail_s = times.get(iface, (0.0, 0.0))
+    promo_end = min(start + promo_s, stop)
+    tail_start = max(promo_end, stop - tail_s)
+    text = f"({iface}), woken by {cause}"
+    parts = (("promotion", start, promo_end), ("connected", promo_end, tail_start),
+             ("tail", tail_start, stop))
+    return [Span("radio", a, b, state, f"radio {state} {text}") for state, a, b in parts
+            if b > a or (state == "promotion" and stop == start)]
+
+
+def _radio(events: list[TraceEvent], end: float, times: RadioTimes) -> list[Span]:
+    """Each wake-up of the radio, from its promotion to the idle after it."""
     spans: list[Span] = []
-    woke: tuple[float, str] | None = None
+    woke: tuple[float, str, str] | None = None
     for ev in sorted((e for e in events if e.kind == EventKind.RADIO_STATE),
                      key=lambda e: e.at):  # type: ignore[attr-defined]
         if ev.state == "promoting" and woke is None:  # type: ignore[attr-defined]
-            woke = (ev.at, ev.cause)  # type: ignore[attr-defined]
+            woke = (ev.at, ev.cause, ev.interface)  # type: ignore[attr-defined]
         elif ev.state == "idle" and woke is not None:  # type: ignore[attr-defined]
-            spans.append(Span("radio", woke[0], ev.at, "awake",  # type: ignore[attr-defined]
-                              f"radio awake ({ev.interface}), woken by {woke[1]}"))  # type: ignore[attr-defined]
+            spans += _awake(woke[2], woke[0], ev.at, woke[1], times)  # type: ignore[attr-defined]
             woke = None
     if woke is not None:
-        spans.append(Span("radio", woke[0], end, "awake", f"radio awake, woken by {woke[1]}"))
+        spans += _awake(woke[2], woke[0], end, woke[1], times)
     return spans
 
 
@@ -133,7 +161,7 @@ def _hops(d: Delivery) -> list[tuple[float, str]]:
 
 def device_lanes(device: str, first_network: str, events: Iterable[TraceEvent],
                  deliveries: Iterable[Delivery], bands: list[Band],
-                 end: float) -> DeviceLanes:
+                 end: float, times: RadioTimes | None = None) -> DeviceLanes:
     """The lanes of ``device`` from its own events (``events`` may hold everyone's)."""
     own = [e for e in events if getattr(e, "device", None) == device]
     mine = [b for b in bands if b.devices is not None and device in b.devices
@@ -141,7 +169,7 @@ def device_lanes(device: str, first_network: str, events: Iterable[TraceEvent],
     lanes = DeviceLanes(device)
     lanes.spans += _network(own, first_network, end)
     lanes.spans += _connection(own, mine, end)
-    lanes.spans += _radio(own, end)
+    lanes.spans += _radio(own, end, times or {})
     lanes.marks += _marks(own)
     for d in deliveries:
         if d.device == device and d.hops:
