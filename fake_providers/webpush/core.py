@@ -151,7 +151,7 @@ class WebPushStorePolicy(BasePolicy):
         return [(old, EventKind.COLLAPSED) for old in queue
                 if old.collapse_key == env.collapse_key and old.app_id == env.app_id]
 
-    def hold(self, env: Envelope, device: DeviceState) -> bool:
+    def hold(self, env: Envelope, device: DeviceState, now: float) -> bool:
         wanted = getattr(device, "urgency", "very-low")
         return URGENCY_RANK[env.extra.get("urgency", "normal")] < URGENCY_RANK[wanted]
 

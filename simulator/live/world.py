@@ -204,6 +204,8 @@ class LiveWiring:
                                   public=f"{binding.public[0]}:{binding.public[1]}")
 
     def _link_factory(self, device: Device, daemon: Any) -> Any:
+        if device.platform == "browser":
+            return self.browser_links(device, daemon)
         iface = device.active_interface()
         provider = dl.PROVIDER_FOR[device.platform]
         factory = self.factories[provider]
