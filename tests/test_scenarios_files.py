@@ -86,7 +86,7 @@ def test_cli_report_writes_every_file(tmp_path: Path) -> None:
     assert out.exit_code == 0, out.output
     names = {p.name for p in (tmp_path / "r").iterdir()}
     assert names == {"report.json", "messages.csv", "trace.jsonl", "battery.png",
-                     "latency_cdf.png", "fates.png"}
+                     "latency_cdf.png", "fates.png", "index.html", "timeline.json"}
 
 
 def test_same_seed_same_trace_with_retries_and_jitter() -> None:
