@@ -16,7 +16,7 @@ from fake_providers.registry import TokenRegistry, apns_token
 from fake_providers.store import KeepAllPolicy, StoreAndForward
 from simulator.core import devicelink as dl
 from simulator.core.trace import Trace
-from simulator.load.services import Mosquitto, find_binary
+from simulator.load.brokers import Mosquitto, find_binary
 
 pytestmark = pytest.mark.skipif(find_binary("mosquitto") is None,
                                 reason="mosquitto not installed: run scripts/install-brokers.sh")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from simulator.load.services import Mosquitto, find_binary
+from simulator.load.brokers import Mosquitto, find_binary
 
 pytestmark = pytest.mark.live
 

@@ -14,8 +14,8 @@ from simulator.core.mqtt_wire import (
     parse_packets,
     puback_packet,
 )
+from simulator.load.brokers import Mosquitto, find_binary
 from simulator.load.lean_mqtt import LeanLinkFactory
-from simulator.load.services import Mosquitto, find_binary
 
 
 def test_packets_parse_across_arbitrary_splits() -> None:

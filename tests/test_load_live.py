@@ -13,10 +13,10 @@ import sys
 
 import pytest
 
+from simulator.load.brokers import find_binary
 from simulator.load.faults import parse_fault
 from simulator.load.harness import FAULT_KEYS
 from simulator.load.orchestrator import LoadConfig, run_load
-from simulator.load.services import find_binary
 
 pytestmark = [pytest.mark.live, pytest.mark.slow]
 

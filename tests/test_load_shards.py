@@ -13,8 +13,8 @@ import urllib.request
 
 import pytest
 
+from simulator.load.brokers import find_binary, free_port
 from simulator.load.orchestrator import LoadConfig, run_load
-from simulator.load.services import find_binary, free_port
 from simulator.load.worker import parse_shard
 
 pytestmark = [pytest.mark.live, pytest.mark.slow,

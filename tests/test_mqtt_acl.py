@@ -23,7 +23,7 @@ from simulator.live.broker import (
     open_broker,
 )
 from simulator.live.mosquitto_auth import config_lines, password_line, write_auth_files
-from simulator.load.services import find_binary, free_port, wait_port
+from simulator.load.brokers import find_binary, free_port, wait_port
 
 
 def test_topic_names_round_trip() -> None:

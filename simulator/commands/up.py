@@ -78,7 +78,7 @@ def up(
         raise typer.BadParameter("mosquitto, or a URL like mqtt://host:1883",
                                  param_hint="--broker")
     if broker == "mosquitto":
-        from simulator.load.services import find_binary
+        from simulator.load.brokers import find_binary
 
         if find_binary("mosquitto") is None:
             raise typer.BadParameter("mosquitto is not installed (apt-get install mosquitto)",

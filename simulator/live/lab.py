@@ -119,7 +119,7 @@ class Lab:
         ports = {"apns": cfg.port("apns"), "fcm": cfg.port("fcm"), "broker": cfg.port("broker")}
         broker_url = cfg.broker_url
         if broker_url == "mosquitto":  # a Mosquitto of the lab's own, as load runs start it
-            from simulator.load.services import Mosquitto
+            from simulator.load.brokers import Mosquitto
 
             mosquitto = Mosquitto(port=cfg.port("broker"), workdir=None)
             await loop.run_in_executor(None, mosquitto.start)

@@ -42,7 +42,7 @@ def serve_broker(kind: str, host: str, port: int, gateway_password: str | None,
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())
         return
-    from simulator.load.services import Mosquitto, NatsCluster
+    from simulator.load.brokers import Mosquitto, NatsCluster
 
     if kind == "mosquitto":
         proc: Mosquitto | NatsCluster = Mosquitto(port)

@@ -145,7 +145,7 @@ class LiveRun:
 
     # ---- start services -------------------------------------------------------------------
     async def start_broker(self) -> list[str]:
-        from simulator.load import services
+        from simulator.load import brokers, services
 
         cfg = self.cfg
         self.progress(_broker_phase(cfg.broker), 0, 0)
@@ -159,10 +159,10 @@ class LiveRun:
             self.meter.add("broker", self.broker_child.pid)
             return [ready["url"]]
         if cfg.broker in ("mosquitto", "nats"):
-            proc = self.broker_proc = services.Mosquitto() if cfg.broker == "mosquitto" \
-                else services.NatsCluster(3)
+            proc = self.broker_proc = brokers.Mosquitto() if cfg.broker == "mosquitto" \
+                else brokers.NatsCluster(3)
             await self.loop.run_in_executor(None, proc.start)
-            if isinstance(proc, services.NatsCluster) and not await self.loop.run_in_executor(
+            if isinstance(proc, brokers.NatsCluster) and not await self.loop.run_in_executor(
                     None, proc.wait_ready, 60.0):
                 raise RuntimeError("the NATS cluster never served an MQTT session")
             for pid in proc.pids:
