@@ -26,11 +26,10 @@ from app_server.senders import (
     ApnsTokenSigner,
     FcmSender,
     OAuthTokenSource,
-    VapidSigner,
-    WebPushSender,
 )
 from app_server.service import AppServer
 from app_server.store import Binding, SqliteTokenStore, TokenStore
+from app_server.webpush_sender import VapidSigner, WebPushSender
 from simulator.core.http import Transport
 from simulator.core.trace import Trace
 

@@ -23,11 +23,10 @@ from app_server.senders import (
     FcmSender,
     Notification,
     OAuthTokenSource,
-    VapidSigner,
-    WebPushSender,
 )
 from app_server.service import AppServer
 from app_server.store import MemoryTokenStore, SqliteTokenStore, TokenStore
+from app_server.webpush_sender import VapidSigner, WebPushSender
 from devices.apps import PollingApp, PushApp
 from devices.browser import BrowserPushDaemon, browser_link_factory
 from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy

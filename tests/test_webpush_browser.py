@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from app_server.senders import (
-    InvalidNotification,
-    Notification,
-    VapidSigner,
-    WebPushSender,
-    parse_subscription,
-)
+from app_server.senders import InvalidNotification, Notification
+from app_server.webpush_sender import VapidSigner, WebPushSender, parse_subscription
 from devices.browser import BrowserPushDaemon
 from fake_providers.webpush import SubscriptionKeys, VapidKeys
 from fake_providers.webpush.lab import build_webpush_core

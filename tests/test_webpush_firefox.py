@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from app_server.senders import Notification, VapidSigner, WebPushSender
+from app_server.senders import Notification
 from app_server.service import AppServer
+from app_server.webpush_sender import VapidSigner, WebPushSender
 from fake_providers.webpush.core import WebPushCore
 from fake_providers.webpush.keys import VapidKeys
 from fake_providers.webpush.lab import build_webpush_core

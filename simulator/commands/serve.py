@@ -181,7 +181,7 @@ def app_server(
                        fcm_credentials=fcm_credentials if fcm_url else None,
                        vapid_key=vapid_key, vapid_subject=vapid_subject)
     if vapid_key is not None:
-        from app_server.senders import VapidSigner
+        from app_server.webpush_sender import VapidSigner
 
         try:
             VapidSigner(vapid_key.read_text(encoding="utf-8"), vapid_subject, lambda: 0.0)
