@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from simulator.scenario_yaml import Loader
+
 MARK = re.compile(r"<!--\s*exercise:\s*(.*?)\s*-->", re.S)
 ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|\s*([-+0-9.eE]+)\s*\|", re.M)
 
@@ -38,7 +40,7 @@ class Exercise:
 
 def _change(text: str) -> tuple[str, Any]:
     path, _, value = text.partition("=")
-    return path.strip(), yaml.safe_load(value.strip())
+    return path.strip(), yaml.load(value.strip(), Loader=Loader)  # noqa: S506 (a safe loader)
 
 
 def read_exercises(page: Path) -> list[Exercise]:
@@ -70,7 +72,8 @@ def apply(spec: dict[str, Any], path: str, value: Any) -> None:
 
 
 def scenario_of(root: Path, exercise: Exercise) -> dict[str, Any]:
-    spec = yaml.safe_load((root / exercise.scenario).read_text(encoding="utf-8"))
+    # the scenarios' own loader: ``on:`` is a key, not YAML 1.1's true
+    spec = yaml.load((root / exercise.scenario).read_text(encoding="utf-8"), Loader=Loader)  # noqa: S506
     for path, value in exercise.changes:
         apply(spec, path, value)
     return spec
