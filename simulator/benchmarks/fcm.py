@@ -35,7 +35,7 @@ from typing import Any
 import aiohttp
 from hdrh.histogram import HdrHistogram
 
-from simulator.benchmarks.slices import SliceRuns, child_servers, slice_order
+from simulator.benchmarks.slices import SliceRuns, child_servers, drive_abba
 
 PROJECT = "pushlab-bench"
 APP = "com.example.bench"
@@ -158,18 +158,8 @@ class _Target:
 
 async def _drive(infos: dict[str, dict[str, Any]], concurrency: int, seconds: float,
                  warmup: float, slice_s: float) -> dict[str, _Target]:
-    """Warm each server up, then time them in alternating ABBA slices."""
     targets = {kind: _Target(info, concurrency) for kind, info in infos.items()}
-    try:
-        for target in targets.values():
-            await target.burst(warmup, timed=False)
-        slices = max(1, round(seconds / slice_s))
-        for kind in slice_order(slices):
-            await targets[kind].burst(seconds / slices, timed=True)
-    finally:
-        for target in targets.values():
-            await target.session.close()
-    return targets
+    return await drive_abba(targets, seconds, warmup, slice_s)
 
 
 def _one_run(concurrency: int, seconds: float, warmup: float, slice_s: float

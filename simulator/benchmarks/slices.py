@@ -26,6 +26,29 @@ def slice_order(slices: int) -> list[str]:
     return [ABBA[k % 4] for k in range(2 * slices)]
 
 
+class Burster(Protocol):
+    """A load generator for one server: bursts of requests, then closes its session."""
+
+    session: Any
+
+    async def burst(self, seconds: float, timed: bool) -> None: ...
+
+
+async def drive_abba(targets: dict[str, Any], seconds: float, warmup: float,
+                     slice_s: float) -> dict[str, Any]:
+    """Warm each target up, then time them in alternating ABBA slices; close them all."""
+    try:
+        for target in targets.values():
+            await target.burst(warmup, timed=False)
+        slices = max(1, round(seconds / slice_s))
+        for kind in slice_order(slices):
+            await targets[kind].burst(seconds / slices, timed=True)
+    finally:
+        for target in targets.values():
+            await target.session.close()
+    return targets
+
+
 @contextmanager
 def child_servers(target: Callable[..., None], kinds: Sequence[str] = ("bare", "lab"),
                   args: tuple[Any, ...] = (), start_timeout: float = 60.0,
