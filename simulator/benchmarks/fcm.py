@@ -32,10 +32,7 @@ import json
 import time
 from typing import Any
 
-import aiohttp
-from hdrh.histogram import HdrHistogram
-
-from simulator.benchmarks.slices import SliceRuns, child_servers, drive_abba
+from simulator.benchmarks.slices import ClosedLoopTarget, SliceRuns, child_servers, drive_abba
 
 PROJECT = "pushlab-bench"
 APP = "com.example.bench"
@@ -99,61 +96,21 @@ def _bodies(tokens: list[str]) -> list[bytes]:
     return out
 
 
-class _Target:
-    """One server as the client drives it: a keep-alive session and what to send."""
+class _Target(ClosedLoopTarget):
+    """One server: v1 sends with a bearer, cycling through the tokens' bodies."""
 
     def __init__(self, info: dict[str, Any], concurrency: int) -> None:
+        super().__init__(concurrency)
         self.url = f"http://127.0.0.1:{info['port']}/v1/projects/{PROJECT}/messages:send"
         self.headers = {"authorization": f"Bearer {info['bearer']}",
                         "content-type": "application/json"}
         self.bodies = _bodies(info["tokens"])
-        self.concurrency = concurrency
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=concurrency, force_close=False))
-        self.next = 0  # the next body, so slices carry on through the token list
-        self.hist = HdrHistogram(1, 60_000_000, 3)
-        self.done = 0  # timed requests
-        self.timed = 0.0  # timed seconds
-        self.errors = 0
 
-    async def burst(self, seconds: float, timed: bool) -> None:
-        """Keep ``concurrency`` requests in flight for ``seconds``; count them if timed.
-
-        A timed burst's time runs until its last answer arrives, so a rate counts the
-        ramp-up and the drain of a burst the same way for both servers.
-        """
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        stop_at = began + seconds
-        start = self.next
-        n = self.concurrency
-
-        async def worker(w: int) -> int:
-            i = start + w
-            while True:
-                t0 = loop.time()
-                if t0 >= stop_at:
-                    return i
-                async with self.session.post(url=self.url, data=self.bodies[i % len(self.bodies)],
-                                             headers=self.headers) as resp:
-                    await resp.read()
-                    ok = resp.status == 200
-                t1 = loop.time()
-                if timed:
-                    self.done += 1
-                    self.hist.record_value(max(1, int((t1 - t0) * 1e6)))
-                    if not ok:
-                        self.errors += 1
-                i += n
-
-        ends = await asyncio.gather(*(worker(w) for w in range(n)))
-        self.next = max(ends)
-        if timed:
-            self.timed += loop.time() - began
-
-    @property
-    def rate(self) -> float:
-        return self.done / self.timed if self.timed else 0.0
+    async def request(self, i: int) -> bool:
+        async with self.session.post(url=self.url, data=self.bodies[i % len(self.bodies)],
+                                     headers=self.headers) as resp:
+            await resp.read()
+            return resp.status == 200
 
 
 async def _drive(infos: dict[str, dict[str, Any]], concurrency: int, seconds: float,

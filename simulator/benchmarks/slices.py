@@ -11,12 +11,16 @@ runs' lab/bare ratios, ``ratio_of_medians`` the ratio of the two median rates.
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing as mp
 import statistics
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import aiohttp
+from hdrh.histogram import HdrHistogram
 
 ABBA = ("bare", "lab", "lab", "bare")
 
@@ -26,16 +30,60 @@ def slice_order(slices: int) -> list[str]:
     return [ABBA[k % 4] for k in range(2 * slices)]
 
 
-class Burster(Protocol):
-    """A load generator for one server: bursts of requests, then closes its session."""
+class ClosedLoopTarget:
+    """One server as a benchmark's client drives it: ``concurrency`` requests kept in
+    flight on one keep-alive aiohttp session. A subclass says what one request is
+    (:meth:`request`, True when the answer is the one wanted)."""
 
-    session: Any
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency, force_close=False))
+        self.next = 0  # the next request's index, so slices carry on through the list
+        self.hist = HdrHistogram(1, 60_000_000, 3)
+        self.done = 0  # timed requests
+        self.timed = 0.0  # timed seconds
+        self.errors = 0
 
-    async def burst(self, seconds: float, timed: bool) -> None: ...
+    async def request(self, i: int) -> bool:
+        raise NotImplementedError
+
+    async def burst(self, seconds: float, timed: bool) -> None:
+        """Keep ``concurrency`` requests in flight for ``seconds``; count them if timed.
+
+        A timed burst's time runs until its last answer arrives, so a rate counts the
+        ramp-up and the drain of a burst the same way for both servers.
+        """
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        stop_at = began + seconds
+        start, n = self.next, self.concurrency
+
+        async def worker(w: int) -> int:
+            i = start + w
+            while True:
+                t0 = loop.time()
+                if t0 >= stop_at:
+                    return i
+                ok = await self.request(i)
+                if timed:
+                    self.done += 1
+                    self.hist.record_value(max(1, int((loop.time() - t0) * 1e6)))
+                    self.errors += not ok
+                i += n
+
+        ends = await asyncio.gather(*(worker(w) for w in range(n)))
+        self.next = max(ends)
+        if timed:
+            self.timed += loop.time() - began
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.timed if self.timed else 0.0
 
 
-async def drive_abba(targets: dict[str, Any], seconds: float, warmup: float,
-                     slice_s: float) -> dict[str, Any]:
+async def drive_abba(targets: dict[str, ClosedLoopTarget], seconds: float, warmup: float,
+                     slice_s: float) -> dict[str, ClosedLoopTarget]:
     """Warm each target up, then time them in alternating ABBA slices; close them all."""
     try:
         for target in targets.values():

@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 from hdrh.histogram import HdrHistogram
 
-from simulator.benchmarks.slices import SliceRuns, child_servers, drive_abba
+from simulator.benchmarks.slices import ClosedLoopTarget, SliceRuns, child_servers, drive_abba
 
 DEVICES = 1000
 
@@ -102,10 +102,11 @@ def _vapid_header(pem: str | None, origin: str, public_key: str | None) -> str:
     return f"vapid t={token}, k={public_key}"
 
 
-class _Target:
-    """One server as the client drives it: a keep-alive session and what to send."""
+class _Target(ClosedLoopTarget):
+    """One server: VAPID-signed pushes of an encrypted-size body, cycling endpoints."""
 
     def __init__(self, info: dict[str, Any], concurrency: int) -> None:
+        super().__init__(concurrency)
         origin = f"http://127.0.0.1:{info['port']}"
         self.endpoints = info["endpoints"]
         auth = _vapid_header(info.get("vapid_pem"), origin, info.get("public_key"))
@@ -113,46 +114,12 @@ class _Target:
                          "Content-Encoding": "aes128gcm", "Authorization": auth}
                         for i in range(3)]
         self.body = os.urandom(256)
-        self.concurrency = concurrency
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=concurrency, force_close=False))
-        self.next = 0
-        self.hist = HdrHistogram(1, 60_000_000, 3)
-        self.done = 0
-        self.timed = 0.0
-        self.errors = 0
 
-    async def burst(self, seconds: float, timed: bool) -> None:
-        """Keep ``concurrency`` requests in flight for ``seconds``; count them if timed."""
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        stop_at = began + seconds
-        start, n = self.next, self.concurrency
-
-        async def worker(w: int) -> int:
-            i = start + w
-            while True:
-                t0 = loop.time()
-                if t0 >= stop_at:
-                    return i
-                async with self.session.post(self.endpoints[i % len(self.endpoints)],
-                                             data=self.body, headers=self.headers[i % 3]) as r:
-                    await r.read()
-                    ok = r.status == 201
-                if timed:
-                    self.done += 1
-                    self.hist.record_value(max(1, int((loop.time() - t0) * 1e6)))
-                    self.errors += not ok
-                i += n
-
-        ends = await asyncio.gather(*(worker(w) for w in range(n)))
-        self.next = max(ends)
-        if timed:
-            self.timed += loop.time() - began
-
-    @property
-    def rate(self) -> float:
-        return self.done / self.timed if self.timed else 0.0
+    async def request(self, i: int) -> bool:
+        async with self.session.post(self.endpoints[i % len(self.endpoints)],
+                                     data=self.body, headers=self.headers[i % 3]) as r:
+            await r.read()
+            return r.status == 201
 
 
 async def _deliveries(info: dict[str, Any], agents: int, deliveries: int) -> dict[str, Any]:
