@@ -114,6 +114,16 @@ async def _json_body(request: web.Request) -> Any:
                                  content_type="application/json") from None
 
 
+async def json_object(request: web.Request) -> dict:
+    """An admin request's JSON object (a blank body is ``{}``); 400 with the reason
+    for anything else."""
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "body must be an object"}',
+                                 content_type="application/json")
+    return body
+
+
 def admin_app(activity: ActivityLog, faults: FaultPlan, reset: Callable[[], None], *,
               routes: Iterable[web.RouteDef] = (), name: str = "",
               token: str | None = None) -> web.Application:

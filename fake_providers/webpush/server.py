@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import ssl
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
-from fake_providers.admin import admin_app, store_route
+from fake_providers.admin import admin_app, json_object, store_route
 from fake_providers.webpush.core import Action, Close, PushOutcome, Send, WebPushCore
 from fake_providers.webpush.errors import error_response
 from fake_providers.webpush.protocol import MAX_FRAME, ServerConnection, encode, log
-from simulator.core import safejson
 from simulator.core.http import HttpRequest
 
 _HOP_BY_HOP = frozenset({"connection", "content-length", "transfer-encoding"})
@@ -151,19 +149,6 @@ def make_ws_handler(core: WebPushCore, hub: WsHub):  # noqa: ANN201 - aiohttp ha
     return websocket
 
 
-async def _json(request: web.Request) -> dict:
-    raw = await request.read()
-    try:
-        body = safejson.loads(raw) if raw.strip() else {}
-    except safejson.JsonRejected as exc:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"body is not JSON: {exc}"}),
-                                 content_type="application/json") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error": "body must be an object"}',
-                                 content_type="application/json")
-    return body
-
-
 def webpush_admin_routes(core: WebPushCore, hub: WsHub) -> list[web.RouteDef]:
     """Subscriptions (list, expire one), user agents, and telling a UA to back off."""
 
@@ -186,7 +171,7 @@ def webpush_admin_routes(core: WebPushCore, hub: WsHub) -> list[web.RouteDef]:
                                   for uaid, s in core.agents.items()})
 
     async def back_off(request: web.Request) -> web.Response:
-        body = await _json(request)
+        body = await json_object(request)
         uaid = body.get("uaid")
         if uaid is not None and not isinstance(uaid, str):
             return web.json_response({"error": 'give {"uaid": "..."} or {} for all'},
