@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
 import time
 from collections import deque
@@ -406,8 +407,17 @@ class Lab:
                 result = closer() if closer != getattr(self.wiring, "__aexit__", None) \
                     else closer(None, None, None)
                 if asyncio.iscoroutine(result):
-                    await result
+                    try:
+                        await asyncio.wait_for(result, CLOSE_STEP_S)
+                    except TimeoutError:
+                        logging.getLogger(__name__).warning(
+                            "lab: %r did not stop within %g s; left behind", closer,
+                            CLOSE_STEP_S)
         self._closers.clear()
+
+
+CLOSE_STEP_S = 10.0
+"""How long :meth:`close` waits for one part to stop before it goes on to the next."""
 
 
 async def _serve(app: web.Application, port: int, closers: list[Any]) -> str:
