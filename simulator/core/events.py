@@ -48,6 +48,7 @@ class EventKind(StrEnum):
     RADIO_STATE = "radio_state"
     ENERGY = "energy"
     NOTICE = "notice"
+    RULE = "rule"
     # apps, users, tokens and topics
     TOKEN_REGISTERED = "token_registered"
     TOKEN_STORED = "token_stored"
@@ -311,6 +312,28 @@ class Notice(_Event, tag="notice"):
     notice: str
     app: str | None = None
     provider: str | None = None
+
+
+class Rule(_Event, tag="rule"):
+    """A platform rule acted on a message or an app: what held, throttled, downgraded,
+    dropped or released it, so a report can say why a push did not arrive (or arrived
+    late) and which rule it was.
+
+    ``rule`` names the rule (``doze``, ``standby_bucket``, ``fcm_hp_quota``,
+    ``fcm_downgrade``, ``stopped_app``, ``oem_killer``, ``ios_background_budget``,
+    ``ios_force_quit``, ``low_power_mode``, ``nse_timeout``, ``live_activity_budget``);
+    ``effect`` is what it did (``held``, ``released``, ``dropped``, ``downgraded``,
+    ``shown_by_system``, ``throttled``, ``allowed``, ``moved``).
+    """
+
+    device: str
+    rule: str
+    effect: str
+    msg: str | None = None
+    app: str | None = None
+    provider: str | None = None
+    reason: str | None = None
+    until: float | None = None  # when a held message may go on, when known
 
 
 # ---- apps, users, tokens and topics --------------------------------------------------
