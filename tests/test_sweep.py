@@ -177,3 +177,39 @@ def test_sweep_writes_table_summary_charts_and_resumes(tiny: Path, tmp_path: Pat
     assert "3 already done" in again.output and "1 run in" in again.output
     resumed = pd.read_parquet(out_dir / "runs.parquet")
     pd.testing.assert_frame_equal(resumed, runs)
+
+
+def test_sweep_writes_an_offline_page_with_a_chart_per_figure_and_parameter(
+        tiny: Path, tmp_path: Path, cluster) -> None:
+    import re
+
+    from simulator.sweep.plots import TITLES
+    from simulator.teach.html import figures_in
+
+    out_dir = tmp_path / "page"
+    res = _sweep([str(tiny), "--set", "heartbeat.cellular=5m,28m",
+                  "--set", "networks.lte.nat_timeout=5m,30m", "--seeds", "2",
+                  "--scheduler", cluster.scheduler.address, "--out", str(out_dir)])
+    assert res.exit_code == 0, res.output
+    page = (out_dir / "index.html").read_text(encoding="utf-8")
+    assert not re.search(r"<script[^>]*src=[\"']?(https?:)?//", page)  # plotly.js inline
+    figs = figures_in(page)
+    params = ["heartbeat.cellular", "networks.lte.nat_timeout"]
+    assert set(figs) == {f"{f}--{p}" for f in TITLES for p in params}
+    summary = pd.read_csv(out_dir / "summary.csv")
+    chart = figs["heartbeats--heartbeat.cellular"]
+    means = [t for t in chart["data"] if t["meta"]["role"] == "mean"]
+    # one line per value of the other parameter, each with its band
+    assert sorted(t["meta"]["line"] for t in means) == [
+        "networks.lte.nat_timeout = 30 min", "networks.lte.nat_timeout = 5 min"]
+    assert sum(t["meta"]["role"] == "band low" for t in chart["data"]) == 2
+    for t in means:
+        nat = 300.0 if t["meta"]["line"].endswith("= 5 min") else 1800.0
+        rows = summary[summary["networks.lte.nat_timeout"] == nat].sort_values(
+            "heartbeat.cellular")
+        assert t["x"] == list(rows["heartbeat.cellular"])
+        assert t["y"] == pytest.approx(list(rows["heartbeats_mean"]))
+    # the title says what to look at: fewer heartbeats with the longer interval
+    assert "heartbeats, all devices falls from" in chart["layout"]["title"]["text"]
+    assert "as heartbeat.cellular goes from 5 min to 28 min" in chart["layout"]["title"]["text"]
+    assert page.count("<tr>") == 1 + len(summary)  # the summary table: a head and each point

@@ -38,8 +38,8 @@ def _check_scheduler(address: str | None) -> None:
 
 def sweep(
     file: Annotated[Path, typer.Argument(help="scenario file (YAML)")],
-    out: Annotated[Path, typer.Option(help="folder for runs.csv, runs.parquet, summary.csv "
-                                           "and the charts")],
+    out: Annotated[Path, typer.Option(help="folder for runs.csv, runs.parquet, summary.csv, "
+                                           "the charts and index.html")],
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="PATH=V1,V2,... (or PATH=LOW..HIGH with --sample), repeatable: "
                       "heartbeat.cellular=5m,15m,28m; see docs/sweeps.md")] = None,
@@ -117,7 +117,8 @@ def _execute(sweep_plan: Any, jobs: list[Any], kept: list[dict[str, Any]], out: 
     _finish(rows, sweep_plan, out)
     console.print(f"{_n(len(jobs), 'run')} in {format_duration(elapsed)}"
                   + (f", [red]{len(failures)} failed[/red]" if failures else "")
-                  + f"; written to {out}/ (runs.csv, runs.parquet, summary.csv, *.png)")
+                  + f"; written to {out}/ (runs.csv, runs.parquet, summary.csv, *.png, "
+                    "index.html)")
     return failures
 
 
@@ -126,6 +127,7 @@ def _finish(rows: list[dict[str, Any]], sweep_plan: Any, out: Path) -> None:
 
     from simulator.scenario import Scenario
     from simulator.sweep.engine import columns
+    from simulator.sweep.html import write_html
     from simulator.sweep.plots import write_charts
     from simulator.sweep.stats import summarise
 
@@ -136,6 +138,9 @@ def _finish(rows: list[dict[str, Any]], sweep_plan: Any, out: Path) -> None:
     scenario: Scenario = sweep_plan.jobs[0].scenario
     if params and any(r["runs"] for r in summary):
         write_charts(summary, params, sweep_plan.durations, scenario.name, out)
+    if params:
+        write_html(summary, params, sweep_plan.durations, scenario.name,
+                   len(sweep_plan.jobs) // max(len(summary), 1), out)
     _print(summary, params, sweep_plan.durations)
 
 
