@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.core.events import TraceEvent
 from simulator.outcomes import Delivery, Outcome, analyse, device_groups, initial_users
 from simulator.runner import RunResult
 from simulator.scenario import DeviceSpec, Expectations, Scenario, SendAction, TimelineEntry
@@ -156,6 +157,27 @@ class ShardRun:
     pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     energy_by_cause: dict[str, dict[str, float]] = field(default_factory=dict)
+    # device -> its trace events, for the devices of this shard the report's timeline
+    # could show (see :func:`timeline_candidates`)
+    sampled_events: dict[str, list[TraceEvent]] = field(default_factory=dict)
+
+
+TIMELINE_PER_GROUP = 2
+"""Devices of each group the report's timeline shows (``timeline_figure``'s sample)."""
+
+
+def timeline_candidates(members: dict[str, list[str]], outcome: Outcome,
+                        per_group: int = TIMELINE_PER_GROUP) -> list[str]:
+    """The members of each group that the whole run's timeline sample could pick here.
+
+    The sample takes each group's devices whose message waited longest, ties in the
+    group's order; this shard's best ``per_group`` by the same order hold every
+    pick that lands in it, so the merge keeps only their events, not the trace.
+    """
+    from simulator.teach.timeline import sample_devices
+
+    picked = sample_devices(members, outcome.deliveries, per_group)
+    return [d for ids in picked.values() for d in ids]
 
 
 def run_shard(scenario: Scenario, group_of: dict[str, str],
@@ -167,6 +189,16 @@ def run_shard(scenario: Scenario, group_of: dict[str, str],
     result = run_scenario(scenario)
     outcome = analyse(result.events, users)
     members = device_groups(scenario)  # this world's groups: one device each in a shard
+    by_group: dict[str, list[str]] = {}
+    for ids in members.values():
+        for device in ids:
+            by_group.setdefault(group_of[device], []).append(device)
+    keep = set(timeline_candidates(by_group, outcome))
+    sampled: dict[str, list[TraceEvent]] = {d: [] for d in keep}
+    for ev in result.events:
+        device = getattr(ev, "device", None)
+        if device in keep:
+            sampled[device].append(ev)
     series = []
     for t, means in result.energy_series:
         sums: dict[str, tuple[float, int]] = {}
@@ -180,7 +212,8 @@ def run_shard(scenario: Scenario, group_of: dict[str, str],
                     result.heartbeats_by_device, list(result.pruned),
                     dict(result.app_server_stats), series,
                     wall_s=time.perf_counter() - started, peak_rss_mb=peak_rss_mb(),
-                    pid=os.getpid(), energy_by_cause=result.energy_by_cause)
+                    pid=os.getpid(), energy_by_cause=result.energy_by_cause,
+                    sampled_events=sampled)
 
 
 def peak_rss_mb() -> float:
@@ -228,6 +261,14 @@ def merge(scenario: Scenario, runs: list[ShardRun]) -> tuple[RunResult, Outcome]
         energy_by_cause={k: v for r in runs for k, v in r.energy_by_cause.items()})
     result.__dict__["outcome"] = outcome  # the cached property: no trace to read it from
     return result, outcome
+
+
+def timeline_events(scenario: Scenario, outcome: Outcome, runs: list[ShardRun],
+                    per_group: int = TIMELINE_PER_GROUP) -> dict[str, list[TraceEvent]]:
+    """The trace events of the devices the merged report's timeline samples."""
+    sample = timeline_candidates(device_groups(scenario), outcome, per_group)
+    kept = {d: ev for r in runs for d, ev in r.sampled_events.items()}
+    return {d: kept.get(d, []) for d in sample}
 
 
 def plan_shards(scenario: Scenario, shards: int) -> list[Scenario]:

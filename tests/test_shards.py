@@ -106,19 +106,61 @@ def test_shards_take_every_kth_member_and_the_actions_aimed_at_them() -> None:
         assert sum(1 for n, a in names if n == "send" and a.device is None) == 3
 
 
-def test_run_shards_cli_matches_the_whole_run(scenario_file: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def reports(scenario_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The whole run's report folder ``a`` and the 2-shard run's ``b``, and its output."""
+    tmp_path = tmp_path_factory.mktemp("reports")
     runner = CliRunner()
     whole = runner.invoke(app, ["run", str(scenario_file), "--report", str(tmp_path / "a")])
     assert whole.exit_code == 0, whole.output
     sharded = runner.invoke(app, ["run", str(scenario_file), "--shards", "2",
                                   "--report", str(tmp_path / "b")])
     assert sharded.exit_code == 0, sharded.output
-    assert "2 shards on 2 Dask workers" in sharded.output
+    return tmp_path, sharded.output
+
+
+def test_run_shards_cli_matches_the_whole_run(reports: tuple[Path, str]) -> None:
+    tmp_path, output = reports
+    assert "2 shards on 2 Dask workers" in output
     a = json.loads((tmp_path / "a" / "report.json").read_text())
     b = json.loads((tmp_path / "b" / "report.json").read_text())
     for key in ("messages", "handed", "fates", "latency_s", "heartbeats", "energy_j_total"):
         assert a[key] == b[key], key
     assert not (tmp_path / "b" / "trace.jsonl").exists()
+
+
+def _lanes(report_dir: Path) -> tuple[list[str], list[dict]]:
+    from simulator.teach.html import figures_in
+
+    figs = figures_in((report_dir / "index.html").read_text(encoding="utf-8"))
+    assert {"timeline", "energy", "battery", "latency", "fates"} <= set(figs)
+    tl = figs["timeline"]
+    assert tl["layout"]["meta"]["unit"] == "min"
+    return tl["layout"]["meta"]["devices"], tl["data"]
+
+
+def test_a_sharded_report_has_the_timeline_of_the_same_sampled_devices(
+        reports: tuple[Path, str]) -> None:
+    tmp_path, _ = reports
+    devices, whole = _lanes(tmp_path / "a")
+    sharded_devices, sharded = _lanes(tmp_path / "b")
+    assert sharded_devices == devices and len(devices) == 6  # two of each group
+    assert [t["meta"] for t in sharded] == [t["meta"] for t in whole]
+    # minutes: a heartbeat's ack timeout fires up to 1 s apart (docs/sweeps.md), and each
+    # reconnect after one starts that much later, so four reconnects drift a few seconds
+    drift = 5 / 60
+    for a, b in zip(whole, sharded, strict=True):
+        assert len(b["x"]) == len(a["x"]), a["meta"]
+        if a["type"] == "bar":  # spans: the same states from about the same time to time
+            starts = [(x, y) for x, y in zip(a["base"], b["base"], strict=True)]
+            ends = [(x0 + w0, x1 + w1) for x0, w0, x1, w1 in
+                    zip(a["base"], a["x"], b["base"], b["x"], strict=True)]
+            assert all(abs(x - y) <= drift for x, y in starts + ends), a["meta"]
+        else:  # heartbeats, polls and each message's hops
+            assert all((x is None) == (y is None) and (x is None or abs(x - y) <= drift)
+                       for x, y in zip(a["x"], b["x"], strict=True)), a["meta"]
+    reconnects = [t for t in sharded if t["meta"].get("state") == "dead mapping"]
+    assert reconnects and all(t["x"] for t in reconnects)  # the lanes are not empty
 
 
 @pytest.mark.parametrize(("extra", "reason"), [

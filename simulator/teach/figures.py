@@ -7,6 +7,7 @@ look at, in the words :mod:`simulator.charts` uses for the PNGs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
@@ -34,6 +35,7 @@ from simulator.teach.timeline import (
 )
 
 if TYPE_CHECKING:
+    from simulator.core.events import TraceEvent
     from simulator.report import Report
 
 STATE_COLOURS = {"connected": "#2e7d32", "reconnecting": "#ef6c00", "offline": "#9e9e9e",
@@ -103,9 +105,11 @@ def _band_shapes(bands: list[Band], device: str, scale: float) -> list[dict[str,
 
 
 def timeline_figure(report: Report, per_group: int = 2,
-                    devices: list[str] | None = None) -> go.Figure:
+                    devices: list[str] | None = None,
+                    events: Mapping[str, Sequence[TraceEvent]] | None = None) -> go.Figure:
     """Lanes over time for a sample of each group's devices (or ``devices``), one shown at a
-    time (picker)."""
+    time (picker). ``events``: each shown device's trace events, for a run that kept only
+    theirs (a sharded run); by default the run's whole trace."""
     res = report.result
     groups = device_groups(report.scenario)
     end = res.duration
@@ -124,7 +128,8 @@ def timeline_figure(report: Report, per_group: int = 2,
     spans: list[int] = []
     for n, device in enumerate(shown):
         group = report.group_of[device]
-        lanes = device_lanes(device, network[group], res.events, report.outcome.deliveries,
+        own = res.events if events is None else events.get(device, [])
+        lanes = device_lanes(device, network[group], own, report.outcome.deliveries,
                              bands, end, times[group])
         traces = _lane_traces(lanes, scale, visible=n == 0)
         spans.append(len(traces))

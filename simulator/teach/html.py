@@ -10,6 +10,7 @@ import html
 import importlib.metadata
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ import plotly.graph_objects as go
 from simulator.teach import figures as fg
 
 if TYPE_CHECKING:
+    from simulator.core.events import TraceEvent
     from simulator.report import Report
 
 STYLE = """
@@ -71,16 +73,22 @@ def summary_html(data: dict[str, Any]) -> str:
     return f"<table>{cells}</table>"
 
 
-def run_figures(report: Report, data: dict[str, Any]) -> dict[str, go.Figure]:
-    """Every figure of the page, by the id of its ``<div>``."""
-    return {"timeline": fg.timeline_figure(report), "energy": fg.energy_figure(report),
+def run_figures(report: Report, data: dict[str, Any],
+                events: Mapping[str, Sequence[TraceEvent]] | None = None
+                ) -> dict[str, go.Figure]:
+    """Every figure of the page, by the id of its ``<div>`` (``events``: see
+    :func:`simulator.teach.figures.timeline_figure`)."""
+    return {"timeline": fg.timeline_figure(report, events=events),
+            "energy": fg.energy_figure(report),
             "battery": fg.battery_figure(report, data),
             "latency": fg.latency_figure(report, data), "fates": fg.fates_figure(report, data)}
 
 
-def write_html(report: Report, directory: Path, data: dict[str, Any]) -> Path:
-    """``directory/index.html`` for ``report`` (``data``: its ``as_dict()``)."""
-    figs = run_figures(report, data)
+def write_html(report: Report, directory: Path, data: dict[str, Any],
+               events: Mapping[str, Sequence[TraceEvent]] | None = None) -> Path:
+    """``directory/index.html`` for ``report`` (``data``: its ``as_dict()``; ``events``: the
+    timeline's devices' trace events when the run kept no whole trace)."""
+    figs = run_figures(report, data, events)
     s = report.scenario
     body = [f"<h1>{html.escape(s.name)}: {html.escape(s.description.strip()[:300])}</h1>",
             f"<p>seed {s.seed}, PushLab {html.escape(data.get('pushlab_version', version()))}</p>",
