@@ -6,28 +6,41 @@ GET      /devices                            every phone: connection, apps, regi
 POST     /devices                            ``{"platform": "ios", "apps": [...]}``: one more
 GET      /devices/{id}                       one phone
 GET      /devices/{id}/inbox?since=N         what its apps were handed after entry N
-GET      /events?device=ID                   Server-Sent Events, one per delivery
+GET      /events?device=ID&since=N           Server-Sent Events, one per delivery
+GET      /events/ws?device=ID&since=N        the same deliveries over a websocket
+GET      /trace?device=ID&since=N            Server-Sent Events, one per trace event
+GET      /trace/ws?device=ID&since=N         the same trace events over a websocket
 POST     /devices/{id}/actions/{action}      a timeline action now (body: its fields)
 GET      /providers/{p}/activity?token=T     what the provider was sent
 POST     /providers/{p}/faults               ``{"token", "status", "reason", "count"}``
 =======  ==================================  ===========================================
 
 The actions are the scenario timeline's device actions, with its names and fields.
+The streams (:mod:`simulator.live.lab_streams`) number their events; ``since`` replays
+what is kept after a number, then follows live.
 A bad request is a 4xx with ``{"error": reason}``; nothing here answers 500.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
+import time
 from typing import Any
 
 from aiohttp import web
 
 from simulator.actions import device_actions
+from simulator.live.lab_streams import (
+    TraceFeed,
+    delivery_source,
+    serve_sse,
+    serve_ws,
+    since_of,
+    trace_source,
+)
 
 DEVICE_ACTIONS = device_actions()  # the per-device entries of simulator/actions.py
 LAB_KEY: web.AppKey[Any] = web.AppKey("lab", object)
+TRACE_KEY: web.AppKey[TraceFeed] = web.AppKey("trace", TraceFeed)
 
 
 def _error(status: int, reason: str) -> web.Response:
@@ -71,15 +84,45 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 
 async def lab_info(request: web.Request) -> web.Response:
+    """lab.json, and the lab's clock: trace times ``t`` are seconds since ``t0_unix``."""
     lab = _lab(request)
     lab.refresh_tokens()
-    return web.json_response(lab.info)
+    world = lab.world
+    t = world.loop.time() - world.t0
+    return web.json_response({**lab.info, "clock": {"t": round(t, 6),
+                                                    "t0_unix": time.time() - t}})
+
+
+def device_view(lab: Any, device_id: str) -> dict[str, Any]:
+    """What ``GET /devices`` says of a phone: the lab's status and its network, radio,
+    battery and what waits for it at its provider (what the dashboard draws)."""
+    world = lab.world
+    device = world.devices[device_id]
+    now = world.loop.time()
+    iface = device.active_interface()
+    used_j = device.energy_at(now)
+    pending = 0
+    for backend in world.providers.backends.values():
+        pending += len(backend.store.queues.get(device_id) or ())
+    return {**lab.device_status(device_id),
+            "interface": iface.kind if iface is not None else None,
+            "address": iface.path.address if iface is not None else None,
+            "interfaces": list(device.interfaces),
+            "radio": iface.radio.state_at(now) if iface is not None else "off",
+            "powered": device.powered, "airplane": device.airplane,
+            "dozing": bool(getattr(device, "dozing", False)),
+            "offline": bool(device.interfaces) and not any(
+                i.path.up for i in device.interfaces.values()),
+            "battery": {"level_pct": round(max(0.0, 100.0 - device.battery.percent(used_j)),
+                                           3), "used_j": round(used_j, 6)},
+            "pending": pending}
 
 
 async def list_devices(request: web.Request) -> web.Response:
     lab = _lab(request)
-    return web.json_response({"devices": [lab.device_status(d) for d in lab.world.devices],
-                              "counts": lab.counts()})
+    stored = {name: b.store.total() for name, b in lab.world.providers.backends.items()}
+    return web.json_response({"devices": [device_view(lab, d) for d in lab.world.devices],
+                              "counts": {**lab.counts(), "stored": stored}})
 
 
 async def add_device(request: web.Request) -> web.Response:
@@ -101,7 +144,7 @@ async def add_device(request: web.Request) -> web.Response:
 
 
 async def get_device(request: web.Request) -> web.Response:
-    return web.json_response(_lab(request).device_status(_device_id(request)))
+    return web.json_response(device_view(_lab(request), _device_id(request)))
 
 
 async def inbox(request: web.Request) -> web.Response:
@@ -113,34 +156,31 @@ async def inbox(request: web.Request) -> web.Response:
     return web.json_response({"device": device_id, "entries": entries})
 
 
-async def events(request: web.Request) -> web.StreamResponse:
-    lab = _lab(request)
+def _only(request: web.Request) -> str | None:
     only = request.query.get("device")
-    if only is not None and only not in lab.world.devices:
-        return _error(404, f"no device {only!r}")
-    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                       "Cache-Control": "no-cache"})
-    await resp.prepare(request)
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=10_000)
-    lab.listeners.add(queue)
-    try:
-        while True:
-            try:
-                entry = await asyncio.wait_for(queue.get(), 15.0)
-            except TimeoutError:
-                await resp.write(b": keep-alive\n\n")
-                continue
-            if entry is None:  # the lab is stopping
-                break
-            if only is None or entry["device"] == only:
-                data = json.dumps(entry)
-                await resp.write(f"id: {entry['seq']}\nevent: delivery\ndata: {data}\n\n"
-                                 .encode())
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
-    finally:
-        lab.listeners.discard(queue)
-    return resp
+    if only is not None and only not in _lab(request).world.devices:
+        raise web.HTTPNotFound(reason=f"no device {only!r}")
+    return only
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    source = delivery_source(_lab(request), _only(request))
+    return await serve_sse(request, source, since_of(request))
+
+
+async def events_ws(request: web.Request) -> web.StreamResponse:
+    source = delivery_source(_lab(request), _only(request))
+    return await serve_ws(request, source, since_of(request))
+
+
+async def trace(request: web.Request) -> web.StreamResponse:
+    source = trace_source(request.app[TRACE_KEY], _only(request))
+    return await serve_sse(request, source, since_of(request))
+
+
+async def trace_ws(request: web.Request) -> web.StreamResponse:
+    source = trace_source(request.app[TRACE_KEY], _only(request))
+    return await serve_ws(request, source, since_of(request))
 
 
 async def action(request: web.Request) -> web.Response:
@@ -197,13 +237,24 @@ async def openapi(_: web.Request) -> web.Response:
 
 
 def make_control_app(lab: Any) -> web.Application:
+    """The control API over ``lab``; its trace is numbered and kept from now on."""
     app = web.Application(middlewares=[_json_errors])
     app[LAB_KEY] = lab
+    feed = app[TRACE_KEY] = TraceFeed()
+    unsubscribe = lab.world.trace.subscribe(feed)
+
+    async def stop_streams(_: web.Application) -> None:
+        unsubscribe()
+        feed.end()
+
+    app.on_shutdown.append(stop_streams)
     app.add_routes([
         web.get("/openapi.json", openapi), web.get("/lab", lab_info),
         web.get("/devices", list_devices), web.post("/devices", add_device),
         web.get("/devices/{id}", get_device), web.get("/devices/{id}/inbox", inbox),
-        web.get("/events", events), web.post("/devices/{id}/actions/{action}", action),
+        web.get("/events", events), web.get("/events/ws", events_ws),
+        web.get("/trace", trace), web.get("/trace/ws", trace_ws),
+        web.post("/devices/{id}/actions/{action}", action),
         web.get("/providers/{provider}/activity", activity),
         web.post("/providers/{provider}/faults", faults),
     ])
@@ -222,6 +273,25 @@ def _op(summary: str, params: list[str] = (), body: bool = False) -> dict[str, A
     return op
 
 
+def _stream(summary: str, media: str | None) -> dict[str, Any]:
+    """A stream's operation: its ``device`` and ``since`` query; 101 for a websocket."""
+    op = _op(summary)
+    op["parameters"] = [
+        {"name": "device", "in": "query", "schema": {"type": "string"},
+         "description": "only this phone's events"},
+        {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0},
+         "description": "replay the kept events numbered above this first"}]
+    if media is None:
+        op["responses"] = {"101": {"description": "websocket: one JSON text message per "
+                                                  "event; closes 1001 when the lab stops"},
+                           "400": op["responses"]["400"], "404": op["responses"]["404"],
+                           "426": {"description": "not a websocket upgrade, JSON reason"}}
+    else:
+        op["responses"]["200"] = {"description": "one event per record, `id:` its seq",
+                                  "content": {media: {"schema": {"type": "string"}}}}
+    return op
+
+
 OPENAPI: dict[str, Any] = {
     "openapi": "3.0.3",
     "info": {"title": "PushLab live lab control API", "version": "1"},
@@ -233,7 +303,14 @@ OPENAPI: dict[str, Any] = {
                                         "parameters": [
             {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}},
             {"name": "since", "in": "query", "schema": {"type": "integer", "minimum": 0}}]}},
-        "/events": {"get": _op("Server-Sent Events: one per delivery")},
+        "/events": {"get": _stream("Server-Sent Events: one per delivery (an inbox "
+                                   "entry)", "text/event-stream")},
+        "/events/ws": {"get": _stream("websocket: one text message per delivery (the "
+                                      "same JSON)", None)},
+        "/trace": {"get": _stream("Server-Sent Events: one per trace event (its trace "
+                                  "line, with seq)", "text/event-stream")},
+        "/trace/ws": {"get": _stream("websocket: one text message per trace event (the "
+                                     "same JSON)", None)},
         "/devices/{id}/actions/{action}": {"post": {
             **_op("a timeline action on one phone", ["id"], body=True),
             "parameters": [
