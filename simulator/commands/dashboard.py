@@ -54,8 +54,14 @@ def dashboard(
                                                     "(textual-serve) instead")] = False,
     port: Annotated[int, typer.Option(min=1, max=65535, help="--web: the port")] = 8000,
     host: Annotated[str, typer.Option(help="--web: the address to listen on")] = "localhost",
+    attach: Annotated[Path | None, typer.Option(
+        "--attach", metavar="LAB_JSON", dir_okay=False,
+        help="watch a running `pushlab up` lab: the lab.json it wrote")] = None,
 ) -> None:
     """Watch a scenario live: diagram, devices, battery, event log; act on the world."""
+    if attach is not None:
+        _attach(attach, file, live, web, host, port)
+        return
     path = file or DEFAULT
     try:
         scenario = load_scenario(path)
@@ -79,3 +85,34 @@ def dashboard(
     engine = SimEngine(scenario, seed=seed, speed=_speed(speed), paused=paused and not live,
                        mode="live" if live else "sim")
     DashboardApp(engine).run()
+
+
+def _attach(lab_file: Path, file: Path | None, live: bool, web: bool, host: str,
+            port: int) -> None:
+    """``--attach lab.json``: the dashboard on a lab another terminal runs."""
+    from simulator.dashboard.attach import AttachError, check_lab, read_lab_file
+
+    if file is not None or live:
+        typer.echo("error: --attach: watches the lab in lab.json; give no scenario file "
+                   "and no --live with it", err=True)
+        raise typer.Exit(2)
+    try:
+        info = read_lab_file(lab_file)
+        check_lab(info, lab_file)
+    except AttachError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if web:
+        import shlex
+        import sys
+
+        from simulator.commands.dashboard_web import serve_web
+
+        command = shlex.join([sys.executable, "-m", "simulator", "dashboard", "--attach",
+                              str(lab_file.resolve())])
+        serve_web(command, host, port, f"PushLab: lab {info['control_url']}")
+        return
+    from simulator.dashboard.app import DashboardApp
+    from simulator.dashboard.attach import AttachEngine
+
+    DashboardApp(AttachEngine(info)).run()  # type: ignore[arg-type]
