@@ -79,12 +79,16 @@ class NotificationIn(_Body):
     collapse_key: str | None = Field(None, max_length=64, pattern=HEADER_TEXT,
                                      description="printable ASCII, at most 64 bytes")
     background: bool = False
+    mutable_content: bool = Field(False, description="APNs mutable-content: 1 on an alert")
+    live_activity: Literal["update", "end"] | None = Field(
+        None, description="APNs Live Activity update or end; data is its content-state")
     app: str | None = Field(None, max_length=200, pattern=VISIBLE_ASCII,
                             description="only this app's installs")
 
     def note(self) -> Notification:
         return Notification(self.title, self.body, self.data, self.priority, self.ttl,
-                            self.collapse_key, self.background)
+                            self.collapse_key, self.background, self.mutable_content,
+                            self.live_activity)
 
 
 class InstallOut(BaseModel):

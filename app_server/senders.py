@@ -117,6 +117,8 @@ class Notification:
     ttl_s: float | None = None
     collapse_key: str | None = None
     background: bool = False
+    mutable_content: bool = False  # APNs: the app's service extension may change it first
+    live_activity: str | None = None  # APNs: a Live Activity "update" or "end"; data = state
 
 
 def _retry_after(resp: HttpResponse) -> float | None:
@@ -188,17 +190,12 @@ class ApnsSender:
                                       len(note.collapse_key) <= 64):
             raise InvalidNotification("apns-collapse-id must be printable ASCII, at most "
                                       "64 bytes")
-        aps: dict[str, Any]
-        if note.background:
-            aps = {"content-available": 1}
-        else:
-            aps = {"alert": {"title": note.title, "body": note.body}}
-        payload: dict[str, Any] = {"aps": aps}
-        if note.data:
-            payload.update(note.data)
+        payload, push_type = self._payload(note)
+        if push_type == "liveactivity":
+            topic += ".push-type.liveactivity"  # Apple: the topic names the push type
         msg_id = uuid_from(self.rng)
         headers = [("apns-id", msg_id), ("apns-topic", topic),
-                   ("apns-push-type", "background" if note.background else "alert"),
+                   ("apns-push-type", push_type),
                    ("apns-priority", "5" if note.background or note.priority == "normal" else "10")]
         if note.ttl_s is not None and self.wall_clock is not None:
             headers.append(("apns-expiration",
@@ -207,6 +204,27 @@ class ApnsSender:
             headers.append(("apns-collapse-id", note.collapse_key))
         return HttpRequest("POST", f"/3/device/{quote(token, safe='')}", headers,
                            json.dumps(payload, separators=(",", ":")).encode())
+
+    def _payload(self, note: Notification) -> tuple[dict[str, Any], str]:
+        """The JSON body and its push type: background, liveactivity or alert."""
+        aps: dict[str, Any]
+        if note.live_activity is not None:
+            stamp = int(self.wall_clock()) if self.wall_clock is not None else 0
+            aps = {"timestamp": stamp, "event": note.live_activity,
+                   "content-state": dict(note.data or {})}
+            if note.title or note.body:
+                aps["alert"] = {"title": note.title, "body": note.body}
+            return {"aps": aps}, "liveactivity"
+        if note.background:
+            aps = {"content-available": 1}
+        else:
+            aps = {"alert": {"title": note.title, "body": note.body}}
+            if note.mutable_content:
+                aps["mutable-content"] = 1
+        payload: dict[str, Any] = {"aps": aps}
+        if note.data:
+            payload.update(note.data)
+        return payload, "background" if note.background else "alert"
 
     @staticmethod
     def message_id(req: HttpRequest) -> str:

@@ -164,6 +164,8 @@ class Device:
         self._timer = DaemonTimer(loop, self.daemon.on_timer)
         self._poll_handles: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
+        # an iPhone's platform rules (devices.ios_device.IosPlatform), when the world sets them
+        self.ios: Any = None
 
     # ---- configuration ---------------------------------------------------------
     def add_interface(self, kind: str, up: bool = True) -> Interface:
@@ -232,11 +234,22 @@ class Device:
                        app=push.app_id, latency_s=round(now - push.accepted_at, 6))
         if not isinstance(app, PushApp) or app.token != push.token and app.token is not None:
             return False
+        if self.ios is not None:
+            self.ios.receive(push)  # it hands the push over now, later or never
+            return True
+        return self.give_to_app(push)
+
+    def give_to_app(self, push: dl.Push) -> bool:
+        """The app (or the system, for an alert) takes the push; False if it is gone."""
+        now = self.loop.time()
+        app = self.apps.get(push.app_id)
+        if not isinstance(app, PushApp):
+            return False
         app.received.append(Received(push.msg_id, now, push.payload, "push",
                                      now - push.accepted_at))
-        if trace.active:
-            trace.emit(EventKind.HANDED, device=self.device_id, msg=push.msg_id,
-                       app=push.app_id)
+        if self.trace.active:
+            self.trace.emit(EventKind.HANDED, device=self.device_id, msg=push.msg_id,
+                            app=push.app_id)
         return True
 
     def token_received(self, app_id: str, token: str) -> None:
@@ -380,7 +393,24 @@ class Device:
         for handle in self._poll_handles.values():
             handle.cancel()
         self._poll_handles.clear()
+        if self.ios is not None:
+            self.ios.rebooted()  # a restart clears force-quit marks
         self.power_on()
+
+    def force_quit(self, app_id: str) -> None:
+        """The user swipes the app away in the app switcher (iOS: background pushes stop)."""
+        if self.ios is not None:
+            self.ios.force_quit(app_id)
+
+    def open_app(self, app_id: str) -> None:
+        """The user launches the app (iOS: background pushes reach it again)."""
+        if self.ios is not None:
+            self.ios.open_app(app_id)
+
+    def set_low_power(self, on: bool) -> None:
+        """Low Power Mode on or off (iOS: background pushes wait while it is on)."""
+        if self.ios is not None:
+            self.ios.set_low_power(on)
 
     def switch_network(self, kind: str) -> None:
         """Make ``kind`` the only interface that is up (Wi-Fi <-> cellular)."""

@@ -59,6 +59,11 @@ class SendAction(Strict):
     collapse: str | None = None
     background: bool = Field(False, description="a data (silent) message: FCM data-only "
                                                 "(not collapsible), APNs content-available")
+    mutable_content: bool = Field(False, description="an alert the app's Notification Service "
+                                  "Extension may change first (APNs mutable-content: 1)")
+    live_activity: Literal["update", "end"] | None = Field(
+        None, description="a Live Activity update (APNs push type liveactivity; priority "
+                          "high = 10, normal = 5); data is its content-state")
     data: dict[str, str] | None = None
     count: int = Field(1, ge=1)
     every: Duration = 0.0
@@ -254,6 +259,12 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
     _device("reboot", DeviceAction, lambda w, d, p: d.reboot()),
     _device("doze", DeviceAction, _doze),
     _device("install", AppAction, lambda w, d, p: d.install(PushApp(p.app))),
+    _device("force_quit", AppAction, lambda w, d, p: d.force_quit(p.app),
+            "the user swipes the app away (iOS: no background pushes until open_app)"),
+    _device("open_app", AppAction, lambda w, d, p: d.open_app(p.app),
+            "the user launches the app"),
+    _device("low_power_mode", DeviceAction, lambda w, d, p: d.set_low_power(p.on),
+            "iOS Low Power Mode on or off: background pushes wait while it is on"),
     _device("uninstall", AppAction, _uninstall),
     _device("login", UserAction, _login),
     _device("logout", UserAction, _logout),

@@ -35,6 +35,7 @@ from simulator.actions import UserAction as UserAction
 from simulator.durations import parse_duration
 from simulator.limits import ENV as LIMITS_ENV
 from simulator.limits import Limits
+from simulator.scenario_ios import IosAppSpec, IosDeviceSpec
 from simulator.scenario_types import Duration, InterfaceKind, Period, Strict
 from simulator.scenario_types import duration as _duration
 from simulator.scenario_yaml import Progress
@@ -72,6 +73,7 @@ class AppSpec(Strict):
     environment: Literal["production", "sandbox"] = "production"
     topics: list[str] = Field(default_factory=list,
                               description="FCM topics the app server subscribes this install to")
+    ios: IosAppSpec | None = Field(None, description="iOS: its service extension, Live Activities")
 
 
 class NatTimeoutSpec(Strict):
@@ -131,6 +133,8 @@ class DeviceSpec(Strict):
         default_factory=dict,
         description="radio profile per interface, e.g. {5g: 5g-sa, lte: lte-2021} "
                     "(docs/devices-and-battery.md); the default profile otherwise")
+    ios: IosDeviceSpec | None = Field(None, description="iOS platform rules (ios: {} for the "
+                                      "defaults; docs/lessons/ios-background.md)")
 
     @field_validator("radio")
     @classmethod

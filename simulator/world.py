@@ -31,6 +31,7 @@ from devices.apps import PollingApp, PushApp
 from devices.browser import BrowserPushDaemon, browser_link_factory
 from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
 from devices.device import Battery, Device, memory_link_factory
+from devices.ios_device import IosPlatform
 from devices.radio import PROFILES, profile_named
 from fake_providers.apns.core import ApnsCore
 from fake_providers.apns.keys import ProviderKey, generate_key
@@ -60,6 +61,7 @@ from simulator.scenario import (
     Scenario,
     SendAction,
 )
+from simulator.scenario_ios import IosDeviceSpec
 
 
 def heartbeat_policy(spec: HeartbeatSpec) -> HeartbeatPolicy:
@@ -157,7 +159,9 @@ class World:
         one that waits in backoff does not hold back the next."""
         note = Notification(title=action.title, body=action.body, data=action.data,
                             priority=action.priority, ttl_s=action.ttl,
-                            collapse_key=action.collapse, background=action.background)
+                            collapse_key=action.collapse, background=action.background,
+                            mutable_content=action.mutable_content,
+                            live_activity=action.live_activity)
         server = self.app_server
         for i in range(action.count):
             if i and action.every:
@@ -308,6 +312,8 @@ def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
                                              in spec.radio.items()}} if spec.radio else None,
                     daemon_factory=browser_daemon(world, device_id)
                     if spec.platform == "browser" else None)
+    if spec.platform == "ios" and (spec.ios is not None or any(a.ios for a in spec.apps)):
+        device.ios = ios_platform(spec, device)
     kinds = list(dict.fromkeys([spec.network, *spec.interfaces]))
     for kind in kinds:
         device.add_interface(kind, up=(kind == spec.network))
@@ -320,6 +326,13 @@ def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
             device.install(PollingApp(app.id, interval_s=app.interval or 900.0,
                                       scheduler=app.scheduler), launch=False)
     return device
+
+
+def ios_platform(spec: DeviceSpec, device: Device) -> IosPlatform:
+    """An iPhone's platform rules as its ``ios:`` blocks set them."""
+    rules = spec.ios or IosDeviceSpec()
+    return IosPlatform(device.device_id, device.loop, device.trace, device.give_to_app,
+                       rules.config(), {a.id: a.ios.config() for a in spec.apps if a.ios})
 
 
 def browser_daemon(world: World, device_id: str) -> Callable[[Device], BrowserPushDaemon]:

@@ -1,0 +1,87 @@
+"""The asyncio shell around :class:`~devices.ios_rules.IosRules` on one iPhone.
+
+It hears the device's pushes and the user's actions, asks the rules, emits each
+``rule`` event, hands pushes to their apps when the rules say (now or later), and
+keeps one timer for what the rules hold. Time is the loop's, so the same shell
+runs on the virtual clock and in live runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+
+from devices.ios_rules import IosAppConfig, IosConfig, IosRules, Step, step_fields
+from simulator.core import devicelink as dl
+from simulator.core.trace import EventKind, Trace
+
+
+class IosPlatform:
+    """One iPhone's platform rules between apsd and its apps."""
+
+    def __init__(self, device_id: str, loop: asyncio.AbstractEventLoop, trace: Trace,
+                 hand: Callable[[dl.Push], bool], config: IosConfig | None = None,
+                 apps: dict[str, IosAppConfig] | None = None) -> None:
+        self.device_id = device_id
+        self.loop = loop
+        self.trace = trace
+        self.hand = hand  # the device's own hand-over to the app (it emits ``handed``)
+        self.rules = IosRules(config, apps)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+
+    # ---- what happens on the phone ---------------------------------------------------
+    def receive(self, push: dl.Push) -> None:
+        now = self.loop.time()
+        self._apply(self.rules.receive(now, push), now)
+
+    def force_quit(self, app_id: str) -> None:
+        now = self.loop.time()
+        self._apply(self.rules.force_quit(now, app_id), now)
+
+    def open_app(self, app_id: str) -> None:
+        now = self.loop.time()
+        self._apply(self.rules.open_app(now, app_id), now)
+
+    def rebooted(self) -> None:
+        now = self.loop.time()
+        self._apply(self.rules.rebooted(now), now)
+
+    def set_low_power(self, on: bool) -> None:
+        now = self.loop.time()
+        if self.trace.active:
+            self.trace.emit(EventKind.RULE, device=self.device_id, rule="low_power_mode",
+                            effect="moved", reason="on" if on else "off")
+        self._apply(self.rules.set_low_power(now, on), now)
+
+    # ---- internals ------------------------------------------------------------------
+    def _apply(self, steps: list[Step], now: float) -> None:
+        trace = self.trace
+        for step in steps:
+            if step.rule is not None and trace.active:
+                trace.emit(EventKind.RULE, device=self.device_id, **step_fields(step))
+            if step.at is None:
+                continue
+            if step.at <= now:
+                self.hand(step.push)
+            else:  # the service extension is still running
+                self.loop.call_at(step.at, self.hand, step.push)
+        self._arm(now)
+
+    def _arm(self, now: float) -> None:
+        when = self.rules.next_due(now)
+        if when >= self._timer_at and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if math.isfinite(when):
+            self._timer = self.loop.call_at(max(when, now), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        now = self.loop.time()
+        self._apply(self.rules.due(now), now)
