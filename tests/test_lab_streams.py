@@ -144,3 +144,19 @@ async def test_bad_stream_requests_get_4xx_json(lab) -> None:
             paths = (await r.json())["paths"]
         assert {"/events/ws", "/trace", "/trace/ws"} <= set(paths)
         assert "101" in paths["/trace/ws"]["get"]["responses"]
+
+
+async def test_one_phones_trace_keeps_its_messages_provider_hops(lab) -> None:
+    """``?device=`` keeps the events naming the phone and the later hops of its messages,
+    which name the provider (FCM's ``accepted``), not the phone."""
+    control = lab.info["control_url"]
+    async with aiohttp.ClientSession() as s:
+        async with s.ws_connect(f"{control}/trace/ws?device=android-1") as ws:
+            await _send(lab, "user-ios-1", "someone else's")
+            await _send(lab, "user-android-1", "mine")
+            seen: list[TraceEvent] = []
+            while "handed" not in {e.kind for e in seen}:
+                seen.append(TraceEvent.from_json(await _next_json_raw(ws)))
+    assert {getattr(e, "device", None) or "-" for e in seen} == {"android-1", "-"}
+    assert "accepted" in {e.kind for e in seen} and all(
+        getattr(e, "provider", None) in (None, "fcm") for e in seen), seen

@@ -93,8 +93,23 @@ def delivery_source(lab: Any, device: str | None) -> Source:
 
 
 def trace_source(feed: TraceFeed, device: str | None) -> Source:
+    """The trace, or with ``device`` the events naming that phone and every later hop
+    of the messages they name (under the provider's name for them too)."""
+    messages: set[str] = set()
+
     def wanted(event: TraceEvent) -> bool:
-        return device is None or getattr(event, "device", None) == device
+        if device is None:
+            return True
+        msg = getattr(event, "msg", None)
+        if getattr(event, "device", None) == device:
+            if msg is not None:
+                messages.add(msg)
+            return True
+        if msg is None or msg not in messages:
+            return False
+        if event.kind == "provider_id":
+            messages.add(event.provider_msg)  # type: ignore[attr-defined]
+        return True
 
     def replay(since: int) -> list[Item]:
         return [(seq, trace_line(seq, e)) for seq, e in list(feed.ring)
