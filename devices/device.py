@@ -23,6 +23,7 @@ from devices.apps import (
     effective_poll_interval,
 )
 from devices.daemon import PERSISTENT, DaemonLink, DaemonTimer, HeartbeatPolicy, PushDaemon
+from devices.daemons import DaemonSet
 from devices.radio import PROFILES, RadioProfile, RadioStateMachine
 from simulator.core import devicelink as dl
 from simulator.core.clock import Watchdogs
@@ -105,14 +106,17 @@ def memory_link_factory(network: Network, service_for: Callable[[str], str]) -> 
         iface = device.active_interface()
         if iface is None:
             return None
-        service = service_for(device.platform)
-        cause = "reconnect"
+        # an extra daemon (devices.daemons) names its own provider and tags its bytes
+        tag = device.daemons.tag_of(daemon)
+        service = service_for(device.daemons.provider_of(daemon) or device.platform)
+        cause = f"{tag}:reconnect" if tag else "reconnect"
         if daemon.mode != PERSISTENT:
             service = f"{service}-{daemon.mode}"  # e.g. "apns-gateway-ip-callback"
             cause = "address_report"
         conn = network.connect(iface.path, service, cause)
         if conn is None:
             return None
+        conn.tag = tag
         return MemoryDaemonLink(conn, daemon, device.loop)
 
     return open_link
@@ -162,6 +166,7 @@ class Device:
         self._deferred_polls: dict[str, PollingApp] = {}
         self._last_alarm: dict[str, float] = {}
         self._timer = DaemonTimer(loop, self.daemon.on_timer)
+        self.daemons = DaemonSet(self.daemon)  # more than one: devices.daemons
         self._poll_handles: dict[str, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task] = set()
         # an iPhone's platform rules (devices.ios_device.IosPlatform), when the world sets them
@@ -282,7 +287,9 @@ class Device:
         if self.server is None or not self._charge(900, 400, "register"):
             return
         await self.server.register_token(user=self.user, device_id=self.device_id,
-                                         app_id=app.app_id, platform=self.platform, token=token)
+                                         app_id=app.app_id, token=token,
+                                         platform=self.daemons.sender_for(app.app_id)
+                                         or self.platform)
 
     def _spawn(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
@@ -370,14 +377,16 @@ class Device:
             each.radio.set_enabled(now, radio_on and each.path.up)
         if not self.daemon_enabled:
             return
-        if iface is None:
-            self.daemon.network_changed(now, None, "")
-        else:
-            self.daemon.network_changed(now, iface.kind, iface.path.address)
+        for daemon in self.daemons:
+            if iface is None:
+                daemon.network_changed(now, None, "")
+            else:
+                daemon.network_changed(now, iface.kind, iface.path.address)
 
     def _launch(self, app: App) -> None:
         if isinstance(app, PushApp):
-            self.daemon.register(self.loop.time(), app.app_id, app.environment)
+            self.daemons.for_app(app.app_id).register(self.loop.time(), app.app_id,
+                                                      app.environment)
         else:
             self._schedule_poll(app, first=True)
 
@@ -494,7 +503,8 @@ class Device:
         if self.trace.active:
             self.trace.emit(EventKind.DOZE, device=self.device_id,
                             doze="idle" if on else "awake")
-        self.daemon.set_dozing(self.loop.time(), on)
+        for daemon in self.daemons:
+            daemon.set_dozing(self.loop.time(), on)
         if not on and self._deferred_polls:
             deferred, self._deferred_polls = self._deferred_polls, {}
             for app in deferred.values():
@@ -517,7 +527,7 @@ class Device:
         if handle is not None:
             handle.cancel()
         if isinstance(app, PushApp) and app.token:
-            self.daemon.unregister(self.loop.time(), app_id, app.token)
+            self.daemons.for_app(app_id).unregister(self.loop.time(), app_id, app.token)
         return app
 
     # ---- energy ------------------------------------------------------------------------

@@ -40,6 +40,8 @@ class RunResult:
     heartbeats_by_device: dict[str, int] = field(default_factory=dict)
     # device -> cause (heartbeat, push, poll, reconnect, baseline...) -> joules
     energy_by_cause: dict[str, dict[str, float]] = field(default_factory=dict)
+    # device with ``daemons:`` -> its daemons, radio seconds and promotions (report_daemons)
+    daemons: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @functools.cached_property
     def outcome(self) -> Outcome:
@@ -152,12 +154,24 @@ async def collect(world: World, duration: float, trace_path: str | Path | None,
         progress(duration, duration)
     return RunResult(
         scenario=world.scenario, events=recorder.events, duration=now - world.t0,
-        heartbeats=sum(d.daemon.heartbeats for d in world.devices.values()),
+        heartbeats=sum(_heartbeats(d) for d in world.devices.values()),
         energy_j={d.device_id: d.energy_j(now) for d in world.devices.values()},
         pruned=list(world.app_server.pruned),
         energy_series=series,
         app_server_stats=world.app_server.stats.as_dict(),
-        heartbeats_by_device={d.device_id: d.daemon.heartbeats for d in world.devices.values()},
+        heartbeats_by_device={d.device_id: _heartbeats(d) for d in world.devices.values()},
         energy_by_cause={d.device_id: d.energy_by_cause(now) for d in world.devices.values()},
+        daemons={d.device_id: _daemons(d) for d in world.devices.values() if d.daemons.planned},
     )
+
+
+def _heartbeats(device: Any) -> int:
+    """Every daemon's heartbeats (a phone may run Google's and an OEM's)."""
+    return sum(daemon.heartbeats for daemon in device.daemons)
+
+
+def _daemons(device: Any) -> dict[str, Any]:
+    radios = [i.radio for i in device.interfaces.values()]
+    return {"daemons": device.daemons.describe(), "radio_s": device.high_power_s(),
+            "promotions": sum(r.promotions for r in radios)}
 

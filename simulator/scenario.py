@@ -35,6 +35,7 @@ from simulator.actions import UserAction as UserAction
 from simulator.durations import parse_duration
 from simulator.limits import ENV as LIMITS_ENV
 from simulator.limits import Limits
+from simulator.scenario_daemons import Daemons
 from simulator.scenario_ios import IosAppSpec, IosDeviceSpec
 from simulator.scenario_types import Duration, InterfaceKind, Period, Strict
 from simulator.scenario_types import duration as _duration
@@ -133,6 +134,8 @@ class DeviceSpec(Strict):
         default_factory=dict,
         description="radio profile per interface, e.g. {5g: 5g-sa, lte: lte-2021} "
                     "(docs/devices-and-battery.md); the default profile otherwise")
+    daemons: Daemons = Field(None, description="several system push daemons (android), or "
+                             "one shared; docs/lessons/two-daemons.md")
     ios: IosDeviceSpec | None = Field(None, description="iOS platform rules (ios: {} for the "
                                       "defaults; docs/lessons/ios-background.md)")
 

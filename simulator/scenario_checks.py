@@ -20,6 +20,7 @@ from pathlib import Path
 from simulator.durations import format_duration
 from simulator.limits import Limits, long_duration
 from simulator.scenario import Scenario, SendAction
+from simulator.scenario_daemons import daemon_findings
 
 # Memory a run needs, measured with psutil's RSS before and after run_scenario in a
 # fresh process (a 10-minute run, devices on LTE with Wi-Fi, two push apps each):
@@ -43,7 +44,8 @@ class Finding:
 
 def check(scenario: Scenario, limits: Limits) -> list[Finding]:
     """Every error and warning, errors first; the caller raises on the first error."""
-    found = [*_limits(scenario, limits), *_device_ids(scenario), *_database(scenario)]
+    found = [*_limits(scenario, limits), *_device_ids(scenario), *_database(scenario),
+             *(Finding(loc, why) for loc, why in daemon_findings(scenario))]
     errors = [f for f in found if f.error]
     if errors:
         return errors

@@ -62,6 +62,7 @@ from simulator.scenario import (
     SendAction,
 )
 from simulator.scenario_ios import IosDeviceSpec
+from simulator.world_daemons import add_daemon_providers, install_daemons
 
 
 def heartbeat_policy(spec: HeartbeatSpec) -> HeartbeatPolicy:
@@ -88,6 +89,7 @@ class Providers:
     faults: dict[str, FaultPlan] = field(default_factory=dict)
     webpush: WebPushCore | None = None
     vapid: VapidKeys | None = None  # the app server's VAPID key pair
+    cores: dict[str, Any] = field(default_factory=dict)  # by name: an OEM's FCM-like service
 
 
 @dataclass
@@ -241,9 +243,10 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
         rng.stream("app-server-webpush"))
     world = World(scenario, loop, trace, rng, network, providers, app_server, epoch=epoch)
     world.watchdogs = Watchdogs(loop)
+    add_daemon_providers(world, account, FCM_PROJECT)  # e.g. an OEM's push service
 
     phone_links = memory_link_factory(network,
-                                      lambda platform: f"{PROVIDER_FOR[platform]}-gateway")
+                                      lambda key: f"{PROVIDER_FOR.get(key, key)}-gateway")
     browser_links = browser_link_factory(network, "webpush-gateway")
 
     def link_factory(device: Device, daemon: Any) -> Any:
@@ -314,6 +317,7 @@ def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
                     if spec.platform == "browser" else None)
     if spec.platform == "ios" and (spec.ios is not None or any(a.ios for a in spec.apps)):
         device.ios = ios_platform(spec, device)
+    install_daemons(world, spec, device)  # a second push daemon, or one shared
     kinds = list(dict.fromkeys([spec.network, *spec.interfaces]))
     for kind in kinds:
         device.add_interface(kind, up=(kind == spec.network))

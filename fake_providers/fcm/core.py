@@ -421,8 +421,8 @@ class FcmCore:
 
     def _iid_rejected(self, req: HttpRequest, p: _IidProblem, delay: float) -> FcmOutcome:
         if self.backend.trace.active:
-            self.backend.trace.emit(EventKind.REJECTED, provider="fcm", msg=None, token=None,
-                                    status=p.status, reason=p.code)
+            self.backend.trace.emit(EventKind.REJECTED, provider=self.backend.name,
+                                    msg=None, token=None, status=p.status, reason=p.code)
         self.activity.record(self.wall_clock(), False, p.status, p.code, req.method, req.path,
                              None, None, req.headers, req.body)
         body = {"error": p.code, "error_description": p.description}
@@ -496,8 +496,8 @@ class FcmCore:
                   delay: float, reached: int) -> FcmOutcome:
         name = f"projects/{project}/messages/{mid}"
         if self.backend.trace.active:
-            self.backend.trace.emit(EventKind.ACCEPTED, provider="fcm", msg=mid, token=target,
-                                    status=200, reached=reached)
+            self.backend.trace.emit(EventKind.ACCEPTED, provider=self.backend.name,
+                                    msg=mid, token=target, status=200, reached=reached)
         self.activity.record(self.wall_clock(), True, 200, None, req.method, req.path, target,
                              mid, req.headers, req.body)
         return FcmOutcome(HttpResponse(200, dict(_JSON),
@@ -507,8 +507,8 @@ class FcmCore:
     def _rejected(self, req: HttpRequest, p: FcmProblem, target: str | None, mid: str | None,
                   delay: float) -> FcmOutcome:
         if self.backend.trace.active:
-            self.backend.trace.emit(EventKind.REJECTED, provider="fcm", msg=mid, token=target,
-                                    status=p.status, reason=p.reason)
+            self.backend.trace.emit(EventKind.REJECTED, provider=self.backend.name,
+                                    msg=mid, token=target, status=p.status, reason=p.reason)
         self.activity.record(self.wall_clock(), False, p.status, p.reason, req.method, req.path,
                              target, mid, req.headers, req.body)
         return FcmOutcome(p.response(), delay + p.delay)

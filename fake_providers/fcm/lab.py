@@ -78,14 +78,15 @@ def build_fcm_lab(seed: int = 0, *, project_id: str = "pushlab-demo",
                   policy: FcmStorePolicy | None = None,
                   trace: Trace | None = None, faults: FaultPlan | None = None,
                   token_rng: random.Random | None = None,
-                  core_rng: random.Random | None = None) -> FcmLab:
+                  core_rng: random.Random | None = None, name: str = "fcm") -> FcmLab:
     """The one way to assemble FCM: everything a project needs on the provider side.
-    Random streams follow ``seed`` unless given (a world passes its own named streams)."""
+    Random streams follow ``seed`` unless given (a world passes its own named streams).
+    ``name`` is the provider's in the trace: an OEM's FCM-like push service is another."""
     rs = RandomSource(seed)
     trace = trace or Trace(clock)
     policy = policy or FcmStorePolicy()
     registry = TokenRegistry(token_rng or rs.stream("fcm.tokens"), fcm_token)
-    backend = PushBackend("fcm", registry, StoreAndForward(policy), clock, trace)
+    backend = PushBackend(name, registry, StoreAndForward(policy), clock, trace)
     core = FcmCore(backend, core_rng or rs.stream("fcm.core"), project_id=project_id,
                    wall_clock=wall_clock, config=config, faults=faults)
     return FcmLab(backend, core, policy, trace)

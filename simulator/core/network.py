@@ -103,7 +103,7 @@ class Connection:
 
     __slots__ = ("loop", "path", "service", "conn_id", "generation", "last_activity",
                  "open", "nat_dead", "on_client_frame", "on_server_frame",
-                 "on_server_closed", "trace")
+                 "on_server_closed", "trace", "tag")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, path: Path, service: str,
                  conn_id: int, trace: Trace) -> None:
@@ -119,6 +119,8 @@ class Connection:
         self.on_server_frame: Receiver = _drop
         self.on_server_closed: Callable[[], None] = _nothing
         self.trace = trace
+        # prefixes the causes its bytes are priced under: an extra push daemon's provider
+        self.tag = ""
 
     def _carries(self, now: float) -> bool:
         """Whether a frame sent now can cross the path (lazy NAT expiry)."""
@@ -145,7 +147,8 @@ class Connection:
         now = self.loop.time()
         path = self.path
         if path.up:
-            path.meter(now, size, 0, cause)  # the radio wakes even if the frame then vanishes
+            # the radio wakes even if the frame then vanishes
+            path.meter(now, size, 0, f"{self.tag}:{cause}" if self.tag else cause)
         if not self._carries(now):
             return False
         self.loop.call_at(now + path.one_way_delay(size), self._arrive_at_server, frame)
@@ -167,7 +170,7 @@ class Connection:
     def _arrive_at_client(self, frame: Any, size: int, cause: str) -> None:
         path = self.path
         if self.open and path.up and path.generation == self.generation:
-            path.meter(self.loop.time(), 0, size, cause)
+            path.meter(self.loop.time(), 0, size, f"{self.tag}:{cause}" if self.tag else cause)
             self.on_client_frame(frame)
 
     def close(self) -> None:
