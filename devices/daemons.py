@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from devices.daemon import DaemonLink, DaemonTimer, HeartbeatPolicy, PushDaemon
+from devices.daemon import CONNECTED, DaemonLink, DaemonTimer, HeartbeatPolicy, PushDaemon
 from simulator.core import devicelink as dl
 
 if TYPE_CHECKING:
@@ -43,6 +43,20 @@ class _Entry:
     daemon: PushDaemon
     plan: DaemonPlan | None  # None: the phone's own daemon, wired as it always was
     port: DaemonPort | None = None
+    connections: int = 0  # times the provider took its hello (persistent mode)
+
+    def count(self) -> None:
+        """Count connections through the daemon's state hook, keeping any listener."""
+        daemon = self.daemon
+        before = daemon.on_state
+
+        def on_state(state: str) -> None:
+            if state == CONNECTED:
+                self.connections += 1
+            if before is not None:
+                before(state)
+
+        daemon.on_state = on_state
 
 
 class DaemonSet:
@@ -53,6 +67,8 @@ class DaemonSet:
     def __init__(self, primary: PushDaemon, plan: DaemonPlan | None = None) -> None:
         self._entries = [_Entry(primary, plan)]
         self._by_app: dict[str, _Entry] = {}
+        if plan is not None:
+            self._entries[0].count()
 
     def __iter__(self) -> Iterator[PushDaemon]:
         return (e.daemon for e in self._entries)
@@ -68,6 +84,7 @@ class DaemonSet:
     def add(self, port: DaemonPort) -> None:
         """One more daemon, for the apps its plan names."""
         entry = _Entry(port.daemon, port.plan, port)
+        entry.count()
         self._entries.append(entry)
         for app_id in port.plan.apps:
             self._by_app[app_id] = entry
@@ -105,6 +122,7 @@ class DaemonSet:
             out.append({"provider": entry.plan.provider if entry.plan else None,
                         "apps": list(entry.plan.apps) if entry.plan else [],
                         "and_every_other_app": i == 0, "state": str(d.state),
+                        "connections": entry.connections,
                         "heartbeats": d.heartbeats, "reconnects": d.reconnects,
                         "delivered": d.delivered})
         return out

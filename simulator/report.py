@@ -39,6 +39,7 @@ from simulator.outcomes import (
     latencies,
     percentile,
 )
+from simulator.report_daemons import daemon_part, print_daemons
 from simulator.runner import RunResult
 
 HOPS = ("sent", "accepted", "stored", "forwarded", "delivered", "handed", "expired",
@@ -132,6 +133,7 @@ class Report:
             "groups": self.group_rows(),
             "app_server": dict(res.app_server_stats),
             "expectations": {"passed": not self.failed, "failed": list(self.failed)},
+            **daemon_part(self),  # phones with several push daemons, or one shared
             "findings": self.findings(),
         }
 
@@ -216,6 +218,7 @@ class Report:
                            f"{row['energy_j_mean']:.1f} J",
                            f"{row['battery_percent_mean']:.2f}%", str(row["heartbeats"]))
         console.print(groups)
+        print_daemons(data, console)
         if self.failed:
             for line in self.failed:
                 console.print(f"[red]expectation failed[/red] {line}")
