@@ -191,13 +191,22 @@ def up(
 @app.command("sweep")
 def sweep(
     runs: Annotated[int, typer.Option(min=2, max=10_000, help="runs of the small sweep")] = 16,
-    scale: Annotated[float, typer.Option(
-        min=0.0001, max=10.0, help="city.yaml's groups scaled by this (10: city-100k)")] = 0.1,
-    hours: Annotated[float, typer.Option(min=0.01, max=24.0, help="simulated hours of the "
-                                                                  "population run")] = 6.0,
+    devices: Annotated[int, typer.Option(
+        min=5, max=1_000_000, help="city-100k's groups scaled to this many devices in all "
+                                   "(a small city for a quick check)")] = 100_000,
+    hours: Annotated[float | None, typer.Option(
+        min=0.01, max=24.0, help="simulated hours of the population run (default: the "
+                                 "scenario's day)")] = None,
+    repeat: Annotated[int, typer.Option(min=1, max=20, help="population runs of each kind "
+                                                            "(the wall time is the median)")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
-    """Sweep runs/s on 1 and 2 local Dask workers; a population sharded in 2 vs whole."""
+    """Sweep runs/s on 1 and 2 local Dask workers; city-100k sharded in 2 vs whole."""
     from simulator.benchmarks.sweep import bench
 
-    emit(bench(runs, scale, hours), as_json, "bench sweep")
+    emit(bench(runs, devices, hours, repeat), as_json, "bench sweep")
+
+
+from simulator.commands.bench_scale import scale_command  # noqa: E402
+
+app.command("scale")(scale_command)

@@ -139,6 +139,7 @@ class Mosquitto(BrokerProcess):
             f"persistence_location {self.dir}/",
             "autosave_interval 0",  # save on shutdown only: no disk writes during a run
             "max_queued_messages 100000",
+            "max_connections -1",  # no cap but the descriptor limit (raised for it)
             "max_inflight_messages 0",
             "set_tcp_nodelay true",
             "log_type error",
@@ -154,6 +155,50 @@ class Mosquitto(BrokerProcess):
             self.stop()
             raise RuntimeError(f"mosquitto did not listen on {self.port}: "
                                f"{(self.dir / 'mosquitto.log').read_text()[-500:]}")
+
+
+class MosquittoShards(BrokerProcess):
+    """``shards`` independent Mosquitto processes, each on its own port.
+
+    One process holds one descriptor per connection, and a process may not raise
+    its descriptor limit past the hard one; a population larger than that is split
+    over several brokers, the way a provider spreads devices over its courier
+    nodes. They are not bridged: each device uses one broker, and the provider's
+    gateway connects to all of them. They restart together.
+    """
+
+    name = "mosquitto"
+
+    def __init__(self, shards: int, workdir: str | None = None) -> None:
+        super().__init__(workdir)
+        self.shards = [Mosquitto(workdir=str(self.dir / f"shard-{k}")) for k in range(shards)]
+        for shard in self.shards:
+            shard.dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def urls(self) -> list[str]:
+        return [shard.url for shard in self.shards]
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for shard in self.shards for pid in shard.pids]
+
+    def start(self) -> None:
+        for shard in self.shards:
+            shard.start()
+
+    def stop(self) -> None:
+        for shard in self.shards:  # all go down at once, then each is waited for
+            for p in shard.procs:
+                if p.poll() is None:
+                    p.terminate()
+        for shard in self.shards:
+            shard.stop()
+
+    def close(self) -> None:
+        self.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
 class NatsCluster(BrokerProcess):

@@ -5,14 +5,18 @@
 * ``provider-outage@20[:seconds]``: APNs answers 503 to every send for
   ``seconds`` (default 5); the app server retries with backoff;
 * ``storm@20[:fraction]``: that fraction of devices (default 0.2) changes
-  address at once and reconnects (a reconnect storm).
+  address at once and reconnects (a reconnect storm);
+* ``nat-reset@20``: a carrier NAT silently drops every phone's binding: nothing
+  reaches the phones any more and each learns it only when it next sends (a
+  heartbeat or an MQTT ping meets a reset), then reconnects (live runs with the
+  lean client only).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = {"broker-restart": 0.0, "provider-outage": 5.0, "storm": 0.2}
+KINDS = {"broker-restart": 0.0, "provider-outage": 5.0, "storm": 0.2, "nat-reset": 0.0}
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,7 +86,7 @@ def fault_report(log: list[FaultRecord], samples: list[Sample], devices: int,
         slack = max(2.0, 0.1 * rate)
         caught = next((s.t for s in samples if s.t >= ended and s.accepted - s.delivered
                        <= slack), None)
-        if entry.kind == "storm" and entry.storm_reconnected_after_s is not None:
+        if entry.kind in ("storm", "nat-reset") and entry.storm_reconnected_after_s is not None:
             back = entry.storm_reconnected_after_s
         out.append(dataclasses.replace(
             entry, ended=ended, reconnected_after_s=back,

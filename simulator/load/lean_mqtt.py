@@ -29,10 +29,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 from typing import TYPE_CHECKING, Any
 
-from devices.mqtt_link import MqttLinkFactory, PasswordSource
+from devices.mqtt_link import MAX_KEEPALIVE_S, MIN_KEEPALIVE_S, MqttLinkFactory, PasswordSource
 from simulator.core import devicelink as dl
 from simulator.core.mqtt_client import Closed, Connected, Event, Message, MqttClient
 from simulator.core.mqtt_stream import MqttStream
@@ -40,6 +41,7 @@ from simulator.core.mqtt_wire import mqtt_string
 
 if TYPE_CHECKING:
     from devices.daemon import PushDaemon
+    from simulator.load.wheel import TimerWheel
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +53,24 @@ class LeanLinkFactory(MqttLinkFactory):
                  password: PasswordSource = None, keepalive_s: float | None = None,
                  tls_context: ssl.SSLContext | None = None,
                  connect_timeout_s: float = 10.0, handover_wait_s: float = 2.0,
-                 max_connecting: int = 64) -> None:
+                 max_connecting: int = 64, wheel: TimerWheel | None = None) -> None:
         super().__init__(url, provider=provider, loop=loop, password=password,
                          keepalive_s=keepalive_s, tls_context=tls_context,
                          connect_timeout_s=connect_timeout_s, handover_wait_s=handover_wait_s)
         self.connecting = asyncio.Semaphore(max_connecting)
+        self.wheel = wheel  # keepalive timers on the worker's wheel instead of the loop's
         self.links: dict[str, LeanDeviceLink] = {}  # type: ignore[assignment]
         self.connect_failures = 0
         self.connects = 0
+
+    def keepalive_for(self, daemon: PushDaemon) -> int:
+        """As the library link's, from the phone's full interval (a phased first
+        heartbeat, see :class:`simulator.load.worker.PhasedHeartbeat`, is not its period)."""
+        full = getattr(daemon.heartbeat, "full_interval", None)
+        if full is None or self.keepalive_s is not None:
+            return super().keepalive_for(daemon)
+        seconds = full(daemon.interface or "") + daemon.heartbeat.ack_timeout_s
+        return max(MIN_KEEPALIVE_S, min(MAX_KEEPALIVE_S, math.ceil(seconds)))
 
     def _new_link(self, daemon: PushDaemon, device_id: str, client_address: str | None,
                   keepalive_s: int, conn: str, previous: Any) -> LeanDeviceLink:
@@ -72,7 +84,7 @@ class LeanDeviceLink(MqttStream):
     __slots__ = ("factory", "daemon", "device_id", "client_address", "keepalive_s", "conn",
                  "closed", "connected", "frames_in", "frames_out", "malformed",
                  "_pending", "_up", "_status", "_connect_task", "_done", "_session",
-                 "_lost_reported")
+                 "_lost_reported", "_ka_due", "nat_dropped")
 
     def __init__(self, factory: LeanLinkFactory, daemon: PushDaemon, device_id: str,
                  client_address: str | None, keepalive_s: int, conn: str,
@@ -100,6 +112,8 @@ class LeanDeviceLink(MqttStream):
         self._done: asyncio.Future[None] = factory.loop.create_future()
         self._session: asyncio.Future[None] | None = None  # awaited while connecting
         self._lost_reported = False
+        self._ka_due = math.inf
+        self.nat_dropped = False  # the carrier NAT forgot this binding (nat-reset fault)
         self._connect_task: asyncio.Task[None] | None = factory.loop.create_task(
             self._open(previous))
 
@@ -222,6 +236,43 @@ class LeanDeviceLink(MqttStream):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._lost()
+
+    # keepalive on the worker's wheel ---------------------------------------------------
+    def _arm_keepalive(self) -> None:
+        wheel = self.factory.wheel
+        if wheel is None:
+            super()._arm_keepalive()
+            return
+        period = self.mqtt.timer_period()
+        if period is not None and self._transport is not None:
+            self._ka_due = self.loop.time() + period
+            wheel.add(self, self._ka_due)
+
+    def _stop_keepalive(self) -> None:
+        self._ka_due = math.inf
+        super()._stop_keepalive()
+
+    def wheel_fire(self, now: float) -> None:
+        if self._ka_due <= now + 1e-6 and self._transport is not None:
+            self._ka_due = math.inf
+            self._keepalive()
+
+    # a carrier NAT that silently dropped the binding ---------------------------------------
+    def nat_drop(self) -> None:
+        """From now on nothing arrives, and the phone's next packet meets a reset."""
+        self.nat_dropped = True
+
+    def data_received(self, data: bytes) -> None:
+        if not self.nat_dropped:
+            super().data_received(data)
+
+    def _flush(self) -> None:
+        if not self.nat_dropped:
+            super()._flush()
+            return
+        self._flush_scheduled = False
+        if self.mqtt.data_to_send(self.loop.time()):
+            self._abort_transport()  # the NAT knows no such binding: RST
 
     def _publish(self, topic: bytes, payload: bytes) -> None:
         if self.mqtt.publish(topic, payload):

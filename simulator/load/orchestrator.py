@@ -71,11 +71,18 @@ class LoadConfig:
     join_timeout_s: float = 120.0
     app_host: str = "127.0.0.1"  # the app server's listen address (remote workers post tokens)
     on_listen: Callable[[str, int, str], None] | None = None  # (host, port, key) once listening
+    # several Mosquitto processes, each under the descriptor limit: worker k uses
+    # broker k % shards and the provider's gateway connects to every one
+    broker_shards: int = 1
+    worker_options: dict[str, Any] = field(default_factory=dict)  # more WorkerSpec fields
 
 
 def _urls(cfg: LoadConfig, broker_urls: list[str], shards: int) -> tuple[str, list[str]]:
     """The gateway's URL and each worker's: with several nodes, the gateway takes
-    the last one and the workers share the others, so every message crosses nodes."""
+    the last one and the workers share the others, so every message crosses nodes.
+    Sharded brokers (not a cluster): the gateway's URLs are all of them, comma-separated."""
+    if cfg.broker_shards > 1:
+        return ",".join(broker_urls), [broker_urls[k % len(broker_urls)] for k in range(shards)]
     if len(broker_urls) == 1:
         return broker_urls[0], [broker_urls[0]] * shards
     others = broker_urls[:-1]
@@ -159,7 +166,9 @@ class LiveRun:
             self.meter.add("broker", self.broker_child.pid)
             return [ready["url"]]
         if cfg.broker in ("mosquitto", "nats"):
-            proc = self.broker_proc = brokers.Mosquitto() if cfg.broker == "mosquitto" \
+            proc = self.broker_proc = (
+                brokers.MosquittoShards(cfg.broker_shards) if cfg.broker_shards > 1
+                else brokers.Mosquitto()) if cfg.broker == "mosquitto" \
                 else brokers.NatsCluster(3)
             await self.loop.run_in_executor(None, proc.start)
             if isinstance(proc, brokers.NatsCluster) and not await self.loop.run_in_executor(
@@ -205,11 +214,16 @@ class LiveRun:
     def worker_spec(self, k: int) -> WorkerSpec:
         cfg, svc = self.cfg, self.svc
         shards = cfg.workers + cfg.remote_workers
-        return WorkerSpec(k, shards, cfg.devices, svc.worker_urls[k % len(svc.worker_urls)],
+        spec = WorkerSpec(k, shards, cfg.devices, svc.worker_urls[k % len(svc.worker_urls)],
                           svc.app_url, self.api_key, cfg.connect_rate / shards,
                           svc.device_secret, bind_addresses=cfg.bind_addresses, seed=cfg.seed,
                           client=cfg.client, latency_in_tallies=bool(cfg.prometheus),
                           android_share=cfg.android)
+        if cfg.worker_options:
+            import dataclasses
+
+            spec = dataclasses.replace(spec, **cfg.worker_options)
+        return spec
 
     async def start_workers(self) -> None:
         cfg = self.cfg
@@ -511,10 +525,10 @@ async def _apply_fault(fault: FaultSpec, entry: FaultRecord, run: LiveRun) -> No
         await run.svc.prov.ask("outage", "unavailable")
         await asyncio.sleep(fault.arg)
         await run.svc.prov.ask("outage", None)
-    elif fault.kind == "storm":
+    elif fault.kind in ("storm", "nat-reset"):
         for w in run.workers:
-            w.send("storm", fault.arg)
-        answers = [await w.expect("storm", 180) for w in run.workers]
+            w.send(fault.kind, fault.arg)
+        answers = [await w.expect(fault.kind, 1900) for w in run.workers]
         entry.devices_moved = sum(a["changed"] for a in answers)
         times = [a["reconnected_after_s"] for a in answers]
         entry.storm_reconnected_after_s = None if None in times else max(times)

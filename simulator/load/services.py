@@ -112,11 +112,13 @@ async def _providers(spec: ProviderSpec, conn: Connection) -> None:
         servers.append(fcm_server)
         providers.append(("fcm", fcm.backend, fcm.faults, track_losses(fcm.trace)))
         ready["fcm_url"] = fcm_server.url
-    gateways = [MqttGateway(backend, spec.broker_url, provider=name,
+    # one gateway per provider and broker: with sharded brokers (comma-separated URLs)
+    # a device's session is the gateway's of the broker it came through
+    gateways = [MqttGateway(backend, url, provider=name,
                             username=spec.gateway_username, password=spec.gateway_password,
                             max_inflight=1024, client=spec.client,
                             persistent_session=spec.persistent_session)
-                for name, backend, _, _ in providers]
+                for name, backend, _, _ in providers for url in spec.broker_url.split(",")]
     for gateway in gateways:
         await gateway.start(timeout=30.0)
     tune_gc()

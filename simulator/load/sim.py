@@ -248,6 +248,8 @@ def _fault_action(fault: FaultSpec, world: Any, devices: list[Any], log: list[Fa
             for faults in world.providers.faults.values():  # every provider answers 503
                 faults.set_outage("unavailable")
                 loop.call_later(fault.arg, faults.set_outage, None)
+        elif fault.kind == "nat-reset":
+            entry.error = "nat-reset is a live fault (not modelled with --sim)"
         elif fault.kind == "broker-restart":
             for backend in world.providers.backends.values():
                 for session in list(backend.sessions.values()):

@@ -107,6 +107,11 @@ class WorkerTally:
     link_errors: int = 0
     register_errors: int = 0
     bare_received: int = 0
+    connects: int = 0  # MQTT sessions this worker's phones opened (cumulative)
+    connect_failures: int = 0  # connects that failed or timed out
+    nat_pending: int = 0  # phones still on a binding a nat-reset dropped
+    suppressed: int = 0  # duplicates the daemons suppressed (counted at the end)
+    heartbeats: int = 0  # heartbeats the gateway answered (counted at the end)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

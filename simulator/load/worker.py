@@ -17,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import resource
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,8 +29,9 @@ from devices.daemon import CONNECTED, DaemonTimer, HeartbeatPolicy, PushDaemon
 from devices.mqtt_link import MqttLinkFactory
 from simulator.core import devicelink as dl
 from simulator.live.broker import device_password
-from simulator.load.lean_mqtt import LeanLinkFactory
+from simulator.load.lean_mqtt import LeanDeviceLink, LeanLinkFactory
 from simulator.load.stats import Latency, WorkerTally, load_fields
+from simulator.load.wheel import TimerWheel
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +58,53 @@ def platform_of(i: int, android_share: float) -> str:
     return "android" if (i * 2654435761 % 2**32) / 2**32 < android_share else "ios"
 
 
+ADDRESS_GENERATIONS = 24  # address changes before a device's addresses repeat
+MAX_ADDRESSED = 8 << 16  # devices with an address of their own (524,288)
+
+
 def loopback_address(i: int, generation: int = 0) -> str:
-    """Device ``i``'s source address; a new ``generation`` is an address change."""
+    """Device ``i``'s source address; a new ``generation`` is an address change.
+
+    127.A.B.C with B.C the low 16 bits of ``i + 1`` and A = 10 + 8 * generation + the
+    next 3 bits: unique for 524,288 devices and 24 generations (the whole 127/8 is
+    loopback on Linux, so every one of them can be bound).
+    """
     n = i + 1
-    return f"127.{10 + generation % 200}.{(n >> 8) & 255}.{n & 255}"
+    high = (n >> 16) & 7
+    return f"127.{10 + 8 * (generation % ADDRESS_GENERATIONS) + high}.{(n >> 8) & 255}.{n & 255}"
+
+
+def interface_of(i: int, cellular_share: float) -> str:
+    """Device ``i``'s network: a fixed, well-spread ``cellular_share`` is on cellular."""
+    return "cellular" if (i * 2246822519 % 2**32) / 2**32 < cellular_share else "wifi"
+
+
+@dataclass(slots=True)
+class PhasedHeartbeat(HeartbeatPolicy):
+    """The fixed policy, with the first heartbeat of a connection at a random phase.
+
+    A real population's heartbeats are spread over the interval; a load run connects
+    every phone within a minute, so without this every phone would ping in the same
+    second a full interval later. After a pong the interval is the full one. One
+    object serves every phone of a worker (the daemon calls :meth:`on_success` and
+    then :meth:`interval` in one go, so the flag between them is never shared).
+    """
+
+    rng: random.Random = field(default_factory=random.Random)
+    _after_pong: bool = False
+
+    def full_interval(self, interface: str) -> float:
+        return self.wifi_s if interface == "wifi" else self.cellular_s
+
+    def interval(self, interface: str) -> float:
+        full = self.full_interval(interface)
+        if self._after_pong:
+            self._after_pong = False
+            return full
+        return full * (0.02 + 0.98 * self.rng.random())
+
+    def on_success(self, interface: str) -> None:
+        self._after_pong = True
 
 
 @dataclass
@@ -80,13 +125,19 @@ class WorkerSpec:
     client: str = "lean"  # lean (simulator/load/lean_mqtt.py) | aiomqtt (devices/mqtt_link.py)
     max_connecting: int = 64  # MQTT handshakes in flight at once (lean client)
     latency_in_tallies: bool = False  # the histogram in every tally (for --prometheus)
+    # scale runs (simulator/benchmarks/scale.py) ---------------------------------------
+    heartbeat_cellular_s: float | None = None  # None: heartbeat_s on every interface
+    cellular_share: float = 0.0  # the share of phones on cellular (the rest on Wi-Fi)
+    heartbeat_phase: bool = False  # first heartbeat at a random phase (PhasedHeartbeat)
+    timer_wheel_s: float = 0.0  # > 0: phones' timers on one wheel of this tick
+    connect_rate_end: float | None = None  # a linear ramp from connect_rate to this
 
 
 class LoadDevice:
     """The :class:`DaemonIO` of one load device: timers, links, and counting what arrives."""
 
     __slots__ = ("index", "device_id", "worker", "daemon", "address", "generation",
-                 "platform", "provider", "_timer", "_up")
+                 "platform", "provider", "interface", "_timer", "_due", "_up")
 
     def __init__(self, index: int, worker: Worker) -> None:
         self.index = index
@@ -94,11 +145,14 @@ class LoadDevice:
         self.worker = worker
         self.generation = 0
         self.address = loopback_address(index) if worker.spec.bind_addresses else ""
-        hb = HeartbeatPolicy(cellular_s=worker.spec.heartbeat_s, wifi_s=worker.spec.heartbeat_s)
+        self.interface = interface_of(index, worker.spec.cellular_share)
         self.platform = platform_of(index, worker.spec.android_share)
         self.provider = dl.PROVIDER_FOR[self.platform]
-        self.daemon = PushDaemon(self.device_id, self.platform, self, worker.rng, hb)
-        self._timer = DaemonTimer(worker.loop, self.daemon.on_timer)
+        self.daemon = PushDaemon(self.device_id, self.platform, self, worker.rng,
+                                 worker.heartbeat_policy())
+        self._due = math.inf
+        self._timer = None if worker.wheel is not None else DaemonTimer(worker.loop,
+                                                                         self.daemon.on_timer)
         self.daemon.backoff_base_s = 0.5  # a lab broker restart should not cost minutes
         # A Hello published while the provider's gateway is itself reconnecting (after a
         # broker restart) is lost with the gateway's clean session; the daemon notices
@@ -119,9 +173,21 @@ class LoadDevice:
                                                          client_address=self.address or None)
 
     def set_timer(self, when: float) -> None:
-        self._timer.arm(when)
+        if self._timer is not None:
+            self._timer.arm(when)
+        elif when < self._due:  # the wheel keeps the earliest, as DaemonTimer does
+            self._due = when
+            self.worker.wheel.add(self, when)  # type: ignore[union-attr]
+
+    def wheel_fire(self, now: float) -> None:
+        if self._due <= now + 1e-6:
+            self._due = math.inf
+            self.daemon.on_timer(now)
 
     def set_watchdog(self, delay: float) -> None:
+        if self._timer is None:  # on the wheel: the daemon's timer re-checks the ack
+            self.set_timer(self.worker.loop.time() + delay)
+            return
         self.worker.loop.call_later(delay, self._fire_watchdog)
 
     def _fire_watchdog(self) -> None:
@@ -141,18 +207,20 @@ class LoadDevice:
     def power_on(self) -> None:
         now = self.worker.loop.time()
         self.daemon.register(now, APP_ID)
-        self.daemon.network_changed(now, "wifi", self.address)
+        self.daemon.network_changed(now, self.interface, self.address)
 
     def change_address(self) -> None:
         """A new address at once (e.g. a NAT rebinding or a cell handover): reconnect."""
         self.generation += 1
         if self.worker.spec.bind_addresses:
             self.address = loopback_address(self.index, self.generation)
-        self.daemon.network_changed(self.worker.loop.time(), "wifi", self.address)
+        self.daemon.network_changed(self.worker.loop.time(), self.interface, self.address)
 
     def power_off(self) -> None:
         self.daemon.network_changed(self.worker.loop.time(), None, "")
-        self._timer.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._due = math.inf
 
 
 class SeenSet:
@@ -186,6 +254,9 @@ class Worker:
         secret = spec.device_secret
         password = (lambda d: device_password(secret, d)) if secret else None
         platforms = ("ios", "android") if spec.android_share > 0 else ("ios",)
+        self.wheel = TimerWheel(self.loop, spec.timer_wheel_s) if spec.timer_wheel_s > 0 \
+            else None
+        self._policy: HeartbeatPolicy | None = None
         self.factories: dict[str, Any] = {}
         for provider in (dl.PROVIDER_FOR[p] for p in platforms):  # one per provider gateway
             if spec.client == "aiomqtt":
@@ -195,7 +266,8 @@ class Worker:
             else:
                 self.factories[provider] = LeanLinkFactory(
                     spec.broker_url, provider=provider, loop=self.loop, password=password,
-                    connect_timeout_s=10.0, max_connecting=spec.max_connecting)
+                    connect_timeout_s=10.0, max_connecting=spec.max_connecting,
+                    wheel=self.wheel)
         self.devices: list[LoadDevice] = []
         self.tally = WorkerTally()
         self.latency = Latency()
@@ -206,6 +278,20 @@ class Worker:
         self._register_queue: asyncio.Queue[tuple[LoadDevice, str]] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._nat_pending: list[tuple[LoadDevice, int]] = []  # (device, reconnects before)
+        self._suppressed0 = 0  # the daemons' suppressed duplicates at the last reset
+
+    def heartbeat_policy(self) -> HeartbeatPolicy:
+        """Each phone's policy: its own fixed one, or one phased policy for all (scale)."""
+        s = self.spec
+        cellular = s.heartbeat_cellular_s if s.heartbeat_cellular_s is not None \
+            else s.heartbeat_s
+        if not s.heartbeat_phase:
+            return HeartbeatPolicy(cellular_s=cellular, wifi_s=s.heartbeat_s)
+        if self._policy is None:
+            self._policy = PhasedHeartbeat(cellular_s=cellular, wifi_s=s.heartbeat_s,
+                                           rng=self.rng)
+        return self._policy
 
     # deliveries -------------------------------------------------------------------------
     def received(self, push: dl.Push) -> None:
@@ -265,13 +351,17 @@ class Worker:
         return [i for i in range(s.devices) if shard_of(i, s.workers) == s.index]
 
     async def connect_all(self) -> None:
-        """Power devices on at ``connect_rate`` per second (in 10 ms steps)."""
-        rate = self.spec.connect_rate if self.spec.connect_rate > 0 else float("inf")
-        start = self.loop.time()
-        for n, i in enumerate(self.my_devices()):
+        """Power devices on at ``connect_rate`` per second (in 10 ms steps), or on a
+        linear ramp from it to ``connect_rate_end``."""
+        s = self.spec
+        r0 = s.connect_rate if s.connect_rate > 0 else float("inf")
+        r1 = s.connect_rate_end if s.connect_rate_end and s.connect_rate_end > 0 else r0
+        mine = self.my_devices()
+        due = self.loop.time()
+        for n, i in enumerate(mine):
             if self._stop.is_set():
                 return
-            due = start + n / rate
+            due += 1.0 / (r0 + (r1 - r0) * n / max(len(mine), 1))
             delay = due - self.loop.time()
             if delay > 0.01:
                 await asyncio.sleep(delay)
@@ -286,8 +376,14 @@ class Worker:
         t.devices = len(self.devices)
         t.connected = self.connected
         t.ready = len(self._ready)
+        t.connects = sum(f.connects for f in self.factories.values())
+        t.connect_failures = sum(getattr(f, "connect_failures", 0)
+                                 for f in self.factories.values())
+        t.nat_pending = len(self._nat_pending)
         if full:  # a walk over every device: at the end, not ten times a second
             t.reconnects = sum(d.daemon.reconnects for d in self.devices)
+            t.suppressed = sum(d.daemon.duplicates for d in self.devices) - self._suppressed0
+            t.heartbeats = sum(d.daemon.heartbeats_acked for d in self.devices)
         out = t.as_dict()
         if self.spec.latency_in_tallies:
             out.update(self.latency.tally_counts())
@@ -312,6 +408,40 @@ class Worker:
             await asyncio.sleep(0.01)
         self._send("storm", {"changed": n,
                              "reconnected_after_s": round(self.loop.time() - start, 3)})
+
+    def nat_reset(self) -> int:
+        """A carrier NAT drops every binding at once, silently: each phone learns of it
+        only when it next sends (a heartbeat, an MQTT ping) and meets a reset."""
+        pending = []
+        for d in self.devices:
+            link = d.daemon.link
+            if isinstance(link, LeanDeviceLink) and link.connected and not link.closed:
+                link.nat_drop()
+                pending.append((d, d.daemon.reconnects))
+        self._nat_pending = pending
+        return len(pending)
+
+    async def _nat(self) -> None:
+        """Reset, then time until every phone it caught is connected on a new binding."""
+        start = self.loop.time()
+        n = self.nat_reset()
+        while self._nat_pending:
+            if self.loop.time() - start > 1800.0:
+                self._send("nat-reset", {"changed": n, "reconnected_after_s": None})
+                return
+            await asyncio.sleep(0.25)
+            self._nat_pending = [(d, r) for d, r in self._nat_pending
+                                 if d.daemon.reconnects <= r or d.daemon.state != CONNECTED]
+        self._send("nat-reset", {"changed": n,
+                                 "reconnected_after_s": round(self.loop.time() - start, 3)})
+
+    def reset_counts(self) -> None:
+        """A new measurement phase: deliveries, latency and duplicates from zero."""
+        self.latency = Latency()
+        self.bare_latency = Latency()
+        self.seen = SeenSet()
+        self.tally.delivered = self.tally.duplicates = 0
+        self._suppressed0 = sum(d.daemon.duplicates for d in self.devices)
 
     def final(self) -> dict[str, Any]:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -339,6 +469,11 @@ class Worker:
                         connect = self.loop.create_task(self.connect_all())
                     elif cmd == "storm":
                         self._tasks.append(self.loop.create_task(self._storm(float(arg))))
+                    elif cmd == "nat-reset":
+                        self._tasks.append(self.loop.create_task(self._nat()))
+                    elif cmd == "reset":
+                        self.reset_counts()
+                        self._send("reset", None)
                     elif cmd == "final":
                         self._send("final", self.final())
                     elif cmd == "stop":
@@ -357,6 +492,8 @@ class Worker:
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.wheel is not None:
+                self.wheel.close()
 
     async def _tick(self) -> None:
         while True:
@@ -369,12 +506,16 @@ class Worker:
                 self.conn.send((kind, body))
 
 
-def raise_fd_limit() -> None:
-    """Many devices are many sockets: lift the soft descriptor limit to the hard one."""
+def raise_fd_limit() -> int:
+    """Many devices are many sockets: lift the soft descriptor limit to the hard one.
+
+    Returns the soft limit now in force (what this process, and every process it
+    starts, may open)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def tune_gc() -> None:
