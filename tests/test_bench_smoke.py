@@ -76,13 +76,16 @@ def test_bench_webpush_json_reports_the_ratio_and_the_websocket_p99() -> None:
 
 
 def test_bench_sweep_json_reports_scaling_and_shards() -> None:
-    out = CliRunner().invoke(app, ["bench", "sweep", "--runs", "4", "--scale", "0.002",
+    out = CliRunner().invoke(app, ["bench", "sweep", "--runs", "4", "--devices", "20",
                                    "--hours", "0.5", "--json"])
     assert out.exit_code == 0, out.output
     result = json.loads(out.output)
     assert result["sweep_runs"] == 4 and result["devices"] == 20
     for key in ("runs_per_s_1_worker", "runs_per_s_2_workers", "scaling_ratio",
-                "unsharded_wall_s", "unsharded_peak_mb", "sharded_2_wall_s", "sharded_2_peak_mb"):
+                "unsharded_wall_s", "unsharded_peak_mb", "unsharded_parent_peak_mb",
+                "sharded_2_wall_s", "sharded_2_peak_mb", "sharded_2_parent_peak_mb"):
         assert result[key] > 0
+    # the parent and each worker: one worker whole, two sharded
+    assert len(result["unsharded_peak_mb_per_process"]) == 1
     assert len(result["sharded_2_peak_mb_per_process"]) == 2
-    assert "a reduced city" in result["population"]
+    assert "20 devices, 0.5 h (a reduced city-100k)" in result["population"]
