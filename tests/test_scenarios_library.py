@@ -18,7 +18,8 @@ from simulator.scenario import Scenario, load_scenario, scenario_json_schema
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.yaml"))
 LESSONS = ["hello", "commute", "nat-timeout", "offline-store", "shared-phone", "uninstall",
-           "doze", "ip-callback-vs-persistent", "polling-vs-push", "outage", "city"]
+           "doze", "ip-callback-vs-persistent", "polling-vs-push", "outage", "city",
+           "ios-background"]
 
 
 def shrink(scenario: Scenario, factor: int) -> Scenario:
