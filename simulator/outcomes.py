@@ -8,20 +8,24 @@ got (:class:`simulator.core.fate.Fate`, decided by :func:`fate_of`).
 The app server names a message before the provider does (APNs echoes the
 ``apns-id``; FCM answers with its own id), so hops are joined through
 :class:`MessageIds`; topic deliveries are ``<provider id>/<n>``. Everything
-here is a pure function of the event list.
+here is a pure function of the event stream, read as it arrives
+(:class:`OutcomeStream`) or from a list (:func:`analyse`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from simulator.core.events import (
+    EVENT_TYPES,
     Accepted,
     Handed,
     Login,
     Logout,
+    ProviderId,
     Retry,
     SendFailed,
     Sent,
@@ -36,10 +40,11 @@ from simulator.scenario import Bounds, DeliveryExpectations, Scenario
 FATES = tuple(Fate)
 HOP_KINDS = (EventKind.SENT, EventKind.ACCEPTED, EventKind.STORED, EventKind.FORWARDED,
              EventKind.DELIVERED, EventKind.HANDED)
-_HOPS = frozenset(HOPS)
+HOP_TYPES = tuple(EVENT_TYPES[k] for k in HOPS)
+"""The records of a message's hops (:data:`simulator.core.fate.HOPS`)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Delivery:
     id: str
     kind: str  # push | topic | poll
@@ -110,41 +115,64 @@ def initial_users(scenario: Scenario) -> dict[str, str | None]:
     return out
 
 
-class _Reader:
-    """One pass over a trace whose provider ids are known: the deliveries and counters."""
+Parked = tuple[Any, "str | None"]
+"""A hop that named a provider id not yet mapped, and who held its device then."""
 
-    def __init__(self, ids: MessageIds, accepted_at: dict[str, float],
-                 users: dict[str, str | None]) -> None:
-        self.canonical = ids.canonical
-        self.accepted_at = accepted_at  # by provider id: a topic's children need it
-        self.current = users
+
+class OutcomeStream:
+    """The outcome built event by event: a trace subscriber, so a run keeps no trace.
+
+    A provider may name a message before the app server has noted that name (FCM
+    reports its hops before its answer reaches the app server), so a hop whose
+    provider id is not yet known waits beside that id and is read when the
+    ``provider_id`` event arrives. :meth:`finish` gives the :class:`Outcome`;
+    :func:`analyse` is this run over a list, so a trace read back from a file
+    gives the same outcome as the run that wrote it.
+    """
+
+    def __init__(self, users: dict[str, str | None] | None = None) -> None:
+        self.ids = MessageIds()
+        self.current = dict(users or {})
         self.out = Outcome([])
         self.by_id: dict[str, Delivery] = {}
         self.topics: dict[str, Delivery] = {}
         self.children: dict[str, int] = {}
+        self.accepted_at: dict[str, float] = {}  # a topic send's: its deliveries carry it
+        self.early: dict[str, list[Delivery]] = {}  # topic deliveries made before that
+        self.waiting: dict[str, list[Parked]] = {}  # by provider id: hops not yet named
+        self._finished: Outcome | None = None
+        self._read: dict[type, Any] = {
+            Login: self._login, Logout: self._logout, Retry: self._retry,
+            SendFailed: self._send_failed, TokenPruned: self._pruned, Sent: self._sent,
+            ProviderId: self._provider_id}
+        for cls in HOP_TYPES:
+            self._read.setdefault(cls, self._hop)
 
-    def read(self, ev: TraceEvent) -> None:
-        t = type(ev)
-        if t is Login:
-            self.current[ev.device] = ev.user
-        elif t is Logout:
-            self.current[ev.device] = None
-        elif t is Retry:
-            self.out.retries += 1
-            target = self._target(ev.msg)
-            if target is not None:
-                target.attempts += 1
-        elif t is SendFailed:
-            target = self._target(ev.msg)
-            if target is not None:
-                target.failed = True
-                target.reason = f"{ev.status} {ev.reason}"
-        elif t is TokenPruned:
-            self.out.tokens_pruned += 1
-        elif t is Sent:
-            self._sent(ev)
-        elif ev.kind in _HOPS and ev.msg is not None:  # type: ignore[attr-defined]
-            self._hop(ev)
+    def __call__(self, ev: TraceEvent) -> None:
+        read = self._read.get(type(ev))
+        if read is not None:
+            read(ev)
+
+    def _login(self, ev: Login) -> None:
+        self.current[ev.device] = ev.user
+
+    def _logout(self, ev: Logout) -> None:
+        self.current[ev.device] = None
+
+    def _retry(self, ev: Retry) -> None:
+        self.out.retries += 1
+        target = self._target(ev.msg)
+        if target is not None:
+            target.attempts += 1
+
+    def _send_failed(self, ev: SendFailed) -> None:
+        target = self._target(ev.msg)
+        if target is not None:
+            target.failed = True
+            target.reason = f"{ev.status} {ev.reason}"
+
+    def _pruned(self, ev: TokenPruned) -> None:
+        self.out.tokens_pruned += 1
 
     def _target(self, msg: str) -> Delivery | None:
         return self.by_id.get(msg) or self.topics.get(msg)
@@ -163,7 +191,14 @@ class _Reader:
         self.by_id[msg] = rec
         self.out.deliveries.append(rec)
 
-    def _child(self, cid: str, msg: str, ev: Any) -> Delivery | None:
+    def _provider_id(self, ev: ProviderId) -> None:
+        learned = self.ids.learn(ev)
+        if learned is None:
+            return
+        for hop, holder in self.waiting.pop(learned[0], ()):
+            self._hop(hop, holder, parked=True)
+
+    def _child(self, cid: str, ev: Any) -> Delivery | None:
         """A topic delivery's record, made at its first hop."""
         parent_id, sep, _ = cid.partition("/")
         parent = self.topics.get(parent_id) if sep else None
@@ -173,20 +208,40 @@ class _Reader:
                        app=getattr(ev, "app", None), device=ev.device, provider=parent.provider,
                        priority=parent.priority, attempts=parent.attempts)
         rec.hops[EventKind.SENT] = parent.sent_at
-        acc = self.accepted_at.get(msg.partition("/")[0])
+        acc = self.accepted_at.get(parent_id)
         if acc is not None:
             rec.hops[EventKind.ACCEPTED] = acc
+        else:
+            self.early.setdefault(parent_id, []).append(rec)
         self.by_id[cid] = rec
         self.children[parent_id] = self.children.get(parent_id, 0) + 1
         self.out.deliveries.append(rec)
         return rec
 
-    def _hop(self, ev: Any) -> None:
-        msg = str(ev.msg)
-        cid = self.canonical(msg)
-        rec = self.by_id.get(cid) or self._child(cid, msg, ev)
-        if rec is None:
+    def _topic_accepted(self, parent_id: str, t: float) -> None:
+        if parent_id in self.accepted_at:
             return
+        self.accepted_at[parent_id] = t
+        for rec in self.early.pop(parent_id, ()):
+            rec.hops.setdefault(EventKind.ACCEPTED, t)
+
+    def _hop(self, ev: Any, holder: str | None = None, parked: bool = False) -> None:
+        msg = ev.msg
+        if msg is None:
+            return
+        cid = self.ids.canonical(msg)
+        rec = self.by_id.get(cid)
+        if rec is None:
+            if type(ev) is Accepted and cid in self.topics:
+                self._topic_accepted(cid, ev.t)
+                return
+            rec = self._child(cid, ev)
+            if rec is None:
+                if not parked and cid == msg:  # perhaps a provider id not noted yet
+                    device = getattr(ev, "device", None)
+                    self.waiting.setdefault(msg.partition("/")[0], []).append(
+                        (ev, self.current.get(str(device))))
+                return
         device = getattr(ev, "device", None)
         if rec.device is None and device is not None:
             rec.device = device
@@ -195,11 +250,20 @@ class _Reader:
             rec.app = app
         rec.hops.setdefault(ev.kind, ev.t)
         if type(ev) is Handed:
-            holder = self.current.get(str(device))
+            if not parked:
+                holder = self.current.get(str(device))
             rec.handed_to = holder
             rec.misdelivered = rec.user is not None and holder != rec.user
 
+    @property
+    def waiting_hops(self) -> int:
+        """Hops still waiting for their provider id to be named (none in a whole run)."""
+        return sum(len(v) for v in self.waiting.values())
+
     def finish(self) -> Outcome:
+        """The outcome so far, settled: topic sends that reached nobody counted."""
+        if self._finished is not None:
+            return self._finished
         for tid, parent in self.topics.items():
             if tid in self.children:
                 continue
@@ -207,20 +271,16 @@ class _Reader:
                 self.out.deliveries.append(parent)
             else:
                 self.out.topics_without_recipients += 1
+        self._finished = self.out
         return self.out
 
 
-def analyse(events: list[TraceEvent], users: dict[str, str | None] | None = None) -> Outcome:
-    """Every delivery and its fate, from the trace alone."""
-    ids = MessageIds()
-    accepted_at: dict[str, float] = {}
+def analyse(events: Iterable[TraceEvent], users: dict[str, str | None] | None = None) -> Outcome:
+    """Every delivery and its fate, from the trace alone (what a run's stream gives)."""
+    stream = OutcomeStream(users)
     for ev in events:
-        if ids.learn(ev) is None and type(ev) is Accepted and ev.msg is not None:
-            accepted_at.setdefault(ev.msg, ev.t)
-    reader = _Reader(ids, accepted_at, dict(users or {}))
-    for ev in events:
-        reader.read(ev)
-    return reader.finish()
+        stream(ev)
+    return stream.finish()
 
 
 def percentile(values: list[float], p: float) -> float | None:

@@ -12,8 +12,10 @@
 
 (see :mod:`simulator.charts`; their counts are the ``groups`` figures below).
 
-Everything is computed from the :class:`~simulator.runner.RunResult` (the trace
-plus energy figures) by :func:`simulator.outcomes.analyse`.
+Everything is computed from the :class:`~simulator.runner.RunResult`: the outcome its
+run built as events arrived (:class:`simulator.outcomes.OutcomeStream`), its counters
+and energy figures. A run that kept no trace in memory wrote ``trace.jsonl`` as it
+went, and kept the events of the devices the timeline may show.
 """
 
 from __future__ import annotations
@@ -26,16 +28,15 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from simulator.core.events import encode_lines
 from simulator.durations import format_duration
 from simulator.outcomes import (
     FATES,
     VOLTAGE,
     Outcome,
-    analyse,
     check,
     delivered_ratio,
     device_groups,
-    initial_users,
     latencies,
     percentile,
 )
@@ -59,7 +60,7 @@ class Report:
     def __init__(self, result: RunResult, outcome: Outcome | None = None) -> None:
         self.result = result
         self.scenario = result.scenario
-        self.outcome = outcome or analyse(result.events, initial_users(self.scenario))
+        self.outcome = outcome or result.outcome
         self.groups = device_groups(self.scenario)
         self.group_of = {d: g for g, ids in self.groups.items() for d in ids}
         self.battery_j = self.scenario.battery_mah * VOLTAGE * 3.6
@@ -164,18 +165,17 @@ class Report:
             writer.writeheader()
             for row in self.message_rows():
                 writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        if trace:
-            with open(out / "trace.jsonl", "w", encoding="utf-8") as fh:
-                for ev in self.result.events:
-                    fh.write(ev.to_json())
-                    fh.write("\n")
+        if trace and self.result.events:  # a streaming run wrote its trace as it went
+            with open(out / "trace.jsonl", "wb") as fh:
+                for start in range(0, len(self.result.events), 4096):
+                    fh.write(encode_lines(self.result.events[start:start + 4096]))
         if charts:
             from simulator import charts as ch  # matplotlib loads only when asked
 
             ch.write_charts(self, out, data)
             from simulator.teach.html import write_html
 
-            write_html(self, out, data)
+            write_html(self, out, data, self.result.device_events)
         return out
 
     # terminal -------------------------------------------------------------------------

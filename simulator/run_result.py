@@ -10,15 +10,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import statistics
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator.core.fate import FINAL_KINDS
-from simulator.core.trace import JsonlWriter, Recorder, TraceEvent
+from simulator.core.trace import TraceEvent
 
 __all__ = ["FINAL_KINDS", "Progress", "RunResult", "collect", "schedule_timeline"]
+from simulator.run_stream import RunStream
 from simulator.scenario import Scenario
 from simulator.world import World
 
@@ -42,13 +44,32 @@ class RunResult:
     energy_by_cause: dict[str, dict[str, float]] = field(default_factory=dict)
     # device with ``daemons:`` -> its daemons, radio seconds and promotions (report_daemons)
     daemons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the outcome built while the run ran (simulator.run_stream); None: read ``events``
+    streamed: Outcome | None = None
+    # kind -> device -> count, for the findings (simulator.run_stream.DeviceCounts)
+    device_counts: dict[str, Counter[str]] = field(default_factory=dict)
+    # device -> its events, for the devices a report's timeline may show, when the
+    # run kept no whole trace (simulator.run_stream.TimelineSample)
+    device_events: dict[str, list[TraceEvent]] | None = None
 
     @functools.cached_property
     def outcome(self) -> Outcome:
         """Every delivery and its fate (provider renames resolved)."""
+        if self.streamed is not None:
+            return self.streamed
         from simulator.outcomes import analyse, initial_users
 
         return analyse(self.events, initial_users(self.scenario))
+
+    def per_device(self, kind: str) -> Counter[str]:
+        """How many events of ``kind`` each device had (``connected``, ``nat_expired``,
+        ``ip_changed_unnoticed``), from the run's counters or its kept trace."""
+        if kind in self.device_counts:
+            return self.device_counts[kind]
+        if kind == "ip_changed_unnoticed":
+            return Counter(getattr(e, "device", None) for e in self.events
+                           if e.kind == "ip_changed" and not getattr(e, "noticed", True))
+        return Counter(getattr(e, "device", None) for e in self.events if e.kind == kind)
 
     @property
     def sent(self) -> int:
@@ -134,26 +155,35 @@ def _start_sampler(world: World, duration: float, series: list[tuple[float, dict
 
 
 async def collect(world: World, duration: float, trace_path: str | Path | None,
-                  runner: Any, progress: Progress | None = None) -> RunResult:
-    recorder = Recorder()
-    world.trace.subscribe(recorder)
-    writer = JsonlWriter(trace_path) if trace_path else None
-    unsubscribe = world.trace.subscribe(writer) if writer is not None else None
+                  runner: Any, progress: Progress | None = None, *, keep_events: bool = True,
+                  trace_paths: tuple[str | Path, ...] = (), timeline: bool = False) -> RunResult:
+    """Run ``runner(world, duration)`` and gather what it produced.
+
+    The outcome is built as events arrive; every event is kept in memory only with
+    ``keep_events``; the trace goes to ``trace_path`` and ``trace_paths`` as it is
+    made; ``timeline`` keeps the events of the devices a report's timeline may show.
+    """
+    from simulator.outcomes import initial_users
+
+    stream = RunStream(world.trace, initial_users(world.scenario), keep_events=keep_events,
+                       trace_paths=(trace_path, *trace_paths) if trace_path else trace_paths,
+                       timeline=world.groups if timeline else None)
     series: list[tuple[float, dict[str, float]]] = []
     stop_sampler = _start_sampler(world, duration, series, progress)
     try:
         await runner(world, duration)
+    except BaseException:
+        stream.close()
+        raise
     finally:
         stop_sampler()
-        if writer is not None and unsubscribe is not None:
-            unsubscribe()
-            writer.close()
     now = world.loop.time()
     series.append((now - world.t0, _group_energy(world, now, settle=True)))
     if progress is not None:
         progress(duration, duration)
-    return RunResult(
-        scenario=world.scenario, events=recorder.events, duration=now - world.t0,
+    result = RunResult(
+        scenario=world.scenario, events=stream.events, duration=now - world.t0,
+        device_counts=stream.counts.counts, device_events=stream.device_events,
         heartbeats=sum(_heartbeats(d) for d in world.devices.values()),
         energy_j={d.device_id: d.energy_j(now) for d in world.devices.values()},
         pruned=list(world.app_server.pruned),
@@ -163,6 +193,9 @@ async def collect(world: World, duration: float, trace_path: str | Path | None,
         energy_by_cause={d.device_id: d.energy_by_cause(now) for d in world.devices.values()},
         daemons={d.device_id: _daemons(d) for d in world.devices.values() if d.daemons.planned},
     )
+    stream.close()  # after the figures above: settling the radios is traced too
+    result.streamed = stream.finish()
+    return result
 
 
 def _heartbeats(device: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from simulator.core.clock import run_virtual
 from simulator.core.fate import LIFECYCLE_KINDS
@@ -26,24 +27,32 @@ async def run_world(world: World, until: float) -> None:
 
 def run_scenario(scenario: Scenario, *, seed: int | None = None, live: bool = False,
                  trace_path: str | Path | None = None, time_scale: float = 1.0,
-                 progress: Progress | None = None, building: Progress | None = None) -> RunResult:
+                 progress: Progress | None = None, building: Progress | None = None,
+                 keep_events: bool = True, trace_paths: tuple[str | Path, ...] = (),
+                 timeline: bool = False) -> RunResult:
     """Run headless in sim mode (or live, over real sockets) and collect the trace.
 
-    ``building(done, total)`` hears the devices built before a sim run starts.
+    ``building(done, total)`` hears the devices built before a sim run starts. The
+    outcome is always built as the run goes; ``keep_events=False`` keeps no trace in
+    memory (``trace_path``/``trace_paths`` still get it, written as it comes), and
+    ``timeline`` then keeps the events of the devices a report's timeline may show.
     """
     if live:
         from simulator.live.world import run_live  # imported lazily: real sockets only
 
         return run_live(scenario, seed=seed, trace_path=trace_path, time_scale=time_scale)
-    return run_virtual(_run_sim(scenario, seed, trace_path, progress, building))
+    keep = {"keep_events": keep_events, "trace_paths": trace_paths, "timeline": timeline}
+    return run_virtual(_run_sim(scenario, seed, trace_path, progress, building, keep))
 
 
 async def _run_sim(scenario: Scenario, seed: int | None, trace_path: str | Path | None,
                    progress: Progress | None = None,
-                   building: Progress | None = None) -> RunResult:
+                   building: Progress | None = None,
+                   keep: dict[str, Any] | None = None) -> RunResult:
     loop = asyncio.get_running_loop()
     world = build_world(scenario, loop, seed, progress=building)
-    return await collect(world, scenario.duration, trace_path, run_world, progress=progress)
+    return await collect(world, scenario.duration, trace_path, run_world, progress=progress,
+                         **(keep or {}))
 
 
 def lifecycle(events: list[TraceEvent]) -> list[str]:

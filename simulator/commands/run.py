@@ -107,14 +107,19 @@ def run(
     if live:
         result = run_scenario(scenario, live=True, trace_path=trace, time_scale=time_scale)
     else:
+        phones = sum(spec.count for spec in scenario.devices)
+        # the trace goes to disk as it is made; the run keeps only its outcome in memory
+        streamed = (report / "trace.jsonl",) if report is not None else ()
         with RunProgress(console, f"building {scenario.name}", fmt=_devices) as building, \
-                RunProgress(console, f"simulating {scenario.name}") as progress:
+                RunProgress(console, f"simulating {scenario.name}, {phones:,} phones") \
+                as progress:
             result = run_scenario(scenario, trace_path=trace, progress=progress,
-                                  building=building)
+                                  building=building, keep_events=False, trace_paths=streamed,
+                                  timeline=report is not None)
     summary = Report(result)
     summary.print(console)
     if report is not None:
-        summary.write(report)
+        summary.write(report, trace=live)
         console.print(f"report written to {report}/ (report.json, messages.csv, trace.jsonl, "
                       "battery.png, latency_cdf.png, fates.png, index.html)")
     if summary.failed:

@@ -471,6 +471,12 @@ _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(AnyEvent)
 
 
+def encode_lines(events: list[TraceEvent]) -> bytes:
+    """JSON Lines of ``events``, each time rounded as :meth:`TraceEvent.to_json` rounds it."""
+    replace = msgspec.structs.replace
+    return _ENCODER.encode_lines([replace(e, t=round(e.t, 6)) for e in events])
+
+
 def make(kind: str, t: float, fields: dict[str, Any]) -> TraceEvent:
     """The record of ``kind`` with ``fields``; :class:`TraceError` if either is unknown."""
     cls = EVENT_TYPES.get(kind)

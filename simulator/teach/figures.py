@@ -117,7 +117,9 @@ def timeline_figure(report: Report, per_group: int = 2,
     bands = action_bands(report.scenario, groups, end)
     network = {s.id: s.network for s in report.scenario.devices}
     times = {s.id: radio_times(s) for s in report.scenario.devices}
-    sample = sample_devices(groups, report.outcome.deliveries, per_group)
+    kept = groups if events is None else {g: [d for d in ids if d in events]
+                                          for g, ids in groups.items()}
+    sample = sample_devices(kept, report.outcome.deliveries, per_group)
     fig = go.Figure()
     buttons = []
     shown = devices or [d for ids in sample.values() for d in ids]

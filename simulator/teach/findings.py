@@ -33,7 +33,7 @@ class Finding:
 
 
 def _per_device(report: Report, kind: str) -> Counter[str]:
-    return Counter(getattr(e, "device", None) for e in report.result.events if e.kind == kind)
+    return report.result.per_device(kind)
 
 
 def _nat_heartbeat(report: Report) -> list[Finding]:
@@ -143,8 +143,7 @@ def _lost(report: Report) -> list[Finding]:
 def _unnoticed_address(report: Report) -> list[Finding]:
     """The network renumbered a device without it noticing: its connection is dead until
     a heartbeat goes unanswered."""
-    changes = Counter(e.device for e in report.result.events  # type: ignore[attr-defined]
-                      if e.kind == EventKind.IP_CHANGED and not e.noticed)  # type: ignore[attr-defined]
+    changes = _per_device(report, "ip_changed_unnoticed")
     out = []
     for spec in report.scenario.devices:
         ids = report.groups[spec.id]
