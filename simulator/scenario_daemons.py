@@ -21,9 +21,9 @@ The apps a device's daemons name are checked against its push apps by
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from simulator.scenario_types import Period, Strict
 
@@ -56,6 +56,21 @@ class DaemonSetSpec(Strict):
     shared: bool = Field(False, description="run only the first daemon, for every app (one "
                                             "shared channel, for comparison)")
     run: list[DaemonSpec] = Field(min_length=1)
+    _listed: bool = PrivateAttr(False)  # written as a plain list (error locations)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _from_list(cls, value: Any, handler: ModelWrapValidatorHandler[DaemonSetSpec]
+                   ) -> DaemonSetSpec:
+        """A plain list of daemons is an unshared set: ``{run: [...]}``."""
+        listed = isinstance(value, list)
+        model = handler({"run": value} if listed else value)
+        model._listed = listed
+        return model
+
+    @property
+    def listed(self) -> bool:
+        return self._listed
 
     @model_validator(mode="after")
     def _one_daemon_per_provider(self) -> DaemonSetSpec:
@@ -66,14 +81,34 @@ class DaemonSetSpec(Strict):
         return self
 
 
-Daemons = list[DaemonSpec] | DaemonSetSpec | None
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its own ``$defs`` written in place (it goes inside another)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(schema)
 
 
-def daemon_set(value: Daemons) -> DaemonSetSpec | None:
-    """The device's ``daemons`` field in one shape (a plain list is an unshared set)."""
-    if value is None or isinstance(value, DaemonSetSpec):
-        return value
-    return DaemonSetSpec(run=value)
+def _both_shapes(schema: dict[str, Any]) -> None:
+    """Publish the plain-list shape beside the set the field validates to."""
+    schema["anyOf"] = [{"type": "array", "items": _inlined(DaemonSpec.model_json_schema())},
+                       *schema.get("anyOf", [])]
+
+
+Daemons = Annotated[DaemonSetSpec | None, Field(json_schema_extra=_both_shapes)]
+"""A device's ``daemons``: a list, or ``{shared, run}``; always a set once validated."""
+
+
+def daemon_set(value: DaemonSetSpec | None) -> DaemonSetSpec | None:
+    """The device's ``daemons`` (kept as a function: callers need not know the shape)."""
+    return value
 
 
 def providers_used(scenario: Scenario) -> set[str]:
@@ -102,7 +137,7 @@ def _device_findings(spec: DeviceSpec, loc: tuple[str | int, ...]
         return
     push_apps = {a.id for a in spec.apps if a.kind == "push"}
     seen: dict[str, int] = {}
-    run_loc = loc if isinstance(spec.daemons, list) else (*loc, "run")
+    run_loc = loc if plan.listed else (*loc, "run")
     for n, daemon in enumerate(plan.run):
         for app in daemon.apps:
             if app not in push_apps:
