@@ -21,6 +21,7 @@ from simulator.durations import format_duration
 from simulator.limits import Limits, long_duration
 from simulator.scenario import Scenario, SendAction
 from simulator.scenario_daemons import daemon_findings
+from simulator.scenario_ios import ios_findings
 
 # Memory a run needs, measured with psutil's RSS before and after run_scenario in a
 # fresh process (a 10-minute run, devices on LTE with Wi-Fi, two push apps each):
@@ -45,7 +46,8 @@ class Finding:
 def check(scenario: Scenario, limits: Limits) -> list[Finding]:
     """Every error and warning, errors first; the caller raises on the first error."""
     found = [*_limits(scenario, limits), *_device_ids(scenario), *_database(scenario),
-             *(Finding(loc, why) for loc, why in daemon_findings(scenario))]
+             *(Finding(loc, why) for loc, why in daemon_findings(scenario)),
+             *(Finding(loc, why, error) for loc, why, error in ios_findings(scenario))]
     errors = [f for f in found if f.error]
     if errors:
         return errors

@@ -8,7 +8,8 @@ come from: ``docs/sources.md#ios-platform-rules``.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Iterator
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -70,3 +71,29 @@ class IosAppSpec(Strict):
 
     def config(self) -> IosAppConfig:
         return IosAppConfig(nse_s=self.nse, frequent_updates=self.frequent_updates)
+
+
+IOS_ACTIONS = ("force_quit", "open_app", "low_power_mode")
+
+
+def ios_findings(scenario: Any) -> Iterator[tuple[tuple[str | int, ...], str, bool]]:
+    """``(location, reason, error)`` for ``ios:`` blocks and iOS actions that cannot act:
+    a block on another platform (error), an action on a phone whose rules are off."""
+    ruled: dict[str, bool] = {}  # device or group id -> whether its iOS rules are on
+    for i, spec in enumerate(scenario.devices):
+        if spec.platform != "ios":
+            if spec.ios is not None:
+                yield ("devices", i, "ios"), f"only an ios phone has iOS rules, not " \
+                                             f"{spec.platform}", True
+            for n, app in enumerate(spec.apps):
+                if app.ios is not None:
+                    yield ("devices", i, "apps", n, "ios"), \
+                        f"only an app on an ios phone has iOS settings, not {spec.platform}", True
+            continue
+        ruled[spec.id] = spec.ios is not None or any(a.ios for a in spec.apps)
+    for i, entry in enumerate(scenario.timeline):
+        name, params = entry.action
+        if name in IOS_ACTIONS and ruled.get(params.device) is False:
+            yield ("timeline", i, name, "device"), \
+                f"{params.device!r} has no ios: block, so its iOS rules are off and " \
+                f"{name} does nothing (add ios: {{}})", False

@@ -25,6 +25,7 @@ from devices.ios_rules import (
 from simulator.core import devicelink as dl
 from simulator.core.clock import run_virtual
 from simulator.core.trace import Trace
+from simulator.scenario import ScenarioError, parse_scenario
 
 APP = "com.example.news"
 
@@ -190,3 +191,21 @@ def test_apns_sender_builds_the_three_push_kinds() -> None:
     assert nse["aps"]["mutable-content"] == 1
     quiet = sender.build("ab" * 32, Notification(background=True))
     assert dict(quiet.headers)["apns-priority"] == "5"
+
+
+def test_an_ios_block_on_another_platform_is_one_line_error() -> None:
+    text = "devices:\n  - id: droid\n    platform: android\n    ios: {}\n"
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(text, "s.yaml")
+    assert str(err.value) == "s.yaml:4: devices.0.ios: only an ios phone has iOS rules, " \
+                             "not android"
+
+
+def test_an_ios_action_on_a_phone_without_rules_is_a_warning() -> None:
+    text = ("devices:\n  - id: phone\n    platform: ios\n    apps: [{id: a}]\n"
+            "timeline:\n  - at: 1m\n    force_quit: {device: phone, app: a}\n")
+    warnings = parse_scenario(text, "s.yaml").warnings
+    assert warnings == ["s.yaml:7: timeline.0.force_quit.device: 'phone' has no ios: block, "
+                        "so its iOS rules are off and force_quit does nothing (add ios: {})"]
+    ruled = text.replace("    apps:", "    ios: {}\n    apps:")
+    assert parse_scenario(ruled, "s.yaml").warnings == []
