@@ -193,20 +193,20 @@ class IosRules:
         return [Step(p, None, FORCE_QUIT, "dropped", "the user force-quit the app")
                 for p, _ in held]
 
-    def open_app(self, now: float, app_id: str) -> list[Step]:
+    def open_app(self, now: float, app_id: str,
+                 why: str = "the user opened the app again") -> list[Step]:
         """The user launched the app: background pushes reach it again."""
         state = self._app(app_id, now)
         if not state.force_quit:
             return []
         state.force_quit = False
-        return [Step(_marker(app_id), None, FORCE_QUIT, "released",
-                     "the user opened the app again")]
+        return [Step(_marker(app_id), None, FORCE_QUIT, "released", why)]
 
     def rebooted(self, now: float) -> list[Step]:
         """A restart clears every force-quit mark (Apple: relaunch or restart)."""
         steps: list[Step] = []
         for app_id in list(self._apps):
-            steps += self.open_app(now, app_id)
+            steps += self.open_app(now, app_id, "the phone restarted")
         return steps
 
     def set_low_power(self, now: float, on: bool) -> list[Step]:

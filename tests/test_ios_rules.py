@@ -22,8 +22,10 @@ from devices.ios_rules import (
     TokenBucket,
     classify,
 )
+from fake_providers.apns.lab import build_lab
 from simulator.core import devicelink as dl
 from simulator.core.clock import run_virtual
+from simulator.core.http import HttpRequest
 from simulator.core.trace import Trace
 from simulator.scenario import ScenarioError, parse_scenario
 
@@ -95,7 +97,7 @@ def test_force_quit_drops_background_until_opened_but_alerts_still_show() -> Non
 def test_a_restart_clears_the_force_quit_mark() -> None:
     rules = IosRules()
     rules.force_quit(0, APP)
-    rules.rebooted(10)
+    assert [s.reason for s in rules.rebooted(10)] == ["the phone restarted"]
     assert shown(rules.receive(11, bg(1))) == [("m1", 11)]
 
 
@@ -209,3 +211,20 @@ def test_an_ios_action_on_a_phone_without_rules_is_a_warning() -> None:
                         "so its iOS rules are off and force_quit does nothing (add ios: {})"]
     ruled = text.replace("    apps:", "    ios: {}\n    apps:")
     assert parse_scenario(ruled, "s.yaml").warnings == []
+
+
+def test_fake_apns_takes_the_senders_live_activity_only_with_its_topic_suffix() -> None:
+    lab = build_lab(clock=lambda: 0.0, wall_clock=lambda: 1_767_225_600.0)
+    token = lab.issue("d1", APP)
+    core = lab.cores["production"]
+    sender = ApnsSender(None, APP, random.Random(2),  # type: ignore[arg-type]
+                        wall_clock=lambda: 1_767_225_600.0)
+    for priority, status in (("high", 200), ("normal", 200)):
+        req = sender.build(token, Notification(live_activity="update", priority=priority,
+                                               data={"eta": "5 min"}))
+        assert core.process(req).response.status == status
+    req = sender.build(token, Notification(live_activity="end"))
+    bare = HttpRequest(req.method, req.path, [(k, APP if k == "apns-topic" else v)
+                                              for k, v in req.headers], req.body)
+    refused = core.process(bare).response
+    assert (refused.status, refused.json()["reason"]) == (400, "DeviceTokenNotForTopic")
