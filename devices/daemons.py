@@ -114,6 +114,13 @@ class DaemonSet:
             return ""
         return self.provider_of(daemon) or ""
 
+    def states(self) -> tuple[tuple[str, str], ...]:
+        """(provider, connection state) of each daemon of a phone whose daemons were set."""
+        if not self.planned:
+            return ()
+        return tuple((e.plan.provider if e.plan else "?", str(e.daemon.state))
+                     for e in self._entries)
+
     def describe(self) -> list[dict[str, object]]:
         """Each daemon's provider, apps and counters, for reports and the dashboard."""
         out = []

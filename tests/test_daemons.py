@@ -155,3 +155,19 @@ def test_the_cli_refuses_a_broken_daemons_field_with_exit_2(tmp_path):
     assert result.exit_code == 2
     assert "bad.yaml:2: devices.0.daemons.0.apps: 'nope' is not a push app" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_dashboard_shows_each_daemon_of_a_phone_and_its_connection():
+    from simulator.dashboard.engine import SimEngine
+    from simulator.dashboard.widgets import _connection
+
+    engine = SimEngine(parse_scenario(TWO), paused=True)
+    engine.start()
+    try:
+        engine.advance(60.0)
+        assert engine.sync(60)
+        row = next(r for r in engine.snapshot.rows if r.device_id == "phone")
+    finally:
+        engine.stop()
+    assert row.daemons == (("fcm", "connected"), ("oem", "connected"))
+    assert _connection(row).plain == "fcm ● oem ●"

@@ -631,7 +631,7 @@ class SimEngine:
                          device.daemon.state, radio,
                          max(0.0, 100.0 - device.battery.percent(energy)), pending,
                          self.collector.handed.get(device.device_id, 0),
-                         tuple(device.apps), " ".join(flags))
+                         tuple(device.apps), " ".join(flags), device.daemons.states())
 
 
 def _blocking(fn: Callable[[], Any]) -> Callable[[], Any]:

@@ -46,6 +46,7 @@ class DeviceRow:
     delivered: int
     apps: tuple[str, ...]
     flags: str = ""
+    daemons: tuple[tuple[str, str], ...] = ()  # (provider, state) when a phone runs several
 
 
 @dataclass(frozen=True, slots=True)

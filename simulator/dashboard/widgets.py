@@ -217,6 +217,17 @@ STATE_STYLE = {"connected": "green", "connecting": "yellow", "backoff": "yellow"
                "offline": "red"}
 
 
+def _connection(row: DeviceRow) -> Text:
+    """The push connection; a phone with several daemons shows each: ``fcm ● oem ●``."""
+    if not row.daemons:
+        return Text(row.connection, STATE_STYLE.get(row.connection, ""))
+    text = Text()
+    for n, (provider, state) in enumerate(row.daemons):
+        text.append(f"{' ' if n else ''}{provider} ")
+        text.append("●" if state == "connected" else state, STATE_STYLE.get(state, ""))
+    return text
+
+
 def _cells(row: DeviceRow) -> tuple[Any, ...]:
     pct = row.battery_pct
     bar = "█" * int(pct / 20 + 0.5)
@@ -226,7 +237,7 @@ def _cells(row: DeviceRow) -> tuple[Any, ...]:
         Text(row.platform),
         Text(row.interface, "red" if row.interface in ("airplane", "none", "off") else ""),
         Text(row.address),
-        Text(row.connection, STATE_STYLE.get(row.connection, "")),
+        _connection(row),
         Text(row.radio, "bold yellow" if row.radio in ("connected", "promoting") else "dim"),
         battery,
         Text(str(row.pending), "bold yellow" if row.pending else "dim"),
