@@ -7,6 +7,8 @@ import json
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app_server.senders import ApnsSender, Notification
 from devices.ios_device import IosPlatform
@@ -228,3 +230,38 @@ def test_fake_apns_takes_the_senders_live_activity_only_with_its_topic_suffix() 
                                               for k, v in req.headers], req.body)
     refused = core.process(bare).response
     assert (refused.status, refused.json()["reason"]) == (400, "DeviceTokenNotForTopic")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 120).map(lambda m: m * 60.0),
+                          st.sampled_from(["bg", "bg", "bg", "quit", "open", "lpm", "awake",
+                                           "tick"])),
+                max_size=60))
+def test_background_pushes_never_exceed_the_budget_nor_reach_a_quit_app(ops) -> None:
+    """Whatever the order of pushes and user actions: no background push is handed while
+    the app is force-quit or Low Power Mode is on, and in any time span the number handed
+    is at most the burst plus what the bucket refilled in it."""
+    cfg = IosConfig(background_burst=3, background_per_hour=3)
+    rules = IosRules(cfg)
+    quit_, lpm, handed = False, False, []
+    for n, (t, op) in enumerate(sorted(ops, key=lambda o: o[0])):
+        steps = rules.due(t) if rules.next_due(t) <= t else []
+        if op == "bg":
+            steps += rules.receive(t, bg(n))
+        elif op == "quit":
+            steps += rules.force_quit(t, APP)
+            quit_ = True
+        elif op == "open":
+            steps += rules.open_app(t, APP)
+            quit_ = False
+        elif op in ("lpm", "awake"):
+            lpm = op == "lpm"
+            steps += rules.set_low_power(t, lpm)
+        for s in steps:
+            if s.at is not None and s.push.msg_id:
+                assert not quit_ and not lpm
+                handed.append(s.at)
+    for i, start in enumerate(handed):
+        for j in range(i, len(handed)):
+            span = handed[j] - start
+            assert j - i + 1 <= cfg.background_burst + span / 1200.0 + 1e-6
