@@ -71,6 +71,7 @@ class Registrar:
         self.cap = cap
         self.timeout = timeout
         self.status: dict[tuple[str, str], Registration] = {}
+        self._by_device: dict[str, dict[str, Registration]] = {}  # of() without a scan
         self._session: aiohttp.ClientSession | None = None
         self.closed = False
 
@@ -79,7 +80,7 @@ class Registrar:
         return self.target is not None or self.url is not None
 
     def of(self, device_id: str) -> dict[str, dict[str, Any]]:
-        return {app: reg.as_dict() for (dev, app), reg in self.status.items() if dev == device_id}
+        return {app: reg.as_dict() for app, reg in self._by_device.get(device_id, {}).items()}
 
     def registered(self, device_id: str, app_id: str) -> bool:
         reg = self.status.get((device_id, app_id))
@@ -93,6 +94,7 @@ class Registrar:
         old = self.status.get(key)
         reg = Registration(token, generation=(old.generation + 1) if old else 0)
         self.status[key] = reg
+        self._by_device.setdefault(device_id, {})[app_id] = reg
         values = {"device": device_id, "platform": platform, "app": app_id, "token": token,
                   "user": user, "provider": "apns" if platform == "ios" else "fcm"}
         delay = self.backoff
