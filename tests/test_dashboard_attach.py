@@ -163,3 +163,26 @@ def test_attach_with_a_scenario_file_is_refused(tmp_path) -> None:
     path.write_text(json.dumps({"control_url": "http://127.0.0.1:9"}))
     done = _run("scenarios/hello.yaml", "--attach", str(path))
     assert done.exit_code == 2 and "--attach" in done.stderr, done.output
+
+
+PHONE = {"id": "ios-1", "platform": "ios", "user": "user-ios-1", "connection": "connected",
+         "powered": True, "airplane": False, "dozing": False, "offline": False,
+         "interface": "wifi", "interfaces": ["wifi", "lte"], "address": "127.1.0.1",
+         "radio": "idle", "battery": {"level_pct": 99.5, "used_j": 1.0}, "pending": 2,
+         "delivered": 3, "apps": {APP: {"token": "t"}}}
+
+
+def test_a_phone_of_get_devices_as_a_row_and_its_toggles_as_requests() -> None:
+    from simulator.dashboard.attach import _device_request, device_row
+
+    row = device_row(PHONE)
+    assert (row.interface, row.address, row.pending, row.delivered, row.apps) == (
+        "wifi", "127.1.0.1", 2, 3, (APP,))
+    assert device_row({**PHONE, "airplane": True}).interface == "airplane"
+    assert _device_request(PHONE, "switch_network", {}) == ("switch_network",
+                                                            {"network": "lte"})
+    assert _device_request({**PHONE, "interface": "lte"}, "switch_network", {})[1] == {
+        "network": "wifi"}
+    assert _device_request(PHONE, "airplane", {}) == ("airplane", {"on": True})
+    assert _device_request({**PHONE, "offline": True}, "offline", {}) == ("online", {})
+    assert _device_request(PHONE, "uninstall", {}) == ("uninstall", {"app": APP})
