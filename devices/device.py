@@ -171,6 +171,8 @@ class Device:
         self._tasks: set[asyncio.Task] = set()
         # an iPhone's platform rules (devices.ios_device.IosPlatform), when the world sets them
         self.ios: Any = None
+        # an Android phone's (devices.android_device.AndroidPlatform), likewise
+        self.android: Any = None
 
     # ---- configuration ---------------------------------------------------------
     def add_interface(self, kind: str, up: bool = True) -> Interface:
@@ -188,7 +190,7 @@ class Device:
         trace = self.trace
 
         def on_state(t: float, state: str, cause: str) -> None:
-            if trace.active:
+            if trace.wants(EventKind.RADIO_STATE):
                 trace.emit(EventKind.RADIO_STATE, device=self.device_id, interface=kind,
                            state=state, cause=cause, at=round(t, 6))
 
@@ -242,6 +244,9 @@ class Device:
         if self.ios is not None:
             self.ios.receive(push)  # it hands the push over now, later or never
             return True
+        if self.android is not None:
+            self.android.receive(push)  # likewise: buckets, stopped apps, OEM savers
+            return True
         return self.give_to_app(push)
 
     def give_to_app(self, push: dl.Push) -> bool:
@@ -274,6 +279,10 @@ class Device:
         if self.trace.active:
             self.trace.emit(EventKind.NOTICE, device=self.device_id, app=notice.app_id,
                             notice=notice.kind)
+
+    def heartbeat_sent(self, now: float) -> None:
+        if self.trace.wants(EventKind.HEARTBEAT):
+            self.trace.emit(EventKind.HEARTBEAT, device=self.device_id)
 
     # ---- app server traffic ----------------------------------------------------
     def _charge(self, up: int, down: int, cause: str) -> bool:
@@ -309,6 +318,9 @@ class Device:
         if self.dozing and not self._may_run_in_doze(app):
             self._deferred_polls[app.app_id] = app  # runs in the next maintenance window
             return
+        if self.android is not None and not self.android.may_poll(
+                app.app_id, app.scheduler, lambda: self._spawn(self._do_poll(app))):
+            return  # its standby bucket defers the job to its next window
         if self.active_interface() is None or self.airplane:
             return
         poll_now = getattr(self.server, "poll_now", None)
@@ -415,6 +427,13 @@ class Device:
         """The user launches the app (iOS: background pushes reach it again)."""
         if self.ios is not None:
             self.ios.open_app(app_id)
+        if self.android is not None:
+            self.android.open_app(app_id)
+
+    def force_stop(self, app_id: str) -> None:
+        """Android's Force stop: no messages reach the app until the user opens it."""
+        if self.android is not None:
+            self.android.force_stop(app_id)
 
     def set_low_power(self, on: bool) -> None:
         """Low Power Mode on or off (iOS: background pushes wait while it is on)."""
@@ -505,6 +524,8 @@ class Device:
                             doze="idle" if on else "awake")
         for daemon in self.daemons:
             daemon.set_dozing(self.loop.time(), on)
+        if self.android is not None:
+            self.android.set_dozing(on)
         if not on and self._deferred_polls:
             deferred, self._deferred_polls = self._deferred_polls, {}
             for app in deferred.values():

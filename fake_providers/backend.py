@@ -51,6 +51,7 @@ class PushBackend:
         self.uninstall_hooks: list[Callable[[str], None]] = []
         self._conns: dict[str, tuple[Session, int]] = {}  # device -> (session, its number)
         self._conn_seq = itertools.count(1)
+        self._rule_held: set[str] = set()  # messages whose hold the trace has named
         self.heartbeats = 0
         self.forwarded = 0
         self.acked = 0
@@ -86,7 +87,15 @@ class PushBackend:
     def _held(self, env: Envelope, state: DeviceState, now: float) -> bool:
         if self.store.policy.hold(env, state, now):
             self.store.mark_held(env.device_id)
+            rule = getattr(self.store.policy, "hold_rule", None)  # e.g. FCM's "doze"
+            if rule is not None and env.msg_id not in self._rule_held and self.trace.active:
+                self._rule_held.add(env.msg_id)
+                self.trace.emit(EventKind.RULE, device=env.device_id, rule=rule, effect="held",
+                                msg=env.msg_id, app=env.app_id, provider=self.name,
+                                reason="normal priority waits while the phone dozes")
             return True
+        if self._rule_held:
+            self._rule_held.discard(env.msg_id)
         return False
 
     def _release(self, device_id: str) -> None:

@@ -263,6 +263,8 @@ ACTIONS: dict[str, Action] = {a.name: a for a in (
             "the user swipes the app away (iOS: no background pushes until open_app)"),
     _device("open_app", AppAction, lambda w, d, p: d.open_app(p.app),
             "the user launches the app"),
+    _device("force_stop", AppAction, lambda w, d, p: d.force_stop(p.app),
+            "Android's Force stop: no messages reach the app until open_app"),
     _device("low_power_mode", DeviceAction, lambda w, d, p: d.set_low_power(p.on),
             "iOS Low Power Mode on or off: background pushes wait while it is on"),
     _device("uninstall", AppAction, _uninstall),

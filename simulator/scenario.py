@@ -35,6 +35,7 @@ from simulator.actions import UserAction as UserAction
 from simulator.durations import parse_duration
 from simulator.limits import ENV as LIMITS_ENV
 from simulator.limits import Limits
+from simulator.scenario_android import AndroidAppSpec, AndroidDeviceSpec
 from simulator.scenario_daemons import Daemons
 from simulator.scenario_ios import IosAppSpec, IosDeviceSpec
 from simulator.scenario_types import Duration, InterfaceKind, Period, Strict
@@ -75,6 +76,8 @@ class AppSpec(Strict):
     topics: list[str] = Field(default_factory=list,
                               description="FCM topics the app server subscribes this install to")
     ios: IosAppSpec | None = Field(None, description="iOS: its service extension, Live Activities")
+    android: AndroidAppSpec | None = Field(None, description="Android: its bucket or last use, "
+                                           "stopped, whether data messages show a notification")
 
 
 class NatTimeoutSpec(Strict):
@@ -138,6 +141,8 @@ class DeviceSpec(Strict):
                              "one shared; docs/lessons/two-daemons.md")
     ios: IosDeviceSpec | None = Field(None, description="iOS platform rules (ios: {} for the "
                                       "defaults; docs/lessons/ios-background.md)")
+    android: AndroidDeviceSpec | None = Field(None, description="Android platform rules (android: "
+                                              "{} for the defaults; docs/lessons/android-standby.md)")
 
     @field_validator("radio")
     @classmethod
@@ -220,6 +225,9 @@ class Expectations(DeliveryExpectations):
                                                           "current user is not the addressee")
     groups: dict[str, DeliveryExpectations] = Field(
         default_factory=dict, description="the same checks for one device group or device")
+    held_by: dict[str, Count] = Field(
+        default_factory=dict, description="messages each platform rule held, throttled, "
+        "downgraded or dropped at least once (rule name: count), e.g. {doze: 3}")
 
 
 class RetrySpec(Strict):

@@ -20,6 +20,7 @@ from pathlib import Path
 from simulator.durations import format_duration
 from simulator.limits import Limits, long_duration
 from simulator.scenario import Scenario, SendAction
+from simulator.scenario_android import android_findings
 from simulator.scenario_daemons import daemon_findings
 from simulator.scenario_ios import ios_findings
 
@@ -47,7 +48,8 @@ def check(scenario: Scenario, limits: Limits) -> list[Finding]:
     """Every error and warning, errors first; the caller raises on the first error."""
     found = [*_limits(scenario, limits), *_device_ids(scenario), *_database(scenario),
              *(Finding(loc, why) for loc, why in daemon_findings(scenario)),
-             *(Finding(loc, why, error) for loc, why, error in ios_findings(scenario))]
+             *(Finding(loc, why, error) for loc, why, error in ios_findings(scenario)),
+             *(Finding(loc, why, error) for loc, why, error in android_findings(scenario))]
     errors = [f for f in found if f.error]
     if errors:
         return errors

@@ -27,6 +27,7 @@ from app_server.senders import (
 from app_server.service import AppServer
 from app_server.store import MemoryTokenStore, SqliteTokenStore, TokenStore
 from app_server.webpush_sender import VapidSigner, WebPushSender
+from devices.android_device import AndroidPlatform
 from devices.apps import PollingApp, PushApp
 from devices.browser import BrowserPushDaemon, browser_link_factory
 from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
@@ -39,6 +40,7 @@ from fake_providers.apns.lab import build_lab as build_apns_lab
 from fake_providers.backend import PushBackend
 from fake_providers.faults import FaultPlan
 from fake_providers.fcm.core import FcmCore
+from fake_providers.fcm.deprioritize import PriorityJudge
 from fake_providers.fcm.lab import build_fcm_lab
 from fake_providers.fcm.oauth import generate_service_account
 from fake_providers.gateway import MemoryGateway
@@ -61,6 +63,7 @@ from simulator.scenario import (
     Scenario,
     SendAction,
 )
+from simulator.scenario_android import AndroidDeviceSpec
 from simulator.scenario_ios import IosDeviceSpec
 from simulator.world_daemons import add_daemon_providers, install_daemons
 
@@ -317,6 +320,9 @@ def _device(spec: DeviceSpec, device_id: str, world: World, link_factory: Any,
                     if spec.platform == "browser" else None)
     if spec.platform == "ios" and (spec.ios is not None or any(a.ios for a in spec.apps)):
         device.ios = ios_platform(spec, device)
+    if spec.platform == "android" and (spec.android is not None
+                                       or any(a.android for a in spec.apps)):
+        device.android = android_platform(spec, device, world.providers.fcm)
     install_daemons(world, spec, device)  # a second push daemon, or one shared
     kinds = list(dict.fromkeys([spec.network, *spec.interfaces]))
     for kind in kinds:
@@ -337,6 +343,21 @@ def ios_platform(spec: DeviceSpec, device: Device) -> IosPlatform:
     rules = spec.ios or IosDeviceSpec()
     return IosPlatform(device.device_id, device.loop, device.trace, device.give_to_app,
                        rules.config(), {a.id: a.ios.config() for a in spec.apps if a.ios})
+
+
+def android_platform(spec: DeviceSpec, device: Device, fcm: FcmCore) -> AndroidPlatform:
+    """An Android phone's platform rules as its ``android:`` blocks set them, telling
+    FCM's priority judge what each message showed."""
+    rules = spec.android or AndroidDeviceSpec()
+    if fcm.priority_judge is None:
+        fcm.priority_judge = PriorityJudge()
+    judge = fcm.priority_judge
+    judge.devices[device.device_id] = rules.fcm_downgrade.config()
+    loop = device.loop
+    return AndroidPlatform(device.device_id, loop, device.trace, device.give_to_app,
+                           rules.config(), {a.id: a.android.config() for a in spec.apps
+                                            if a.android},
+                           observe=lambda msg, visible: judge.observe(loop.time(), msg, visible))
 
 
 def browser_daemon(world: World, device_id: str) -> Callable[[Device], BrowserPushDaemon]:

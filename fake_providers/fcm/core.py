@@ -95,6 +95,8 @@ class FcmCore:
             self.config.legacy_server_keys[f"pushlab-legacy-key-{project_id}"] = project_id
         self.sent = 0
         self._fids: dict[str, str] = {}
+        # FCM's priority downgrade (fake_providers.fcm.deprioritize), when the world sets it
+        self.priority_judge: Any = None
 
     # entry points ---------------------------------------------------------------
     def handle(self, req: HttpRequest, conn: object = None) -> HttpResponse:
@@ -207,14 +209,29 @@ class FcmCore:
         payload = msg.payload  # shared by a fan-out's envelopes; nobody mutates it
         if "from" not in payload:
             payload["from"] = self.project_id
+        priority = HIGH if msg.priority == "high" else NORMAL
+        if priority == HIGH and self.priority_judge is not None:
+            priority = self._judged(record, msg_id, now)
         env = Envelope(
             msg_id=msg_id, token=record.token, device_id=record.device_id,
             app_id=record.app_id, payload=payload, accepted_at=now,
-            priority=HIGH if msg.priority == "high" else NORMAL, collapse_key=collapse,
+            priority=priority, collapse_key=collapse,
             expires_at=None if ttl is None else now + ttl, now_or_never=ttl == 0,
             size=msg.size)
         self.sent += 1
         self.backend.accept(env)
+
+    def _judged(self, record: TokenRecord, msg_id: str, now: float) -> int:
+        """High priority, or normal when the app's pattern earns a downgrade
+        (fake_providers/fcm/deprioritize.py); the trace says when and why."""
+        reason = self.priority_judge.judge(now, record.device_id, record.token, msg_id)
+        if reason is None:
+            return HIGH
+        if self.backend.trace.active:
+            self.backend.trace.emit(EventKind.RULE, device=record.device_id, rule="fcm_downgrade",
+                                    effect="downgraded", msg=msg_id, app=record.app_id,
+                                    provider=self.backend.name, reason=reason)
+        return NORMAL
 
     # shared checks -----------------------------------------------------------------
     def _authorize_bearer(self, req: HttpRequest, project: str) -> None:

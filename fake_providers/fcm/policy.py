@@ -35,6 +35,8 @@ MAX_AGE_S = 28 * 86400.0
 class FcmStorePolicy(BasePolicy):
     """Collapse keys, the 100-message limit with its deleted-messages notice, Doze."""
 
+    hold_rule = "doze"  # the trace's ``rule`` event names what :meth:`hold` keeps back
+
     def __init__(self, *, max_collapse_keys: int = 4, max_pending: int = 100,
                  scope: Literal["token", "device"] = "token",
                  max_age: float = MAX_AGE_S) -> None:
