@@ -52,7 +52,8 @@ class ScaleConfig:
     heartbeat_s: float | None = None  # None: 28 min cellular, 15 min Wi-Fi
     cellular_share: float = 0.5
     storms: list[str] = field(default_factory=lambda: ["restart", "nat"])
-    storm_duration: float = 60.0  # seconds of sending in each storm phase (fault at 5 s)
+    storm_duration: float = 60.0  # seconds of sending in each storm phase
+    storm_at: float = 5.0  # the fault, seconds into its phase
     storm_timeout: float = 150.0  # drain after sending: phones still out then count as out
     workers: int | None = None  # default: from the descriptor limit
     max_connecting: int = 64
@@ -93,7 +94,7 @@ class ProcessPlan:
 class Sampler:
     """One row a second for the CSV and the progress lines: what every phase shows."""
 
-    FIELDS = ("t", "phase", "connected", "connects", "connects_per_s", "connect_failures",
+    FIELDS = ("t", "phase", "connected", "ready", "connects", "connects_per_s", "connect_failures",
               "nat_pending", "sent", "delivered", "sent_per_s", "delivered_per_s", "rss_mb")
 
     def __init__(self, run: Any, on_row: Callable[[dict[str, Any]], None] | None) -> None:
@@ -132,7 +133,8 @@ class Sampler:
         connects = t.get("connects", 0)
         last_connects, last_sent, last_delivered = self._last
         row = {"t": round(time.monotonic() - self.t0, 1), "phase": self.phase,
-               "connected": t.get("connected", 0), "connects": connects,
+               "connected": t.get("connected", 0), "ready": t.get("ready", 0),
+               "connects": connects,
                "connects_per_s": connects - last_connects,
                "connect_failures": t.get("connect_failures", 0),
                "nat_pending": t.get("nat_pending", 0), "sent": sent, "delivered": delivered,
@@ -296,7 +298,10 @@ def load_config(cfg: ScaleConfig, plan: ProcessPlan) -> Any:
     options = {"heartbeat_s": hb, "heartbeat_cellular_s": cfg.heartbeat_s or 28 * 60.0,
                "cellular_share": 0.0 if cfg.heartbeat_s else cfg.cellular_share,
                "heartbeat_phase": True, "timer_wheel_s": 0.1,
-               "max_connecting": cfg.max_connecting}
+               "max_connecting": cfg.max_connecting,
+               # a phone waiting for a handshake slot in a storm is still connecting:
+               # give it the daemon's usual 30 s, not the 5 s of small load runs
+               "handshake_timeout_s": 30.0, "registrars": 8}
     if cfg.connect_rate_end:
         options["connect_rate_end"] = cfg.connect_rate_end / plan.workers
     load = LoadConfig(devices=cfg.phones, rate=cfg.rate, duration=cfg.duration,
@@ -328,7 +333,7 @@ async def run_scale(cfg: ScaleConfig, on_row: Callable[[dict[str, Any]], None] |
         out["steady"] = steady_figures(steady)
         out["storms"] = {}
         for name in cfg.storms:
-            fault = FaultSpec(STORMS[name], 5.0, 0.0)
+            fault = FaultSpec(STORMS[name], cfg.storm_at, 0.0)
             summary = await measure_phase(run, sampler, name, cfg.rate, cfg.storm_duration,
                                           [fault], cfg.storm_timeout)
             out["storms"][name] = storm_figures(summary, sampler.phase_rows(name), cfg.phones)

@@ -27,7 +27,7 @@ def parse_connect_rate(text: str) -> tuple[float, float | None]:
 
 
 def _line(row: dict[str, Any]) -> None:
-    print(f"{row['t']:7.1f}s {row['phase']:>8} connected={row['connected']} "
+    print(f"{row['t']:7.1f}s {row['phase']:>8} connected={row['connected']} ready={row['ready']} "
           f"accepts={row['connects_per_s']}/s failures={row['connect_failures']} "
           f"nat_pending={row['nat_pending']} sent={row['sent_per_s']}/s "
           f"delivered={row['delivered_per_s']}/s rss={row['rss_mb']} MB",

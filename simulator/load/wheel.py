@@ -13,6 +13,7 @@ due (stale entries, left behind by an earlier re-arm, simply do nothing).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import math
 from typing import Protocol
 
@@ -24,13 +25,16 @@ class WheelEntry(Protocol):
 class TimerWheel:
     """Lists of entries by tick, fired by one loop timer (see the module docstring)."""
 
-    __slots__ = ("loop", "tick_s", "slots", "_handle", "_done", "pending", "fired")
+    __slots__ = ("loop", "tick_s", "slots", "_ticks", "_handle", "_handle_tick", "_done",
+                 "pending", "fired")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, tick_s: float = 0.1) -> None:
         self.loop = loop
         self.tick_s = tick_s
         self.slots: dict[int, list[WheelEntry]] = {}
+        self._ticks: list[int] = []  # a heap of the ticks that have a slot
         self._handle: asyncio.TimerHandle | None = None
+        self._handle_tick = math.inf
         self._done = math.floor(loop.time() / tick_s)  # every tick up to this one has run
         self.pending = 0  # entries waiting (stale ones included)
         self.fired = 0
@@ -41,31 +45,43 @@ class TimerWheel:
         slot = self.slots.get(tick)
         if slot is None:
             self.slots[tick] = [entry]
+            heapq.heappush(self._ticks, tick)
         else:
             slot.append(entry)
         self.pending += 1
-        if self._handle is None:
-            self._handle = self.loop.call_at(tick * self.tick_s, self._run)
+        self._schedule(tick)
+
+    def _schedule(self, tick: int) -> None:
+        """One loop timer, at the earliest tick anything waits for."""
+        if self._handle is not None:
+            if self._handle_tick <= tick:
+                return
+            self._handle.cancel()
+        self._handle_tick = tick
+        self._handle = self.loop.call_at(tick * self.tick_s, self._run)
 
     def _run(self) -> None:
         self._handle = None
-        now = self.loop.time()
-        upto = math.floor(now / self.tick_s + 1e-9)
-        slots = self.slots
-        for tick in range(self._done + 1, upto + 1):
-            entries = slots.pop(tick, None)
-            if entries:
-                self.pending -= len(entries)
-                self.fired += len(entries)
-                for entry in entries:
-                    entry.wheel_fire(now)
+        self._handle_tick = math.inf
+        upto = math.floor(self.loop.time() / self.tick_s + 1e-9)
+        ticks, slots = self._ticks, self.slots
+        while ticks and ticks[0] <= upto:
+            tick = heapq.heappop(ticks)
+            entries = slots.pop(tick)
+            self._done = max(self._done, tick)  # what fires now re-arms after this tick
+            self.pending -= len(entries)
+            self.fired += len(entries)
+            now = self.loop.time()
+            for entry in entries:
+                entry.wheel_fire(now)  # may add entries, at ticks after _done
         self._done = max(self._done, upto)
-        if slots:  # tick on while anything waits: ten wake-ups a second at 0.1 s
-            self._handle = self.loop.call_at((self._done + 1) * self.tick_s, self._run)
+        if ticks:
+            self._schedule(ticks[0])
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
         self.slots.clear()
+        self._ticks.clear()
         self.pending = 0

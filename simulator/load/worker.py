@@ -131,6 +131,7 @@ class WorkerSpec:
     heartbeat_phase: bool = False  # first heartbeat at a random phase (PhasedHeartbeat)
     timer_wheel_s: float = 0.0  # > 0: phones' timers on one wheel of this tick
     connect_rate_end: float | None = None  # a linear ramp from connect_rate to this
+    registrars: int = 1  # token registrations in flight at once (one HTTP client)
 
 
 class LoadDevice:
@@ -323,27 +324,32 @@ class Worker:
     def register_later(self, device: LoadDevice, token: str) -> None:
         self._register_queue.put_nowait((device, token))
 
-    async def _registrar(self) -> None:
-        """Post tokens to the app server (the app's job at every launch), a few at a time."""
+    async def _registrars(self) -> None:
+        """``spec.registrars`` posters on one HTTP client (its pool keeps the connections)."""
         from app_server.client import AppServerHttpClient
 
         client = AppServerHttpClient(self.spec.app_url, self.spec.api_key)
         try:
-            while True:
-                device, token = await self._register_queue.get()
-                for attempt in range(5):
-                    try:
-                        await client.register_token(user=None, device_id=device.device_id,
-                                                    app_id=APP_ID, platform=device.platform,
-                                                    token=token)
-                        self._ready.add(device.index)
-                        break
-                    except Exception as exc:  # noqa: BLE001 - counted, retried
-                        self.tally.register_errors += 1
-                        log.debug("register %s failed: %s", device.device_id, exc)
-                        await asyncio.sleep(0.2 * (attempt + 1))
+            await asyncio.gather(*(self._registrar(client)
+                                   for _ in range(max(1, self.spec.registrars))))
         finally:
             await client.aclose()
+
+    async def _registrar(self, client: Any) -> None:
+        """Post tokens to the app server (the app's job at every launch), one at a time."""
+        while True:
+            device, token = await self._register_queue.get()
+            for attempt in range(5):
+                try:
+                    await client.register_token(user=None, device_id=device.device_id,
+                                                app_id=APP_ID, platform=device.platform,
+                                                token=token)
+                    self._ready.add(device.index)
+                    break
+                except Exception as exc:  # noqa: BLE001 - counted, retried
+                    self.tally.register_errors += 1
+                    log.debug("register %s failed: %s", device.device_id, exc)
+                    await asyncio.sleep(0.2 * (attempt + 1))
 
     # lifecycle ----------------------------------------------------------------------------
     def my_devices(self) -> list[int]:
@@ -452,7 +458,7 @@ class Worker:
 
     async def run(self) -> None:
         """Serve orchestrator commands until told to stop."""
-        self._tasks.append(self.loop.create_task(self._registrar()))
+        self._tasks.append(self.loop.create_task(self._registrars()))
         self._send("hello", {"index": self.spec.index})
         reader = asyncio.Event()
         assert self.conn is not None
