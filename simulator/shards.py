@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.core.events import TraceEvent
-from simulator.outcomes import Delivery, Outcome, analyse, device_groups, initial_users
+from simulator.outcomes import Delivery, Outcome, device_groups
 from simulator.runner import RunResult
 from simulator.scenario import DeviceSpec, Expectations, Scenario, SendAction, TimelineEntry
 
@@ -157,48 +158,51 @@ class ShardRun:
     pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     energy_by_cause: dict[str, dict[str, float]] = field(default_factory=dict)
-    # device -> its trace events, for the devices of this shard the report's timeline
-    # could show (see :func:`timeline_candidates`)
+    daemons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # kind -> device -> count, for the findings (simulator.run_stream.DeviceCounts)
+    device_counts: dict[str, Counter[str]] = field(default_factory=dict)
+    # device -> its trace events, for this shard's devices among the whole run's
+    # timeline candidates (simulator.run_stream.timeline_candidates)
     sampled_events: dict[str, list[TraceEvent]] = field(default_factory=dict)
 
 
-TIMELINE_PER_GROUP = 2
-"""Devices of each group the report's timeline shows (``timeline_figure``'s sample)."""
+def timeline_devices(whole: Scenario) -> frozenset[str]:
+    """The devices the whole run's report keeps for its timeline: the same in any shard."""
+    from simulator.run_stream import timeline_candidates
+
+    return frozenset(d for ids in timeline_candidates(device_groups(whole)).values()
+                     for d in ids)
 
 
-def timeline_candidates(members: dict[str, list[str]], outcome: Outcome,
-                        per_group: int = TIMELINE_PER_GROUP) -> list[str]:
-    """The members of each group that the whole run's timeline sample could pick here.
+async def _streamed(scenario: Scenario, keep: frozenset[str]
+                    ) -> tuple[RunResult, dict[str, list[TraceEvent]]]:
+    """The run keeping no trace but the events of the ``keep`` devices it holds."""
+    import asyncio
 
-    The sample takes each group's devices whose message waited longest, ties in the
-    group's order; this shard's best ``per_group`` by the same order hold every
-    pick that lands in it, so the merge keeps only their events, not the trace.
-    """
-    from simulator.teach.timeline import sample_devices
+    from simulator.run_result import collect
+    from simulator.run_stream import TimelineSample
+    from simulator.runner import run_world
+    from simulator.world import build_world
 
-    picked = sample_devices(members, outcome.deliveries, per_group)
-    return [d for ids in picked.values() for d in ids]
+    world = build_world(scenario, asyncio.get_running_loop())
+    sample = TimelineSample(d for d in world.devices if d in keep)
+    unsubscribe = world.trace.subscribe(sample)
+    try:
+        result = await collect(world, scenario.duration, None, run_world, keep_events=False)
+    finally:
+        unsubscribe()
+    return result, sample.events
 
 
-def run_shard(scenario: Scenario, group_of: dict[str, str],
-              users: dict[str, str | None]) -> ShardRun:
-    """Run one shard in sim mode (in whichever process it lands) and summarise it."""
-    from simulator.runner import run_scenario
+def run_shard(scenario: Scenario, whole: Scenario) -> ShardRun:
+    """Run one shard of ``whole`` in sim mode (in whichever process it lands), streaming
+    its trace into its outcome, and summarise it."""
+    from simulator.core.clock import run_virtual
 
     started = time.perf_counter()
-    result = run_scenario(scenario)
-    outcome = analyse(result.events, users)
+    group_of = {d: g for g, ids in device_groups(whole).items() for d in ids}
+    result, sampled = run_virtual(_streamed(scenario, timeline_devices(whole)))
     members = device_groups(scenario)  # this world's groups: one device each in a shard
-    by_group: dict[str, list[str]] = {}
-    for ids in members.values():
-        for device in ids:
-            by_group.setdefault(group_of[device], []).append(device)
-    keep = set(timeline_candidates(by_group, outcome))
-    sampled: dict[str, list[TraceEvent]] = {d: [] for d in keep}
-    for ev in result.events:
-        device = getattr(ev, "device", None)
-        if device in keep:
-            sampled[device].append(ev)
     series = []
     for t, means in result.energy_series:
         sums: dict[str, tuple[float, int]] = {}
@@ -208,11 +212,12 @@ def run_shard(scenario: Scenario, group_of: dict[str, str],
             total, n = sums.get(group, (0.0, 0))
             sums[group] = (total + mean * len(ids), n + len(ids))
         series.append((t, sums))
-    return ShardRun(outcome, result.duration, result.heartbeats, result.energy_j,
+    return ShardRun(result.outcome, result.duration, result.heartbeats, result.energy_j,
                     result.heartbeats_by_device, list(result.pruned),
                     dict(result.app_server_stats), series,
                     wall_s=time.perf_counter() - started, peak_rss_mb=peak_rss_mb(),
                     pid=os.getpid(), energy_by_cause=result.energy_by_cause,
+                    daemons=result.daemons, device_counts=result.device_counts,
                     sampled_events=sampled)
 
 
@@ -251,6 +256,10 @@ def merge(scenario: Scenario, runs: list[ShardRun]) -> tuple[RunResult, Outcome]
     for run in runs:
         for key, value in run.app_server_stats.items():
             stats[key] = stats.get(key, 0) + value
+    counts: dict[str, Counter[str]] = {}
+    for run in runs:
+        for kind, per_device in run.device_counts.items():
+            counts.setdefault(kind, Counter()).update(per_device)
     result = RunResult(
         scenario=scenario, events=[], duration=max(r.duration for r in runs),
         heartbeats=sum(r.heartbeats for r in runs),
@@ -258,17 +267,11 @@ def merge(scenario: Scenario, runs: list[ShardRun]) -> tuple[RunResult, Outcome]
         pruned=[p for r in runs for p in r.pruned], energy_series=_merge_series(runs),
         app_server_stats=stats,
         heartbeats_by_device={k: v for r in runs for k, v in r.heartbeats_by_device.items()},
-        energy_by_cause={k: v for r in runs for k, v in r.energy_by_cause.items()})
-    result.__dict__["outcome"] = outcome  # the cached property: no trace to read it from
+        energy_by_cause={k: v for r in runs for k, v in r.energy_by_cause.items()},
+        daemons={k: v for r in runs for k, v in r.daemons.items()},
+        streamed=outcome, device_counts=counts,
+        device_events={d: ev for r in runs for d, ev in r.sampled_events.items()})
     return result, outcome
-
-
-def timeline_events(scenario: Scenario, outcome: Outcome, runs: list[ShardRun],
-                    per_group: int = TIMELINE_PER_GROUP) -> dict[str, list[TraceEvent]]:
-    """The trace events of the devices the merged report's timeline samples."""
-    sample = timeline_candidates(device_groups(scenario), outcome, per_group)
-    kept = {d: ev for r in runs for d, ev in r.sampled_events.items()}
-    return {d: kept.get(d, []) for d in sample}
 
 
 def plan_shards(scenario: Scenario, shards: int) -> list[Scenario]:
@@ -283,12 +286,10 @@ def run_sharded(scenario: Scenario, shards: int, client: Any | None = None
                 ) -> tuple[RunResult, Outcome, list[ShardRun]]:
     """Run ``scenario`` as ``shards`` worlds (on a Dask ``client``, or here one by one)."""
     parts = plan_shards(scenario, shards)
-    group_of = {d: g for g, ids in device_groups(scenario).items() for d in ids}
-    users = initial_users(scenario)
     if client is None:
-        runs = [run_shard(p, group_of, users) for p in parts]
+        runs = [run_shard(p, scenario) for p in parts]
     else:
-        futures = [client.submit(run_shard, p, group_of, users, pure=False) for p in parts]
+        futures = [client.submit(run_shard, p, scenario, pure=False) for p in parts]
         runs = client.gather(futures)
     result, outcome = merge(scenario, runs)
     return result, outcome, runs

@@ -126,6 +126,9 @@ def test_run_shards_cli_matches_the_whole_run(reports: tuple[Path, str]) -> None
     b = json.loads((tmp_path / "b" / "report.json").read_text())
     for key in ("messages", "handed", "fates", "latency_s", "heartbeats", "energy_j_total"):
         assert a[key] == b[key], key
+    # the findings count reconnects, NAT expiries and polls from each shard's counters
+    assert [f["title"] for f in b["findings"]] == [f["title"] for f in a["findings"]]
+    assert any("reconnects" in f["title"] for f in b["findings"])
     assert not (tmp_path / "b" / "trace.jsonl").exists()
 
 

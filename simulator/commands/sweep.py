@@ -177,7 +177,7 @@ def run_shards(scenario: Any, shards: int | None, scheduler: str | None, *, live
     import os
 
     from simulator.report import Report
-    from simulator.shards import ShardError, run_sharded, timeline_events
+    from simulator.shards import ShardError, run_sharded
     from simulator.sweep.engine import dask_client
 
     if shards is None:
@@ -210,19 +210,9 @@ def run_shards(scenario: Any, shards: int | None, scheduler: str | None, *, live
     summary = Report(result, outcome)
     summary.print(console)
     if report is not None:
-        _write_sharded(summary, report, timeline_events(scenario, outcome, runs))
+        summary.write(report, trace=False)  # its timeline: the sampled devices' events
         console.print(f"report written to {report}/ (report.json, messages.csv, battery.png, "
                       "latency_cdf.png, fates.png, index.html)")
     if summary.failed:
         raise typer.Exit(1)
 
-
-def _write_sharded(summary: Any, directory: Path, events: dict[str, list[Any]]) -> None:
-    """The merged report's files; its page's timeline from the sampled devices' events."""
-    from simulator import charts
-    from simulator.teach.html import write_html
-
-    summary.write(directory, trace=False, charts=False)
-    data = summary.as_dict()
-    charts.write_charts(summary, directory, data)
-    write_html(summary, directory, data, events)
