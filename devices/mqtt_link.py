@@ -149,13 +149,21 @@ class MqttDeviceLink:
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
 
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id: the device's, or ``device~provider`` for a phone's extra
+        daemon (devices.daemons), so its connection does not take the first one over."""
+        provider = self.factory.provider
+        return self.device_id if provider in dl.PROVIDER_FOR.values() else \
+            f"{self.device_id}~{provider}"
+
     # the client task ---------------------------------------------------------------
     def _client(self) -> aiomqtt.Client:
         f = self.factory
         status = dl.status_topic(f.provider, self.device_id)
         return aiomqtt.Client(
             f.address.host, f.address.port, username=self.device_id,
-            password=f.password_for(self.device_id), identifier=self.device_id,
+            password=f.password_for(self.device_id), identifier=self.client_id,
             clean_session=True, keepalive=self.keepalive_s,
             will=aiomqtt.Will(status, dl.presence(dl.GONE, self.conn), qos=dl.PUSH_QOS),
             bind_address=self.client_address or "", tls_context=f.tls_context,

@@ -171,3 +171,33 @@ def test_the_dashboard_shows_each_daemon_of_a_phone_and_its_connection():
         engine.stop()
     assert row.daemons == (("fcm", "connected"), ("oem", "connected"))
     assert _connection(row).plain == "fcm ● oem ●"
+
+
+LIVE = """
+seed: 5
+duration: 30s
+heartbeat: {wifi: 10s, cellular: 10s, ack_timeout: 2s}
+devices:
+  - id: phone
+    platform: android
+    network: wifi
+    user: ana
+    apps: [{id: mail}, {id: shop}]
+    daemons:
+      - {provider: fcm, apps: [mail]}
+      - {provider: oem, apps: [shop], heartbeat: {wifi: 4s}}
+timeline:
+  - {at: 10s, send: {user: ana, app: mail}}
+  - {at: 11s, send: {user: ana, app: shop}}
+"""
+
+
+@pytest.mark.live
+def test_live_each_daemon_has_its_own_mqtt_connection_and_provider_server():
+    """Over real sockets: two MQTT logins of one phone (``phone`` and ``phone~oem``),
+    the OEM's FCM-like provider on its own HTTP port, each app's push through it."""
+    live = run_scenario(parse_scenario(LIVE), live=True, time_scale=0.2)
+    connected = sorted(e.provider for e in live.events if e.kind == EventKind.CONNECTED)
+    assert connected[:2] == ["fcm", "oem"]
+    assert {d.app: (d.provider, d.fate) for d in live.outcome.deliveries} == \
+        {"mail": ("fcm", "handed"), "shop": ("oem", "handed")}

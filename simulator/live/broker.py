@@ -106,7 +106,10 @@ class DeviceAuthPlugin(BaseAuthPlugin):
         if expected is not None:
             return hmac.compare_digest(given, expected) and (
                 will_topic is None or gateway_may(Action.PUBLISH, will_topic))
-        if not dl.valid_device_id(username) or client_id != username or not self._secret:
+        # a phone's extra push daemon connects as ``username~provider`` (devices.daemons):
+        # its own login still, and no other device's
+        own = client_id == username or (client_id or "").startswith(f"{username}~")
+        if not dl.valid_device_id(username) or not own or not self._secret:
             return False
         if not hmac.compare_digest(given, device_password(self._secret, username)):
             return False

@@ -125,6 +125,7 @@ class LiveWiring:
             credentials.transport = fcm_transport  # the OAuth token endpoint, over HTTP too
 
         await self._start_webpush()
+        await self._start_daemon_providers()
         for provider, backend in world.providers.backends.items():
             gateway = MqttGateway(backend, self.broker.url, provider=provider,
                                   username=self.broker.gateway_username,
@@ -162,6 +163,23 @@ class LiveWiring:
         self.transports.append(transport)
         world.app_server.senders["browser"].transport = transport  # type: ignore[attr-defined]
         self.browser_links = WebSocketLinks(server.ws_url)
+
+    async def _start_daemon_providers(self) -> None:
+        """Each extra daemon's provider (an OEM's FCM-like service) on a real port; the app
+        server's sender for it speaks HTTP to it, as to FCM."""
+        from simulator.world_daemons import sender_for
+
+        world = self.world
+        for name, core in world.providers.cores.items():
+            server = await start_fcm_server(core, port=self.ports.get(name, 0))
+            self.servers.append(server)
+            transport = HttpxTransport(server.url, http2=False)
+            self.transports.append(transport)
+            sender = world.app_server.senders[sender_for(name)]
+            sender.transport = transport  # type: ignore[attr-defined]
+            credentials = getattr(sender, "credentials", None)
+            if credentials is not None and hasattr(credentials, "transport"):
+                credentials.transport = transport
 
     async def _restart_broker(self, down_for: float) -> None:
         """Stop the broker, wait, start it again on the same port: the timeline's
@@ -207,7 +225,7 @@ class LiveWiring:
         if device.platform == "browser":
             return self.browser_links(device, daemon)
         iface = device.active_interface()
-        provider = dl.PROVIDER_FOR[device.platform]
+        provider = device.daemons.provider_of(daemon) or dl.PROVIDER_FOR[device.platform]
         factory = self.factories[provider]
         address = iface.path.address if iface else None
         if iface is not None and iface.path.conditions.nat_timeout is not None:
@@ -238,7 +256,8 @@ class LiveWiring:
 
     async def __aexit__(self, *exc: object) -> None:
         for device in self.world.devices.values():
-            device.daemon.network_changed(self.world.loop.time(), None, "")
+            for daemon in device.daemons:
+                daemon.network_changed(self.world.loop.time(), None, "")
         for factory in [*self.factories.values(), *self.nat_factories.values()]:
             with contextlib.suppress(Exception):
                 await factory.aclose()
