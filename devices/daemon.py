@@ -127,6 +127,10 @@ class DaemonIO(Protocol):
 
     def notice(self, notice: dl.Notice) -> None: ...
 
+    # optional: a shell without it is not told of heartbeats
+    def heartbeat_sent(self, now: float) -> None:
+        """A heartbeat goes out now (the trace's ``heartbeat`` event)."""
+
     # ip-callback mode only (shells without it cannot run that mode) -------------
     def listen(self, daemon: PushDaemon, address: str | None) -> None:
         """Accept inbound deliveries on ``address`` (None: stop listening); they
@@ -177,7 +181,8 @@ class PushDaemon:
                  "_next_heartbeat", "_backoff", "_retry_at", "_connect_deadline",
                  "_seen", "_pending_registrations", "heartbeats", "heartbeats_acked",
                  "reconnects", "delivered", "duplicates", "backoff_base_s", "backoff_max_s",
-                 "connect_timeout_s", "dozing", "on_state", "reports", "_mode", "_frames")
+                 "connect_timeout_s", "dozing", "on_state", "reports", "_mode", "_frames",
+                 "_beat")
 
     SEEN_LIMIT = 1024  # message ids remembered per app
 
@@ -191,6 +196,8 @@ class PushDaemon:
         self.device_id = device_id
         self.platform = platform
         self.io = io
+        # a shell that traces heartbeats says so (DaemonIO.heartbeat_sent); others need not
+        self._beat: Callable[[float], None] | None = getattr(io, "heartbeat_sent", None)
         self.rng = rng
         self.heartbeat = heartbeat or HeartbeatPolicy()
         self.state = OFFLINE
@@ -393,6 +400,8 @@ class PushDaemon:
         self._awaiting_pong = True
         self.heartbeats += 1
         assert self.link is not None
+        if self._beat is not None:
+            self._beat(now)
         self.link.send(dl.Ping(self._ping_seq))
         self.io.set_watchdog(self.heartbeat.ack_timeout_s)
 

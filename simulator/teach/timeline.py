@@ -141,11 +141,20 @@ def _radio(events: list[TraceEvent], end: float, times: RadioTimes) -> list[Span
 
 
 def _marks(events: list[TraceEvent]) -> list[Mark]:
+    """Every heartbeat (each ``heartbeat`` event, saying whether it woke the radio) and
+    every poll. A trace without ``heartbeat`` events shows the heartbeats that woke the
+    radio, read from the radio's promotions."""
+    woke = {round(ev.at, 6) for ev in events  # type: ignore[attr-defined]
+            if ev.kind == EventKind.RADIO_STATE and ev.state == "promoting"  # type: ignore[attr-defined]
+            and ev.cause == "heartbeat"}  # type: ignore[attr-defined]
+    traced = any(ev.kind == EventKind.HEARTBEAT for ev in events)
     marks = []
     for ev in events:
         if ev.kind == EventKind.HEARTBEAT:
-            marks.append(Mark("heartbeats", ev.t, "heartbeat"))
-        elif (ev.kind == EventKind.RADIO_STATE and ev.state == "promoting"  # type: ignore[attr-defined]
+            label = ("heartbeat woke the radio" if round(ev.t, 6) in woke
+                     else "heartbeat (radio already awake)")
+            marks.append(Mark("heartbeats", ev.t, label))
+        elif (not traced and ev.kind == EventKind.RADIO_STATE and ev.state == "promoting"  # type: ignore[attr-defined]
               and ev.cause == "heartbeat"):  # type: ignore[attr-defined]
             marks.append(Mark("heartbeats", ev.at, "heartbeat woke the radio"))  # type: ignore[attr-defined]
         elif ev.kind == EventKind.POLL:
