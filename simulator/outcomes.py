@@ -27,6 +27,7 @@ from simulator.core.events import (
     Logout,
     ProviderId,
     Retry,
+    Rule,
     SendFailed,
     Sent,
     TokenPruned,
@@ -38,6 +39,8 @@ from simulator.core.trace import EventKind
 from simulator.scenario import Bounds, DeliveryExpectations, Scenario
 
 FATES = tuple(Fate)
+ACTED = frozenset({"held", "throttled", "downgraded", "dropped", "shown_by_system"})
+"""The effects of a ``rule`` event that count as the rule holding a message."""
 HOP_KINDS = (EventKind.SENT, EventKind.ACCEPTED, EventKind.STORED, EventKind.FORWARDED,
              EventKind.DELIVERED, EventKind.HANDED)
 HOP_TYPES = tuple(EVENT_TYPES[k] for k in HOPS)
@@ -61,6 +64,7 @@ class Delivery:
     failed: bool = False
     misdelivered: bool = False
     handed_to: str | None = None  # the user logged in on the device when it was handed
+    held_by: str | None = None  # the last platform rule that held, downgraded or dropped it
 
     @property
     def fate(self) -> Fate:
@@ -81,6 +85,10 @@ class Outcome:
     retries: int = 0
     tokens_pruned: int = 0
     topics_without_recipients: int = 0
+    # platform rules (``rule`` events): effect counts per rule, and per rule the messages
+    # (or, for a job, the events) it held, throttled, downgraded, dropped or showed itself
+    rule_effects: dict[str, dict[str, int]] = field(default_factory=dict)
+    rule_acted: dict[str, int] = field(default_factory=dict)
 
     def fates(self) -> dict[str, int]:
         out = dict.fromkeys(FATES, 0)
@@ -144,7 +152,8 @@ class OutcomeStream:
         self._read: dict[type, Any] = {
             Login: self._login, Logout: self._logout, Retry: self._retry,
             SendFailed: self._send_failed, TokenPruned: self._pruned, Sent: self._sent,
-            ProviderId: self._provider_id}
+            ProviderId: self._provider_id, Rule: self._rule}
+        self._acted: set[tuple[str, str]] = set()  # (rule, message) already counted
         for cls in HOP_TYPES:
             self._read.setdefault(cls, self._hop)
 
@@ -196,7 +205,34 @@ class OutcomeStream:
         if learned is None:
             return
         for hop, holder in self.waiting.pop(learned[0], ()):
-            self._hop(hop, holder, parked=True)
+            if type(hop) is Rule:
+                self._rule_on(hop, parked=True)
+            else:
+                self._hop(hop, holder, parked=True)
+
+    def _rule(self, ev: Rule) -> None:
+        effects = self.out.rule_effects.setdefault(ev.rule, {})
+        effects[ev.effect] = effects.get(ev.effect, 0) + 1
+        if ev.effect not in ACTED:
+            return
+        if ev.msg is None:  # a job or an app rather than a message
+            self.out.rule_acted[ev.rule] = self.out.rule_acted.get(ev.rule, 0) + 1
+            return
+        self._rule_on(ev)
+
+    def _rule_on(self, ev: Rule, parked: bool = False) -> None:
+        """Remember the rule on its message (parked until the provider id is named)."""
+        msg = str(ev.msg)
+        cid = self.ids.canonical(msg)
+        rec = self.by_id.get(cid)
+        if rec is None:
+            if not parked and cid == msg:
+                self.waiting.setdefault(msg.partition("/")[0], []).append((ev, None))
+            return
+        rec.held_by = ev.rule
+        if (ev.rule, cid) not in self._acted:
+            self._acted.add((ev.rule, cid))
+            self.out.rule_acted[ev.rule] = self.out.rule_acted.get(ev.rule, 0) + 1
 
     def _child(self, cid: str, ev: Any) -> Delivery | None:
         """A topic delivery's record, made at its first hop."""
@@ -400,6 +436,8 @@ def check(result: RunFigures, outcome: Outcome | None = None) -> list[str]:
         "retries": (exp.retries, outcome.retries),
         "misdelivered": (exp.misdelivered, outcome.misdelivered),
     }
+    for rule, want in exp.held_by.items():
+        counts[f"held_by.{rule}"] = (want, outcome.rule_acted.get(rule, 0))
     for name, (want, observed) in counts.items():
         line = _check_count(name, want, observed)
         if line:

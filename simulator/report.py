@@ -47,7 +47,7 @@ HOPS = ("sent", "accepted", "stored", "forwarded", "delivered", "handed", "expir
         "collapsed", "dropped")
 CSV_COLUMNS = ("msg", "kind", "user", "device", "group", "app", "provider", "topic", "priority",
                "fate", "reason", "attempts", "misdelivered", "handed_to",
-               *(f"{h}_s" for h in HOPS), "latency_s")
+               *(f"{h}_s" for h in HOPS), "latency_s", "held_by")
 
 
 def _r(x: float | None, nd: int = 6) -> float | None:
@@ -135,6 +135,7 @@ class Report:
             "app_server": dict(res.app_server_stats),
             "expectations": {"passed": not self.failed, "failed": list(self.failed)},
             **daemon_part(self),  # phones with several push daemons, or one shared
+            "rules": rules_part(out),  # which platform rules held messages
             "findings": self.findings(),
         }
 
@@ -148,7 +149,7 @@ class Report:
                 "provider": d.provider, "topic": d.topic, "priority": d.priority,
                 "fate": d.fate, "reason": d.reason, "attempts": d.attempts,
                 "misdelivered": d.misdelivered, "handed_to": d.handed_to,
-                "latency_s": _r(d.latency)}
+                "latency_s": _r(d.latency), "held_by": d.held_by}
             for h in HOPS:
                 row[f"{h}_s"] = _r(d.hops.get(h))
             rows.append(row)
@@ -219,6 +220,7 @@ class Report:
                            f"{row['battery_percent_mean']:.2f}%", str(row["heartbeats"]))
         console.print(groups)
         print_daemons(data, console)
+        print_rules(data, console)
         if self.failed:
             for line in self.failed:
                 console.print(f"[red]expectation failed[/red] {line}")
@@ -226,6 +228,28 @@ class Report:
             console.print("[green]all expectations met[/green]")
         for f in data["findings"]:
             console.print(f"[yellow]finding[/yellow] {f['title']} [dim](see {f['lesson']})[/dim]")
+
+
+def rules_part(outcome: Outcome) -> dict[str, dict[str, Any]]:
+    """Per platform rule: the messages it held (or downgraded, dropped, showed itself)
+    and how often it had each effect (``rule`` events)."""
+    return {rule: {"messages": outcome.rule_acted.get(rule, 0), "effects": dict(effects)}
+            for rule, effects in sorted(outcome.rule_effects.items())}
+
+
+def print_rules(data: dict[str, Any], console: Console) -> None:
+    """One row per platform rule that acted in the run."""
+    rules = data.get("rules") or {}
+    if not rules:
+        return
+    table = Table(title="platform rules (messages held, downgraded or dropped; effects)")
+    table.add_column("rule")
+    table.add_column("messages", justify="right")
+    table.add_column("effects")
+    for rule, row in rules.items():
+        effects = ", ".join(f"{k} {v}" for k, v in sorted(row["effects"].items()))
+        table.add_row(rule, str(row["messages"]), effects)
+    console.print(table)
 
 
 def write_report(result: RunResult, directory: str | Path) -> Report:

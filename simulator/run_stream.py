@@ -36,7 +36,7 @@ from simulator.outcomes import HOP_TYPES, Outcome, OutcomeStream
 OUTCOME_KINDS: frozenset[str] = frozenset(
     [cls.kind for cls in HOP_TYPES] + [EventKind.LOGIN, EventKind.LOGOUT, EventKind.RETRY,
                                        EventKind.SEND_FAILED, EventKind.TOKEN_PRUNED,
-                                       EventKind.PROVIDER_ID])
+                                       EventKind.PROVIDER_ID, EventKind.RULE])
 """The kinds the outcome reads."""
 
 UNNOTICED = "ip_changed_unnoticed"

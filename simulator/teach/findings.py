@@ -161,7 +161,46 @@ def _unnoticed_address(report: Report) -> list[Finding]:
     return out
 
 
-RULES = (_nat_heartbeat, _polling, _misdelivered, _lost, _unnoticed_address)
+# platform rule (the trace's ``rule`` event) -> what it does, and the lesson that explains it
+PLATFORM_RULES: dict[str, tuple[str, str]] = {
+    "doze": ("normal priority waits for a maintenance window while the phone dozes",
+             "docs/lessons/doze.md"),
+    "standby_bucket": ("the app's standby bucket limits its jobs, alarms and network",
+                       "docs/lessons/android-standby.md"),
+    "fcm_hp_quota": ("the bucket's daily quota of high-priority messages is used up "
+                     "(Android 12 and lower)", "docs/lessons/android-standby.md"),
+    "fcm_downgrade": ("FCM sends high priority that showed no notification as normal",
+                      "docs/lessons/android-standby.md"),
+    "stopped_app": ("a force-stopped app gets nothing until the user opens it",
+                    "docs/lessons/notification-vs-data.md"),
+    "oem_killer": ("the maker's battery saver killed the app: data waits or is lost, "
+                   "notifications are shown by the system", "docs/lessons/notification-vs-data.md"),
+}
+IOS_LESSON = "docs/lessons/ios-background.md"
+
+
+def _platform_rules(report: Report) -> list[Finding]:
+    """A platform rule held, downgraded or dropped messages: which, how many, where."""
+    out = []
+    outcome = report.outcome
+    for rule, acted in sorted(outcome.rule_acted.items()):
+        if not acted:
+            continue
+        what, lesson = PLATFORM_RULES.get(rule, ("an iOS platform rule acted", IOS_LESSON))
+        effects = outcome.rule_effects.get(rule, {})
+        shown = ", ".join(f"{n} {e}" for e, n in sorted(effects.items())
+                          if e not in ("released", "moved", "allowed"))
+        last = Counter(report.group_of.get(d.device or "", "?") for d in outcome.deliveries
+                       if d.held_by == rule)
+        evidence = [f"{n} message(s) of {g} were last held by it" for g, n in sorted(last.items())]
+        evidence += [f"{d.id} on {d.device}: {d.fate}" for d in outcome.deliveries
+                     if d.held_by == rule][:5]
+        out.append(Finding("platform-rule", f"{rule}: {shown} ({what})", lesson, None,
+                           evidence, {"messages": acted, **effects}))
+    return out
+
+
+RULES = (_nat_heartbeat, _polling, _misdelivered, _lost, _unnoticed_address, _platform_rules)
 
 
 def findings(report: Report) -> list[Finding]:
