@@ -102,13 +102,13 @@ def test_plan_keeps_every_process_under_the_descriptor_limit() -> None:
 
 def test_targets_can_fail() -> None:
     cfg = ScaleConfig(phones=1000)
-    out = {"connect": {"connected": 990, "rate_per_s": 2500.0, "seconds": 0.4,
+    out = {"connect": {"connected": 990, "rate_per_s": 2500.0, "connected_s": 0.4,
                        "memory": {"kb_per_phone": 12.5}},
            "steady": {"delivered_ratio": 0.999, "p99_ms": 40.0},
            "storms": {"nat": {"reconnected_after_s": None, "delivery_recovered_after_s": 3.0,
                               "lost": 2, "delivered_ratio": 1.0}}}
     verdict = {k: v["met"] for k, v in judge(out, cfg).items()}
-    assert verdict == {"phones_connected": False, "connect_rate_per_s": True, "ready_s": True,
+    assert verdict == {"phones_connected": False, "connect_rate_per_s": True, "connected_s": True,
                        "delivered_ratio": False, "p99_ms": True, "kb_per_phone": False,
                        "nat_reconnected_s": False, "nat_delivery_recovered_s": True,
                        "nat_lost": False, "nat_delivered_ratio": True}
