@@ -181,7 +181,9 @@ def _doze(world: World, device: Device, p: DeviceAction) -> None:
 
 def _uninstall(world: World, device: Device, p: AppAction) -> None:
     device.uninstall(p.app)  # a browser's daemon unsubscribes the site itself
-    backend = world.providers.backends.get(PROVIDER_FOR[device.platform])
+    # the provider of the daemon that served the app (an OEM's, on a phone with two)
+    provider = device.daemons.provider_of(device.daemons.for_app(p.app))
+    backend = world.providers.backends.get(provider or PROVIDER_FOR[device.platform])
     if backend is not None:
         backend.uninstall(device.device_id, p.app)
 

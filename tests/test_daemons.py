@@ -201,3 +201,14 @@ def test_live_each_daemon_has_its_own_mqtt_connection_and_provider_server():
     assert connected[:2] == ["fcm", "oem"]
     assert {d.app: (d.provider, d.fate) for d in live.outcome.deliveries} == \
         {"mail": ("fcm", "handed"), "shop": ("oem", "handed")}
+
+
+def test_uninstalling_an_oem_app_is_forgotten_by_the_oem_provider_and_its_token_pruned():
+    text = TWO.replace("  - {at: 20m, nat_drop: {device: phone}}",
+                       "  - {at: 20m, uninstall: {device: phone, app: shop}}\n"
+                       "  - {at: 25m, send: {user: ana, app: shop}}")
+    result = run_scenario(parse_scenario(text))
+    pruned = [e for e in result.events if e.kind == EventKind.TOKEN_PRUNED]
+    assert [e.app for e in pruned] == ["shop"]
+    late = [d for d in result.outcome.deliveries if d.app == "shop" and d.sent_at > 1200]
+    assert late and all(d.provider == "oem" and d.fate != "handed" for d in late)
