@@ -70,6 +70,7 @@ async def test_trace_websocket_replays_the_phones_and_shows_each_hop(lab) -> Non
             while "handed" not in {e.kind for e in seen}:
                 seen.append(TraceEvent.from_json(await _next_json_raw(ws)))
     assert {e.device for e in seen if e.kind == "connected"} == {"ios-1", "android-1"}
+    assert not {"radio_state", "energy"} & {e.kind for e in seen}  # never built for it
     handed = next(e for e in seen if e.kind == "handed")
     hops = [e.kind for e in seen if getattr(e, "msg", None) == handed.msg]
     assert hops[0] == "sent" and {"accepted", "forwarded", "handed"} <= set(hops), hops

@@ -30,6 +30,7 @@ from aiohttp import web
 
 from simulator.actions import device_actions
 from simulator.live.lab_streams import (
+    TRACE_KINDS,
     TraceFeed,
     delivery_source,
     serve_sse,
@@ -241,7 +242,7 @@ def make_control_app(lab: Any) -> web.Application:
     app = web.Application(middlewares=[_json_errors])
     app[LAB_KEY] = lab
     feed = app[TRACE_KEY] = TraceFeed()
-    unsubscribe = lab.world.trace.subscribe(feed)
+    unsubscribe = lab.world.trace.subscribe(feed, TRACE_KINDS)
 
     async def stop_streams(_: web.Application) -> None:
         unsubscribe()

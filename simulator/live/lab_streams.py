@@ -22,9 +22,12 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from simulator.core.events import TraceEvent
+from simulator.core.events import EVENT_TYPES, EventKind, TraceEvent
 
 TRACE_LIMIT = 20_000  # trace events kept for replay
+TRACE_KINDS = frozenset(EVENT_TYPES) - {EventKind.RADIO_STATE, EventKind.ENERGY}
+"""What the streams carry: every kind but the radio's state changes and energy samples,
+which a lab of many phones would emit far more of than hops (and never build now)."""
 QUEUE_LIMIT = 10_000  # per open stream; a reader this far behind loses events
 KEEPALIVE_S = 15.0
 
