@@ -106,6 +106,8 @@ class Report:
                 "energy_mah_mean": round(mean_j / (VOLTAGE * 3.6), 3),
                 "battery_percent_mean": round(100.0 * mean_j / self.battery_j, 4),
                 "heartbeats": heartbeats.get(spec.id, 0),
+                # messages by the last platform rule that held them (docs/trace.md: rule)
+                "held_by": _held_by(deliveries),
             })
         return rows
 
@@ -150,8 +152,9 @@ class Report:
                 "fate": d.fate, "reason": d.reason, "attempts": d.attempts,
                 "misdelivered": d.misdelivered, "handed_to": d.handed_to,
                 "latency_s": _r(d.latency), "held_by": d.held_by}
+            hops = d.hops
             for h in HOPS:
-                row[f"{h}_s"] = _r(d.hops.get(h))
+                row[f"{h}_s"] = _r(hops.get(h))
             rows.append(row)
         return rows
 
@@ -228,6 +231,14 @@ class Report:
             console.print("[green]all expectations met[/green]")
         for f in data["findings"]:
             console.print(f"[yellow]finding[/yellow] {f['title']} [dim](see {f['lesson']})[/dim]")
+
+
+def _held_by(deliveries: list[Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for d in deliveries:
+        if d.held_by is not None:
+            counts[d.held_by] = counts.get(d.held_by, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def rules_part(outcome: Outcome) -> dict[str, dict[str, Any]]:

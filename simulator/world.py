@@ -63,7 +63,7 @@ from simulator.scenario import (
     Scenario,
     SendAction,
 )
-from simulator.scenario_android import AndroidDeviceSpec
+from simulator.scenario_android import AndroidAppSpec, AndroidDeviceSpec
 from simulator.scenario_ios import IosDeviceSpec
 from simulator.world_daemons import add_daemon_providers, install_daemons
 
@@ -355,8 +355,8 @@ def android_platform(spec: DeviceSpec, device: Device, fcm: FcmCore) -> AndroidP
     judge.devices[device.device_id] = rules.fcm_downgrade.config()
     loop = device.loop
     return AndroidPlatform(device.device_id, loop, device.trace, device.give_to_app,
-                           rules.config(), {a.id: a.android.config() for a in spec.apps
-                                            if a.android},
+                           rules.config(), {a.id: (a.android or AndroidAppSpec()).config()
+                                            for a in spec.apps},
                            observe=lambda msg, visible: judge.observe(loop.time(), msg, visible))
 
 

@@ -136,7 +136,7 @@ class Collector:
             self.counts[kind] += 1
             if msg is None:
                 return
-            if kind in LIFECYCLE:
+            if kind in LIFECYCLE or kind == EventKind.RULE:  # a rule may name it first
                 self._hop(str(msg), event)
             else:  # the why (retry, send_failed, nack, ...), or the provider's id
                 self.ids.learn(event)

@@ -307,8 +307,25 @@ KIND_STYLE = {
     "handed": "bold green", "stored": "yellow", "collapsed": "magenta", "expired": "grey62",
     "rejected": "bold red", "dropped": "red", "connected": "green", "disconnected": "yellow",
     "nat_expired": "bold yellow", "ip_changed": "blue", "heartbeat": "dim", "poll": "orange1",
-    "token_pruned": "red", "note": "italic",
+    "token_pruned": "red", "note": "italic", "rule": "bold magenta",
 }
+ACTED = frozenset({"held", "throttled", "downgraded", "dropped", "shown_by_system"})
+
+
+def held_by(life: list[TraceEvent]) -> str | None:
+    """The last platform rule that held, downgraded or dropped the message."""
+    rules = [e for e in life if e.kind == EventKind.RULE and e.data.get("effect") in ACTED]
+    return str(rules[-1].data["rule"]) if rules else None
+
+
+def rule_text(d: dict[str, Any]) -> str:
+    """A ``rule`` event in words: the rule, what it did, why, until when."""
+    text = f"{d.get('rule')} {d.get('effect')}"
+    if d.get("reason"):
+        text += f": {d['reason']}"
+    if d.get("until") is not None:
+        text += f" (until {clock(float(d['until']))})"
+    return text
 
 
 class EventFilter:
@@ -384,6 +401,8 @@ def _sentence(ev: TraceEvent) -> str | None:
         return f"app server prunes a dead token ({d.get('reason', '')})"
     if type(ev) is Note:
         return ev.text
+    if kind == EventKind.RULE:
+        return rule_text(d)
     return None
 
 
@@ -554,6 +573,9 @@ class MessageLife(Static):
             table.add_row(*((clock(ev.t), *cells) if wide else cells))
         title = Text.assemble((f"{glyph} ", style), (fate, style), ("  message ", "dim"),
                               (cid, "bold"))
+        rule = held_by(life)
+        if rule is not None:
+            title.append(f"  held by {rule}", KIND_STYLE["rule"])
         if not wide:
             title.append(f"  from {clock(first)}", "dim")
         from rich.console import Group
@@ -584,6 +606,8 @@ def _hop_text(ev: TraceEvent) -> str:
         return f"retry in {ev.delay}s after {ev.status} {ev.reason or ''}"
     if type(ev) is SendFailed:
         return f"app server gives up: {ev.status} {ev.reason or ''}"
+    if ev.kind == EventKind.RULE:
+        return f"{d.get('device', '')}: {rule_text(d)}"
     where = who if d.get("provider") else ""
     if d.get("device"):
         where = f"{where} → {d['device']}" if where else str(d["device"])

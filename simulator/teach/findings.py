@@ -195,7 +195,7 @@ def _platform_rules(report: Report) -> list[Finding]:
         evidence = [f"{n} message(s) of {g} were last held by it" for g, n in sorted(last.items())]
         evidence += [f"{d.id} on {d.device}: {d.fate}" for d in outcome.deliveries
                      if d.held_by == rule][:5]
-        out.append(Finding("platform-rule", f"{rule}: {shown} ({what})", lesson, None,
+        out.append(Finding(f"held-by-{rule}", f"{rule}: {shown} ({what})", lesson, None,
                            evidence, {"messages": acted, **effects}))
     return out
 
