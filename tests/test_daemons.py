@@ -212,3 +212,24 @@ def test_uninstalling_an_oem_app_is_forgotten_by_the_oem_provider_and_its_token_
     assert [e.app for e in pruned] == ["shop"]
     late = [d for d in result.outcome.deliveries if d.app == "shop" and d.sent_at > 1200]
     assert late and all(d.provider == "oem" and d.fate != "handed" for d in late)
+
+
+def test_the_lesson_quotes_what_its_scenario_gives():
+    from pathlib import Path
+
+    from simulator.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[1]
+    data = Report(run_scenario(load_scenario(root / "scenarios" / "two-daemons.yaml"))
+                  ).as_dict()["daemons"]
+    two, shared = data["two-daemons"], data["shared"]
+    text = (root / "docs" / "lessons" / "two-daemons.md").read_text(encoding="utf-8")
+    cost = two["energy_j_per_day"] - shared["energy_j_per_day"]
+    for joules in (two["energy_j_per_day"], shared["energy_j_per_day"], cost,
+                   two["radio_s_per_day"], shared["radio_s_per_day"]):
+        assert f"{float(f'{joules:.3g}'):,.0f}" in text, joules
+    for pct in (two["battery_percent_per_day"], shared["battery_percent_per_day"]):
+        assert f"{pct:.2f} %" in text, pct
+    assert f"{100 * (1 - shared['energy_j_per_day'] / two['energy_j_per_day']):.0f} %" in text
+    assert f"{(two['radio_s_per_day'] - shared['radio_s_per_day']) / 60:.0f} minutes" in text
+    assert f"{100 * cost / 55_440:.1f} %" in text  # of a 4000 mAh, 3.85 V battery
