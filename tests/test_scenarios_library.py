@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.yaml"))
 LESSONS = ["hello", "commute", "nat-timeout", "offline-store", "shared-phone", "uninstall",
            "doze", "ip-callback-vs-persistent", "polling-vs-push", "outage", "city",
-           "ios-background", "two-daemons"]
+           "ios-background", "two-daemons", "android-standby", "notification-vs-data"]
 
 
 def shrink(scenario: Scenario, factor: int) -> Scenario:
