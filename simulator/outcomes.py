@@ -15,6 +15,7 @@ here is a pure function of the event stream, read as it arrives
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,6 +46,10 @@ HOP_KINDS = (EventKind.SENT, EventKind.ACCEPTED, EventKind.STORED, EventKind.FOR
              EventKind.DELIVERED, EventKind.HANDED)
 HOP_TYPES = tuple(EVENT_TYPES[k] for k in HOPS)
 """The records of a message's hops (:data:`simulator.core.fate.HOPS`)."""
+_HOP_INDEX = {kind: i for i, kind in enumerate(HOPS)}
+_HANDED = _HOP_INDEX[EventKind.HANDED]
+_NOT_YET = -math.inf
+_UNREACHED = [_NOT_YET] * len(HOPS)
 
 
 @dataclass(slots=True)
@@ -58,13 +63,26 @@ class Delivery:
     provider: str | None = None
     topic: str | None = None
     priority: str | None = None
-    hops: dict[str, float] = field(default_factory=dict)
+    # when it reached each of HOPS (-inf: not reached): an array, not a dict of floats,
+    # since a city's day keeps a million of these (read them as ``hops``)
+    hop_times: array = field(default_factory=lambda: array("d", _UNREACHED), repr=False)
     attempts: int = 1
     reason: str | None = None
     failed: bool = False
     misdelivered: bool = False
     handed_to: str | None = None  # the user logged in on the device when it was handed
     held_by: str | None = None  # the last platform rule that held, downgraded or dropped it
+
+    @property
+    def hops(self) -> dict[str, float]:
+        """Each hop it reached and when, in lifecycle order (a copy: :meth:`reach` sets one)."""
+        return {k: t for k, t in zip(HOPS, self.hop_times, strict=True) if t != _NOT_YET}
+
+    def reach(self, kind: str, t: float) -> None:
+        """It reached hop ``kind`` at ``t``, unless it had already."""
+        i = _HOP_INDEX[kind]
+        if self.hop_times[i] == _NOT_YET:
+            self.hop_times[i] = t
 
     @property
     def fate(self) -> Fate:
@@ -75,8 +93,8 @@ class Delivery:
 
     @property
     def latency(self) -> float | None:
-        t = self.hops.get(EventKind.HANDED)
-        return None if t is None else t - self.sent_at
+        t = self.hop_times[_HANDED]
+        return None if t == _NOT_YET else t - self.sent_at
 
 
 @dataclass
@@ -139,7 +157,7 @@ class OutcomeStream:
     """
 
     def __init__(self, users: dict[str, str | None] | None = None) -> None:
-        self.ids = MessageIds()
+        self.ids = MessageIds(reverse=False)
         self.current = dict(users or {})
         self.out = Outcome([])
         self.by_id: dict[str, Delivery] = {}
@@ -196,7 +214,7 @@ class OutcomeStream:
                        user=ev.user, device=ev.device, app=ev.app,
                        provider=ev.provider or ("poll" if ev.via else None),
                        priority=ev.priority)
-        rec.hops[EventKind.SENT] = ev.t
+        rec.reach(EventKind.SENT, ev.t)
         self.by_id[msg] = rec
         self.out.deliveries.append(rec)
 
@@ -243,10 +261,10 @@ class OutcomeStream:
         rec = Delivery(cid, "topic", parent.sent_at, topic=parent.topic,
                        app=getattr(ev, "app", None), device=ev.device, provider=parent.provider,
                        priority=parent.priority, attempts=parent.attempts)
-        rec.hops[EventKind.SENT] = parent.sent_at
+        rec.reach(EventKind.SENT, parent.sent_at)
         acc = self.accepted_at.get(parent_id)
         if acc is not None:
-            rec.hops[EventKind.ACCEPTED] = acc
+            rec.reach(EventKind.ACCEPTED, acc)
         else:
             self.early.setdefault(parent_id, []).append(rec)
         self.by_id[cid] = rec
@@ -259,7 +277,7 @@ class OutcomeStream:
             return
         self.accepted_at[parent_id] = t
         for rec in self.early.pop(parent_id, ()):
-            rec.hops.setdefault(EventKind.ACCEPTED, t)
+            rec.reach(EventKind.ACCEPTED, t)
 
     def _hop(self, ev: Any, holder: str | None = None, parked: bool = False) -> None:
         msg = ev.msg
@@ -284,7 +302,7 @@ class OutcomeStream:
         app = getattr(ev, "app", None)
         if rec.app is None and app is not None:
             rec.app = app
-        rec.hops.setdefault(ev.kind, ev.t)
+        rec.reach(ev.kind, ev.t)
         if type(ev) is Handed:
             if not parked:
                 holder = self.current.get(str(device))

@@ -89,3 +89,18 @@ def test_bench_sweep_json_reports_scaling_and_shards() -> None:
     assert len(result["unsharded_peak_mb_per_process"]) == 1
     assert len(result["sharded_2_peak_mb_per_process"]) == 2
     assert "20 devices, 0.5 h (a reduced city-100k)" in result["population"]
+
+
+def test_bench_run_measures_both_runs_and_bench_devices_at_small_size() -> None:
+    out = CliRunner().invoke(app, ["bench", "run", "--devices", "40", "--hours", "0.5",
+                                   "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output)
+    assert result["phones"] == 40 and result["hours"] == 0.5
+    for name in ("run", "run_report", "bench_devices"):
+        assert result[name]["wall_s"] > 0 and result[name]["peak_rss_mb"] > 0
+    assert {t["target"] for t in result["targets"]} >= {
+        "pushlab run: wall / bench devices wall <= 1.5x",
+        "pushlab run --report: peak RSS per phone <= 20 KB"}
+    for t in result["targets"]:
+        assert isinstance(t["met"], bool) and t["measured"] > 0

@@ -16,7 +16,8 @@ from simulator.runner import run_scenario
 from simulator.scenario import Scenario, load_scenario, scenario_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.yaml"))
+BENCHMARKS = {"city-100k"}  # minutes each: `pushlab run` them as benchmarks; only loaded here
+SCENARIOS = sorted(p for p in (ROOT / "scenarios").glob("*.yaml") if p.stem not in BENCHMARKS)
 LESSONS = ["hello", "commute", "nat-timeout", "offline-store", "shared-phone", "uninstall",
            "doze", "ip-callback-vs-persistent", "polling-vs-push", "outage", "city",
            "ios-background", "two-daemons", "android-standby", "notification-vs-data"]
@@ -60,3 +61,14 @@ def test_the_city_is_the_real_day_at_full_size() -> None:
     city = load_scenario(ROOT / "scenarios" / "city.yaml")
     assert {d.platform for d in city.devices} == {"ios", "android"}
     assert {a.kind for d in city.devices for a in d.apps} == {"push", "poll"}
+
+
+def test_city_100k_is_the_same_city_ten_times_over() -> None:
+    """Validated, not run: the full day takes minutes (docs/scenarios.md has its figures)."""
+    city = load_scenario(ROOT / "scenarios" / "city.yaml")
+    big = load_scenario(ROOT / "scenarios" / "city-100k.yaml")
+    assert big.warnings == []
+    assert sum(d.count for d in big.devices) == 100_000
+    assert [d.model_copy(update={"count": d.count // 10}) for d in big.devices] == city.devices
+    assert (big.timeline, big.expect, big.duration, big.seed) == (
+        city.timeline, city.expect, city.duration, city.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -120,6 +121,31 @@ def devices(
     from simulator.benchmarks.devices import bench_devices
 
     emit(bench_devices(devices, hours), as_json, "bench devices")
+
+
+@app.command("run")
+def run_bench(
+    scenario: Annotated[Path | None, typer.Option(
+        help="scenario file (default scenarios/city.yaml)")] = None,
+    devices: Annotated[int | None, typer.Option(
+        min=1, max=MAX_DEVICES, help="scale its groups to N phones in all")] = None,
+    hours: Annotated[float | None, typer.Option(
+        min=0.01, max=MAX_HOURS, help="cut it to H simulated hours")] = None,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="runs of each (medians)")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """pushlab run SCENARIO (with and without --report) vs bench devices: wall and memory."""
+    from simulator.benchmarks.run import CITY, bench_run, print_summary
+
+    source = scenario or CITY
+    if not source.is_file():
+        typer.echo(f"error: --scenario: no such file {source}", err=True)
+        raise typer.Exit(2)
+    result = bench_run(source, devices, hours, runs)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        print_summary(result)
 
 
 @app.command("load")

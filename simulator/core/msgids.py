@@ -16,14 +16,19 @@ from simulator.core.events import ProviderId, TraceEvent
 
 
 class MessageIds:
-    """Provider ids -> the app server's id; bounded when ``limit`` is given."""
+    """Provider ids -> the app server's id; bounded when ``limit`` is given.
 
-    __slots__ = ("_alias", "_names", "limit")
+    ``reverse=False`` keeps no app server id -> provider ids map (:meth:`provider_ids`
+    then answers nothing): a whole run's outcome needs only the forward names.
+    """
 
-    def __init__(self, limit: int | None = None) -> None:
+    __slots__ = ("_alias", "_names", "limit", "reverse")
+
+    def __init__(self, limit: int | None = None, reverse: bool = True) -> None:
         self._alias: dict[str, str] = {}
         self._names: dict[str, list[str]] = {}
         self.limit = limit
+        self.reverse = reverse
 
     def learn(self, event: TraceEvent) -> tuple[str, str] | None:
         """Record a ``provider_id`` event; its (provider id, app server id), else None."""
@@ -34,7 +39,8 @@ class MessageIds:
         if provider_id == app_id:
             return None
         self._alias[provider_id] = app_id
-        self._names.setdefault(app_id, []).append(provider_id)
+        if self.reverse:
+            self._names.setdefault(app_id, []).append(provider_id)
         if self.limit is not None and len(self._alias) > self.limit:
             self.forget(next(iter(self._alias)))
         return provider_id, app_id
