@@ -233,3 +233,21 @@ def test_the_lesson_quotes_what_its_scenario_gives():
     assert f"{100 * (1 - shared['energy_j_per_day'] / two['energy_j_per_day']):.0f} %" in text
     assert f"{(two['radio_s_per_day'] - shared['radio_s_per_day']) / 60:.0f} minutes" in text
     assert f"{100 * cost / 55_440:.1f} %" in text  # of a 4000 mAh, 3.85 V battery
+
+
+def test_the_html_timeline_shows_each_daemons_connection_in_the_push_lane(two):
+    from simulator.teach.timeline import device_lanes
+
+    lanes = device_lanes("phone", "lte", two.events, [], [], two.duration)
+    push = [s for s in lanes.spans if s.lane == "push connection"]
+    def at(t: float):  # noqa: ANN202
+        return next(s for s in push if s.start <= t < s.end)
+
+    # each connection's forgotten mapping shows from its own daemon's failed heartbeat
+    # (the NAT dropped both at 20 min) until its own reconnect
+    assert (at(20.5 * 60).state, at(20.5 * 60).label) == \
+        ("dead mapping", "fcm: connected; oem: dead mapping")
+    assert at(25 * 60).state == "connected"
+    assert (at(28.5 * 60).state, at(28.5 * 60).label) == \
+        ("dead mapping", "fcm: dead mapping; oem: connected")
+    assert push[-1].state == "connected" and push[-1].label == "fcm: connected; oem: connected"

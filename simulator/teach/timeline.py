@@ -83,16 +83,41 @@ _CONNECTION = {EventKind.CONNECTED: ("connected", "connected to {provider}"),
                                                        "(the daemon does not know yet)")}
 
 
+_WORST = {"connected": 0, "reconnecting": 1, "dead mapping": 2, "offline": 3}
+
+
 def _connection(events: list[TraceEvent], offline: list[Band], end: float) -> list[Span]:
+    """The push connection; a phone with several daemons (one connection per provider)
+    shows the worst of them, and the label names each."""
     changes: list[tuple[float, str, str]] = [(0.0, "offline", "not connected yet")]
-    for ev in events:
+    held: dict[str, tuple[str, str]] = {}  # provider -> (state, label)
+    for n, ev in enumerate(events):
         if ev.kind in _CONNECTION:
             state, text = _CONNECTION[ev.kind]  # type: ignore[index]
-            changes.append((ev.t, state, text.format(provider=getattr(ev, "provider", ""))))
+            provider = getattr(ev, "provider", None)
+            forgotten = provider is None
+            if forgotten:  # a forgotten mapping names no provider: the next to
+                provider = _next_provider(events, n)  # reconnect is the one that lost it
+            label = text.format(provider=provider or "")
+            if forgotten and (provider is None or provider not in held):
+                held = {p: (state, label) for p in held} or {"": (state, label)}
+            else:
+                held[provider or ""] = (state, label)
+            worst = max(held.values(), key=lambda sl: _WORST[sl[0]])
+            changes.append((ev.t, worst[0], worst[1] if len(held) == 1 else "; ".join(
+                f"{p}: {st}" for p, (st, _) in sorted(held.items()))))
     for band in offline:
         changes.append((band.start, "offline", band.label))
     changes.sort(key=lambda c: c[0])
     return _steps("push connection", changes, end)
+
+
+def _next_provider(events: list[TraceEvent], after: int) -> str | None:
+    """The provider of the first connection made after ``events[after]`` (None: none)."""
+    for ev in events[after + 1:]:
+        if ev.kind == EventKind.CONNECTED:
+            return getattr(ev, "provider", None)
+    return None
 
 
 RadioTimes = dict[str, tuple[float, float]]
