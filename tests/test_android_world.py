@@ -151,3 +151,24 @@ timeline:
                 ("oem_killer", "dropped")]
     assert rules(sim.events) == expected
     assert rules(live.events) == expected
+
+
+def test_ios_rules_show_in_the_report_too() -> None:
+    scenario = parse_scenario("""
+name: ios-nse
+duration: 1m
+devices:
+  - id: phone
+    platform: ios
+    user: ana
+    ios: {nse_limit: 1s}
+    apps: [{id: photos, ios: {nse: 3s}}]
+timeline:
+  - {at: 1s, send: {user: ana, title: "Goal", mutable_content: true}}
+""")
+    report = Report(run_scenario(scenario))
+    assert [d.held_by for d in report.outcome.deliveries] == ["nse_timeout"]
+    data = report.as_dict()
+    assert data["rules"]["nse_timeout"]["effects"] == {"shown_by_system": 1}
+    finding = next(f for f in data["findings"] if f["rule"] == "held-by-nse_timeout")
+    assert finding["lesson"] == "docs/lessons/ios-background.md"

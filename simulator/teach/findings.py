@@ -175,8 +175,17 @@ PLATFORM_RULES: dict[str, tuple[str, str]] = {
                     "docs/lessons/notification-vs-data.md"),
     "oem_killer": ("the maker's battery saver killed the app: data waits or is lost, "
                    "notifications are shown by the system", "docs/lessons/notification-vs-data.md"),
+    "ios_background_budget": ("background pushes past the budget (about three an hour) wait "
+                              "or are dropped", "docs/lessons/ios-background.md"),
+    "ios_force_quit": ("a force-quit app gets no background pushes until it is opened",
+                       "docs/lessons/ios-background.md"),
+    "low_power_mode": ("Low Power Mode defers background pushes",
+                       "docs/lessons/ios-background.md"),
+    "nse_timeout": ("the service extension ran out of time: the original content was shown",
+                    "docs/lessons/ios-background.md"),
+    "live_activity_budget": ("priority-10 Live Activity updates past the budget go as "
+                             "priority 5", "docs/lessons/ios-background.md"),
 }
-IOS_LESSON = "docs/lessons/ios-background.md"
 
 
 def _platform_rules(report: Report) -> list[Finding]:
@@ -186,7 +195,7 @@ def _platform_rules(report: Report) -> list[Finding]:
     for rule, acted in sorted(outcome.rule_acted.items()):
         if not acted:
             continue
-        what, lesson = PLATFORM_RULES.get(rule, ("an iOS platform rule acted", IOS_LESSON))
+        what, lesson = PLATFORM_RULES.get(rule, ("a platform rule acted", "docs/trace.md"))
         effects = outcome.rule_effects.get(rule, {})
         shown = ", ".join(f"{n} {e}" for e, n in sorted(effects.items())
                           if e not in ("released", "moved", "allowed"))
