@@ -172,3 +172,31 @@ timeline:
     assert data["rules"]["nse_timeout"]["effects"] == {"shown_by_system": 1}
     finding = next(f for f in data["findings"] if f["rule"] == "held-by-nse_timeout")
     assert finding["lesson"] == "docs/lessons/ios-background.md"
+
+
+async def test_dashboard_life_panel_says_held_by() -> None:
+    import asyncio
+
+    from rich.console import Console
+
+    from simulator.dashboard.app import DashboardApp
+    from simulator.dashboard.engine import SimEngine
+    from simulator.dashboard.widgets import MessageLife
+
+    engine = SimEngine(parse_scenario(COMPOSED), paused=True)
+    app = DashboardApp(engine, animate=False)
+    async with app.run_test(size=(160, 48)) as pilot:
+        engine.advance(2 * 3600)
+        assert await asyncio.to_thread(engine.sync, 60.0)
+        app.refresh_from_engine()
+        await pilot.pause()
+        events = engine.collector.all_events()
+        held = next(e for e in events if e.kind == "rule" and e.rule == "doze")
+        life = app.query_one(MessageLife)
+        life.msg_id = held.msg
+        await pilot.pause(0.2)
+        console = Console(width=140, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+        console.print(life.content)
+        text = console.export_text()
+        assert "held by doze" in text
+        assert "fcm_downgrade downgraded" in text and "doze held" in text
