@@ -319,7 +319,7 @@ class Device:
             self._deferred_polls[app.app_id] = app  # runs in the next maintenance window
             return
         if self.android is not None and not self.android.may_poll(
-                app.app_id, app.scheduler, lambda: self._spawn(self._do_poll(app))):
+                app.app_id, app.scheduler, lambda: self._deferred_poll(app)):
             return  # its standby bucket defers the job to its next window
         if self.active_interface() is None or self.airplane:
             return
@@ -334,6 +334,11 @@ class Device:
                 self._polled(app, items)
             return
         self._spawn(self._do_poll(app))
+
+    def _deferred_poll(self, app: PollingApp) -> None:
+        """A poll the standby bucket deferred, run when its window opens."""
+        if self.apps.get(app.app_id) is app and self.active_interface() is not None:
+            self._spawn(self._do_poll(app))
 
     def _may_run_in_doze(self, app: PollingApp) -> bool:
         """Doze defers jobs and network; a foreground service is exempt and an
