@@ -227,7 +227,8 @@ class Expectations(DeliveryExpectations):
         default_factory=dict, description="the same checks for one device group or device")
     held_by: dict[str, Count] = Field(
         default_factory=dict, description="messages each platform rule held, throttled, "
-        "downgraded or dropped at least once (rule name: count), e.g. {doze: 3}")
+        "downgraded, dropped or showed itself (rule name: count; a job counts once per "
+        "deferral), e.g. {doze: 3}")
 
 
 class RetrySpec(Strict):
