@@ -200,3 +200,27 @@ async def test_dashboard_life_panel_says_held_by() -> None:
         text = console.export_text()
         assert "held by doze" in text
         assert "fcm_downgrade downgraded" in text and "doze held" in text
+
+
+def test_an_unused_app_sinks_through_the_buckets_and_its_quota_shrinks() -> None:
+    scenario = parse_scenario("""
+name: sinking
+duration: 3d
+devices:
+  - id: p
+    platform: android
+    android: {version: 12}
+    apps: [{id: news, android: {notifies_on_data: true}}]
+timeline:
+  - {at: 30h, send: {device: p, app: news, background: true, data: {k: v}, count: 12, every: 1m}}
+  - {at: 60h, open_app: {device: p, app: news}}
+""")
+    result = run_scenario(scenario)
+    moves = [(round(e.t / 3600), e.reason.split(":")[0]) for e in result.events
+             if e.kind == "rule" and e.effect == "moved"]
+    assert moves == [(1, "active -> working_set"), (24, "working_set -> frequent"),
+                     (48, "frequent -> rare"), (60, "rare -> active"),
+                     (61, "active -> working_set")]
+    # at 30 h the app is in frequent: 10 high-priority messages a day, the last two are not
+    quota = [e.effect for e in result.events if e.kind == "rule" and e.rule == "fcm_hp_quota"]
+    assert quota == ["downgraded", "downgraded"]
