@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 RULE = "fcm_downgrade"
 WEEK = 7 * 86400.0
+PENDING_LIMIT = 100_000  # messages awaiting their outcome; the oldest is forgotten past it
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,8 @@ class PriorityJudge:
         if cfg is None or not cfg.enabled:
             return None
         self._pending[msg_id] = (token, cfg)
+        if len(self._pending) > PENDING_LIMIT:  # never observed (expired, never delivered)
+            del self._pending[next(iter(self._pending))]
         history = self._history.get(token)
         if history is None:
             return None
