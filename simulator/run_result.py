@@ -131,12 +131,13 @@ def _group_energy(world: World, now: float, settle: bool = False) -> dict[str, f
             for group, ids in world.groups.items() if ids}
 
 
-def _start_sampler(world: World, duration: float, series: list[tuple[float, dict[str, float]]],
+def _start_sampler(world: World, duration: float,
+                   series: list[tuple[float, dict[str, float]]] | None,
                    progress: Progress | None) -> Callable[[], None]:
     """Sample each group's mean energy (and report progress) ENERGY_SAMPLES times a run.
 
     Sampling only reads (``Device.energy_at``), so the trace is the same with
-    or without it.
+    or without it; ``series`` None: progress only (no chart will draw the series).
     """
     loop = world.loop
     step = max(duration / ENERGY_SAMPLES, 1e-3)
@@ -145,7 +146,8 @@ def _start_sampler(world: World, duration: float, series: list[tuple[float, dict
     def tick() -> None:
         now = loop.time()
         t = now - world.t0
-        series.append((t, _group_energy(world, now)))
+        if series is not None:
+            series.append((t, _group_energy(world, now)))
         if progress is not None:
             progress(min(t, duration), duration)
         handle[:] = [loop.call_later(step, tick)]
@@ -156,12 +158,14 @@ def _start_sampler(world: World, duration: float, series: list[tuple[float, dict
 
 async def collect(world: World, duration: float, trace_path: str | Path | None,
                   runner: Any, progress: Progress | None = None, *, keep_events: bool = True,
-                  trace_paths: tuple[str | Path, ...] = (), timeline: bool = False) -> RunResult:
+                  trace_paths: tuple[str | Path, ...] = (), timeline: bool = False,
+                  energy_series: bool = True) -> RunResult:
     """Run ``runner(world, duration)`` and gather what it produced.
 
     The outcome is built as events arrive; every event is kept in memory only with
     ``keep_events``; the trace goes to ``trace_path`` and ``trace_paths`` as it is
-    made; ``timeline`` keeps the events of the devices a report's timeline may show.
+    made; ``timeline`` keeps the events of the devices a report's timeline may show;
+    ``energy_series=False`` samples no energy over time (only the charts draw it).
     """
     from simulator.outcomes import initial_users
 
@@ -169,7 +173,7 @@ async def collect(world: World, duration: float, trace_path: str | Path | None,
                        trace_paths=(trace_path, *trace_paths) if trace_path else trace_paths,
                        timeline=world.groups if timeline else None)
     series: list[tuple[float, dict[str, float]]] = []
-    stop_sampler = _start_sampler(world, duration, series, progress)
+    stop_sampler = _start_sampler(world, duration, series if energy_series else None, progress)
     try:
         await runner(world, duration)
     except BaseException:

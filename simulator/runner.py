@@ -29,19 +29,21 @@ def run_scenario(scenario: Scenario, *, seed: int | None = None, live: bool = Fa
                  trace_path: str | Path | None = None, time_scale: float = 1.0,
                  progress: Progress | None = None, building: Progress | None = None,
                  keep_events: bool = True, trace_paths: tuple[str | Path, ...] = (),
-                 timeline: bool = False) -> RunResult:
+                 timeline: bool = False, energy_series: bool = True) -> RunResult:
     """Run headless in sim mode (or live, over real sockets) and collect the trace.
 
     ``building(done, total)`` hears the devices built before a sim run starts. The
     outcome is always built as the run goes; ``keep_events=False`` keeps no trace in
     memory (``trace_path``/``trace_paths`` still get it, written as it comes), and
-    ``timeline`` then keeps the events of the devices a report's timeline may show.
+    ``timeline`` then keeps the events of the devices a report's timeline may show;
+    ``energy_series=False`` skips the energy samples only the charts draw.
     """
     if live:
         from simulator.live.world import run_live  # imported lazily: real sockets only
 
         return run_live(scenario, seed=seed, trace_path=trace_path, time_scale=time_scale)
-    keep = {"keep_events": keep_events, "trace_paths": trace_paths, "timeline": timeline}
+    keep = {"keep_events": keep_events, "trace_paths": trace_paths, "timeline": timeline,
+            "energy_series": energy_series}
     return run_virtual(_run_sim(scenario, seed, trace_path, progress, building, keep))
 
 

@@ -115,7 +115,8 @@ def run(
                 as progress:
             result = run_scenario(scenario, trace_path=trace, progress=progress,
                                   building=building, keep_events=False, trace_paths=streamed,
-                                  timeline=report is not None)
+                                  timeline=report is not None,
+                                  energy_series=report is not None)
     summary = Report(result)
     summary.print(console)
     if report is not None:
