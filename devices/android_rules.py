@@ -283,14 +283,20 @@ class AndroidRules:
         limits = self.config.limits[bucket]
         if scheduler == "foreground-service" or not self.config.has_buckets:
             return now, None
-        if scheduler == "alarm" and limits.alarms_per_hour is not None:
-            return self._alarm(state, bucket, limits.alarms_per_hour, now)
         every = limits.job_every_s
-        if every <= 0 or now % every < WINDOW_S:
+        in_window = every <= 0 or now % every < WINDOW_S
+        next_window = now if in_window else (math.floor(now / every) + 1) * every
+        if scheduler == "alarm":
+            if not in_window and not limits.network:  # the alarm fires, the network is off
+                return next_window, f"{bucket} bucket: no network outside its 10-minute " \
+                                    f"window every {_span(every)}"
+            if limits.alarms_per_hour is None:
+                return now, None
+            return self._alarm(state, bucket, limits.alarms_per_hour, now)
+        if in_window:
             return now, None
         what = "jobs" if limits.network else "jobs and network"
-        return (math.floor(now / every) + 1) * every, \
-            f"{bucket} bucket: {what} get a 10-minute window every {_span(every)}"
+        return next_window, f"{bucket} bucket: {what} get a 10-minute window every {_span(every)}"
 
     def _alarm(self, state: _AppState, bucket: str, per_hour: float,
                now: float) -> tuple[float, str | None]:

@@ -142,3 +142,12 @@ def test_judge_keeps_high_priority_that_shows_notifications() -> None:
     for i in range(20):
         assert judge.judge(float(i), "p", "tok", f"m{i}") is None
         judge.observe(float(i), f"m{i}", visible=True)
+
+
+def test_an_alarm_in_the_rare_bucket_has_no_network_outside_the_window() -> None:
+    rules = AndroidRules(AndroidConfig(), {"feed": AndroidAppConfig(bucket="rare"),
+                                           "mail": AndroidAppConfig(bucket="frequent")})
+    at, why = rules.job_at(HOUR, "feed", "alarm")
+    assert at == pytest.approx(DAY) and "no network" in why
+    assert rules.job_at(60.0, "feed", "alarm") == (60.0, None)  # inside the window
+    assert rules.job_at(HOUR, "mail", "alarm") == (HOUR, None)  # frequent keeps its network
