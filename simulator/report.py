@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,10 @@ class Report:
 
     # files ----------------------------------------------------------------------------
     def message_rows(self) -> list[dict[str, Any]]:
-        rows = []
+        return list(self.iter_message_rows())
+
+    def iter_message_rows(self) -> Iterator[dict[str, Any]]:
+        """One row per delivery, made as it is written: a city's rows never sit in memory."""
         for d in self.outcome.deliveries:
             row: dict[str, Any] = {
                 "msg": d.id, "kind": d.kind, "user": d.user, "device": d.device,
@@ -155,8 +159,7 @@ class Report:
             hops = d.hops
             for h in HOPS:
                 row[f"{h}_s"] = _r(hops.get(h))
-            rows.append(row)
-        return rows
+            yield row
 
     def write(self, directory: str | Path, *, trace: bool = True, charts: bool = True) -> Path:
         out = Path(directory)
@@ -167,7 +170,7 @@ class Report:
         with open(out / "messages.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
             writer.writeheader()
-            for row in self.message_rows():
+            for row in self.iter_message_rows():
                 writer.writerow({k: "" if v is None else v for k, v in row.items()})
         if trace and self.result.events:  # a streaming run wrote its trace as it went
             with open(out / "trace.jsonl", "wb") as fh:
