@@ -117,7 +117,7 @@ class Sampler:
 
     def new_phase(self, name: str) -> None:
         self.phase = name
-        self._last = (self._last[0], 0, 0)
+        self._last = (self._last[0], 0, -1)  # -1: the workers' next tally starts the phase
 
     async def _loop(self) -> None:
         while True:
@@ -132,6 +132,8 @@ class Sampler:
         delivered = t.get("delivered", 0) if self.phase != "connect" else 0
         connects = t.get("connects", 0)
         last_connects, last_sent, last_delivered = self._last
+        if last_delivered < 0:  # a tally from before the phase's reset may still be here
+            last_delivered = delivered
         row = {"t": round(time.monotonic() - self.t0, 1), "phase": self.phase,
                "connected": t.get("connected", 0), "ready": t.get("ready", 0),
                "connects": connects,
