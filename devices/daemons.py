@@ -59,38 +59,55 @@ class _Entry:
         daemon.on_state = on_state
 
 
-class DaemonSet:
-    """The phone's daemons and which app each serves; the first one is ``Device.daemon``."""
+_NO_APPS: dict[str, _Entry] = {}  # shared by every phone with no extra daemon; never written
 
-    __slots__ = ("_entries", "_by_app")
+
+class DaemonSet:
+    """The phone's daemons and which app each serves; the first one is ``Device.daemon``.
+
+    A phone with its one daemon, unplanned, keeps nothing but that daemon (every
+    phone has a set, and a city has many phones): the entries are made when read.
+    """
+
+    __slots__ = ("_primary", "_entries", "_by_app")
 
     def __init__(self, primary: PushDaemon, plan: DaemonPlan | None = None) -> None:
-        self._entries = [_Entry(primary, plan)]
-        self._by_app: dict[str, _Entry] = {}
+        self._primary = primary
+        self._entries: list[_Entry] | None = None
+        self._by_app = _NO_APPS
         if plan is not None:
+            self._entries = [_Entry(primary, plan)]
             self._entries[0].count()
 
+    @property
+    def _all(self) -> list[_Entry]:
+        return self._entries if self._entries is not None else [_Entry(self._primary, None)]
+
     def __iter__(self) -> Iterator[PushDaemon]:
+        if self._entries is None:
+            return iter((self._primary,))
         return (e.daemon for e in self._entries)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return 1 if self._entries is None else len(self._entries)
 
     @property
     def planned(self) -> bool:
         """Whether a scenario set this phone's daemons (``daemons:``), even one shared."""
-        return self._entries[0].plan is not None
+        return self._entries is not None and self._entries[0].plan is not None
 
     def add(self, port: DaemonPort) -> None:
         """One more daemon, for the apps its plan names."""
         entry = _Entry(port.daemon, port.plan, port)
         entry.count()
-        self._entries.append(entry)
+        self._entries = [*self._all, entry]
+        if self._by_app is _NO_APPS:
+            self._by_app = {}
         for app_id in port.plan.apps:
             self._by_app[app_id] = entry
 
     def _entry(self, app_id: str) -> _Entry:
-        return self._by_app.get(app_id) or self._entries[0]
+        return self._by_app.get(app_id) or self._all[0]
 
     def for_app(self, app_id: str) -> PushDaemon:
         """The daemon ``app_id`` registers and receives through."""
@@ -103,14 +120,14 @@ class DaemonSet:
 
     def provider_of(self, daemon: PushDaemon) -> str | None:
         """The provider ``daemon`` connects to (None: the platform's, as ever)."""
-        for entry in self._entries:
+        for entry in self._all:
             if entry.daemon is daemon:
                 return entry.plan.provider if entry.plan is not None else None
         return None
 
     def tag_of(self, daemon: PushDaemon) -> str:
         """What an extra daemon's traffic is priced under ("" for the phone's own)."""
-        if daemon is self._entries[0].daemon:
+        if daemon is self._primary:
             return ""
         return self.provider_of(daemon) or ""
 
@@ -119,12 +136,12 @@ class DaemonSet:
         if not self.planned:
             return ()
         return tuple((e.plan.provider if e.plan else "?", str(e.daemon.state))
-                     for e in self._entries)
+                     for e in self._all)
 
     def describe(self) -> list[dict[str, object]]:
         """Each daemon's provider, apps and counters, for reports and the dashboard."""
         out = []
-        for i, entry in enumerate(self._entries):
+        for i, entry in enumerate(self._all):
             d = entry.daemon
             out.append({"provider": entry.plan.provider if entry.plan else None,
                         "apps": list(entry.plan.apps) if entry.plan else [],
