@@ -346,6 +346,10 @@ async def run_scale(cfg: ScaleConfig, on_row: Callable[[dict[str, Any]], None] |
             summary = await measure_phase(run, sampler, name, cfg.rate, cfg.storm_duration,
                                           [fault], cfg.storm_timeout)
             out["storms"][name] = storm_figures(summary, sampler.phase_rows(name), cfg.phones)
+            if name == "restart" and run.broker_proc is not None:  # new broker processes
+                run.meter.procs.pop("broker", None)
+                for pid in run.broker_proc.pids:
+                    run.meter.add("broker", pid)
         out["memory_after"] = memory(run, {}, out["connect"]["connected"])
     finally:
         await sampler.stop()
