@@ -179,7 +179,7 @@ def bench(runs: int = 16, devices: int = CITY_100K_DEVICES, hours: float | None 
         "sweep_runs": runs - runs % 2 or 2,
         "runs_per_s_1_worker": round(one, 2), "runs_per_s_2_workers": round(two, 2),
         "scaling_ratio": round(two / one, 2),
-        "population": f"{source} {'' if source == CITY_100K.name else 'scaled '}to {n} "
+        "population": f"{source}{': ' if source == CITY_100K.name else ' scaled to '}{n} "
                       f"devices, {population.duration / 3600:g} h"
                       + ("" if full else " (a reduced city-100k)"),
         "devices": n, "repeat": repeat,
