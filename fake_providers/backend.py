@@ -16,6 +16,7 @@ listener such as FCM's topic registry).
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
@@ -55,6 +56,9 @@ class PushBackend:
         self.heartbeats = 0
         self.forwarded = 0
         self.acked = 0
+        # accepted messages that left the store other than by an ack, by why (collapsed,
+        # dropped, expired...): with ``acked`` and what is still stored, every accepted one
+        self.settled: Counter[str] = Counter()
 
     # from the provider core ---------------------------------------------------
     def accept(self, env: Envelope) -> None:
@@ -63,11 +67,13 @@ class PushBackend:
         trace = self.trace
         session = self.sessions.get(env.device_id)
         if env.now_or_never and session is None:
+            self.settled[EventKind.DROPPED] += 1
             if trace.active:
                 trace.emit(EventKind.DROPPED, provider=self.name, msg=env.msg_id,
                            device=env.device_id, reason="offline and expiration 0")
             return
         for old, why in self.store.put(env, now):
+            self.settled[why] += 1
             if trace.active:
                 trace.emit(why, provider=self.name, msg=old.msg_id, device=old.device_id,
                            by=env.msg_id)
@@ -150,6 +156,7 @@ class PushBackend:
 
     def _expire(self, device_id: str, now: float) -> None:
         for env in self.store.take_expired(device_id, now):
+            self.settled[EventKind.EXPIRED] += 1
             if self.trace.active:
                 self.trace.emit(EventKind.EXPIRED, provider=self.name, msg=env.msg_id,
                                 device=device_id)
@@ -166,6 +173,7 @@ class PushBackend:
         if record is None:
             return
         for env in self.store.drop_token(record.token):
+            self.settled[EventKind.DROPPED] += 1
             if self.trace.active:
                 self.trace.emit(EventKind.DROPPED, provider=self.name, msg=env.msg_id,
                                 device=device_id, reason="app uninstalled")

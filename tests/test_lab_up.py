@@ -4,6 +4,7 @@ an app server that is down or failing, lab files, ports, stopping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -287,3 +288,58 @@ def test_bench_up_json_reports_ready_time_and_latency() -> None:
 def test_up_refuses_a_register_url_that_is_not_http(tmp_path) -> None:
     result = _cli("up", "--register-url", "ftp://example", "--workdir", str(tmp_path / "w"))
     assert result.exit_code == 2 and "--register-url" in result.stderr
+
+
+def _wait_registered(control: str, proc: subprocess.Popen[str], n: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(control + "/devices").json()["counts"]["registered"] == n:
+                return
+        time.sleep(0.1)
+    raise AssertionError("phones not registered")
+
+
+async def _burst(info: dict, users: list[str], each: int) -> list[dict]:
+    """``each`` sends to every user at once; the provider's answers."""
+    headers = {"X-API-Key": info["app_server"]["api_key"]}
+    url = info["app_server"]["url"] + "/v1/send/user/"
+    async with httpx.AsyncClient(timeout=20, headers=headers) as c:
+        replies = await asyncio.gather(*(c.post(url + user, json={"title": f"m{i}"})
+                                         for user in users for i in range(each)))
+    return [r for reply in replies for r in reply.json()["results"]]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_mid_delivery_accounts_for_every_accepted_message(tmp_path, sig) -> None:
+    """Each message a provider accepted was acked by its phone or is listed, when the
+    lab stops, as still in that provider's store."""
+    proc = _start_up(tmp_path, "--devices", "2")
+    try:
+        info = _wait_for(tmp_path / "lab.json", proc)
+        _wait_registered(info["control_url"], proc, 2)
+        httpx.post(info["control_url"] + "/devices/android-1/actions/offline")
+        results = asyncio.run(_burst(info, ["user-ios-1", "user-android-1"], 15))
+        proc.send_signal(sig)  # while the iOS phone's deliveries are on their way
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and out.rstrip().endswith("stopped")
+    accepted = [r for r in results if r["status"] == 200]
+    assert len(accepted) == 30
+    stopped = json.loads((tmp_path / "lab.json").read_text())["stopped"]
+    held = stopped["messages"]
+    otherwise = sum(n for fates in stopped["settled_otherwise"].values() for n in fates.values())
+    assert sum(stopped["acked"].values()) + otherwise + len(held) == len(accepted)
+    # the offline phone's are all still there, or (the provider's rules) collapsed
+    assert sum(m["device"] == "android-1" for m in held) + otherwise_for(stopped, "fcm") == 15
+    ids = {r["provider_msg_id"] for r in accepted}
+    assert all(any(i and i.endswith(m["msg_id"]) for i in ids) for m in held)
+    assert "still in the providers' stores" in out
+
+
+def otherwise_for(stopped: dict, provider: str) -> int:
+    return sum(stopped["settled_otherwise"][provider].values())

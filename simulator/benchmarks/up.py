@@ -26,7 +26,7 @@ from app_server.senders import (
     OAuthTokenSource,
 )
 from simulator.core.http import HttpxTransport
-from simulator.live.lab import Lab, LabConfig
+from simulator.live.lab import Lab, LabConfig, choose_broker
 
 
 def bench_up(devices: int = 100, rate: float = 100.0, count: int = 500,
@@ -35,6 +35,7 @@ def bench_up(devices: int = 100, rate: float = 100.0, count: int = 500,
 
 
 async def _bench(devices: int, rate: float, count: int, broker: str | None) -> dict[str, Any]:
+    broker = choose_broker(devices, broker)  # as pushlab up chooses
     with tempfile.TemporaryDirectory(prefix="pushlab-bench-up-") as tmp:
         lab = Lab(LabConfig(devices=devices, broker_url=broker, workdir=Path(tmp)))
         try:

@@ -201,8 +201,8 @@ def up(
                                         "from the external sender")] = 100.0,
     count: Annotated[int, typer.Option(min=1, max=1_000_000, help="notifications to send")]
     = 1000,
-    broker: Annotated[str | None, typer.Option(help="'mosquitto' or an MQTT URL (default: "
-                                               "embedded)")] = None,
+    broker: Annotated[str | None, typer.Option(help="'embedded', 'mosquitto' or an MQTT URL "
+                                               "(default: as pushlab up chooses)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
 ) -> None:
     """pushlab up's time to ready, and end-to-end latency from an external sender."""

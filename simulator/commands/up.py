@@ -30,9 +30,10 @@ def up(
     devices: int = typer.Option(2, min=0, max=100_000, help="simulated phones"),
     android: float = typer.Option(0.5, min=0.0, max=1.0, help="share of Android phones"),
     apps: str = typer.Option("com.example.chat", help="apps on every phone, comma-separated"),
-    broker: str | None = typer.Option(None, help="'mosquitto' (one of the lab's own, faster "
-                                      "for hundreds of phones) or an MQTT broker's URL "
-                                      "(default: embedded amqtt)"),
+    broker: str | None = typer.Option(None, help="'embedded' (amqtt, PushLab's own), "
+                                      "'mosquitto' (one of the lab's own) or an MQTT "
+                                      "broker's URL (default: embedded; from 200 phones "
+                                      "mosquitto when installed)"),
     app_server: str = typer.Option("builtin", help="builtin (PushLab's) or none"),
     register_url: str | None = typer.Option(None, help="apps POST their tokens here "
                                             "(JSON: device, platform, app, token, user, "
@@ -47,7 +48,7 @@ def up(
     ready_timeout: float = typer.Option(60.0, min=1.0, help="seconds to wait for every phone"),
 ) -> None:
     """Start the live lab on loopback: APNs, FCM, gateways, broker, app server, phones."""
-    from simulator.live.lab import PORT_NAMES, LabConfig
+    from simulator.live.lab import MOSQUITTO_FROM, PORT_NAMES, LabConfig, choose_broker
     from simulator.live.lab_file import LabFileError, read_lab_file
 
     if app_server not in ("builtin", "none"):
@@ -74,8 +75,9 @@ def up(
             template = spec.register_.body
     if register_url and not register_url.startswith(("http://", "https://")):
         raise typer.BadParameter("an http:// or https:// URL", param_hint="--register-url")
-    if broker not in (None, "mosquitto") and not broker.startswith(("mqtt://", "mqtts://")):
-        raise typer.BadParameter("mosquitto, or a URL like mqtt://host:1883",
+    if broker not in (None, "embedded", "mosquitto") and not broker.startswith(
+            ("mqtt://", "mqtts://")):
+        raise typer.BadParameter("embedded, mosquitto, or a URL like mqtt://host:1883",
                                  param_hint="--broker")
     if broker == "mosquitto":
         from simulator.load.brokers import find_binary
@@ -83,6 +85,7 @@ def up(
         if find_binary("mosquitto") is None:
             raise typer.BadParameter("mosquitto is not installed (apt-get install mosquitto)",
                                      param_hint="--broker")
+    asked, broker = broker, choose_broker(devices, broker)
     cfg = LabConfig(devices=devices, android=android, apps=_apps(apps), broker_url=broker,
                     app_server=app_server, register_url=register_url,
                     register_template=template, port_base=port_base,
@@ -98,9 +101,13 @@ def up(
                            f"--port-base + {PORT_NAMES.index(name)}); choose another with "
                            "--port-base P, or leave it out for free ports", err=True)
                 raise typer.Exit(2) from None
-    if broker is None and devices >= 200:
+    if asked is None and broker == "mosquitto":
+        typer.echo(f"note: {devices} phones: running a Mosquitto of the lab's own (ready "
+                   "several times sooner); --broker embedded for PushLab's own", err=True)
+    elif broker is None and devices >= MOSQUITTO_FROM:
         typer.echo("note: the embedded broker brings phones up about 50 at a time; "
-                   "--broker mosquitto is ready several times sooner", err=True)
+                   "--broker mosquitto (apt-get install mosquitto) is ready several times "
+                   "sooner", err=True)
     code = asyncio.run(_up(cfg, ready_timeout))
     raise typer.Exit(code)
 
@@ -113,25 +120,21 @@ async def _up(cfg: Any, ready_timeout: float) -> int:
     logging.getLogger("amqtt").setLevel(logging.CRITICAL)  # its own noise while stopping
 
     lab = Lab(cfg)
-    try:
-        await lab.start()
-    except OSError as exc:
-        typer.echo(f"error: cannot start the lab: {exc.strerror or exc}; choose other ports "
-                   "with --port-base P, or leave it out for free ports", err=True)
-        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM):  # from here on, Ctrl-C is a clean stop
         loop.add_signal_handler(sig, stop.set)
     try:
         try:
-            took = await lab.wait_ready(ready_timeout)
-            typer.echo(f"ready in {took:.2f} s")
-        except TimeoutError as exc:
-            typer.echo(f"warning: {exc}", err=True)
-        lab.refresh_tokens()
-        lab.write_files()
-        typer.echo(summary(lab.info, cfg.lab_file))
+            await lab.start()
+        except OSError as exc:
+            typer.echo(f"error: cannot start the lab: {exc.strerror or exc}; choose other "
+                       "ports with --port-base P, or leave it out for free ports", err=True)
+            return 2
+        if await _until_stopped(lab.wait_ready(ready_timeout), stop):
+            lab.refresh_tokens()
+            lab.write_files()
+            typer.echo(summary(lab.info, cfg.lab_file))
         while not stop.is_set():
             with _suppress_timeout():
                 await asyncio.wait_for(stop.wait(), 5.0)
@@ -141,8 +144,36 @@ async def _up(cfg: Any, ready_timeout: float) -> int:
                        f"{c['delivered']} delivered", err=False)
     finally:
         await lab.close()
-    typer.echo("stopped")
+    typer.echo(stopped_line(lab.info.get("stopped"), cfg.lab_file))
     return 0
+
+
+async def _until_stopped(ready: Any, stop: asyncio.Event) -> bool:
+    """Wait for the lab to be ready (printing how soon); False when told to stop first."""
+    task = asyncio.ensure_future(ready)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not task.done():
+        task.cancel()
+        return False
+    try:
+        typer.echo(f"ready in {task.result():.2f} s")
+    except TimeoutError as exc:
+        typer.echo(f"warning: {exc}", err=True)
+    return True
+
+
+def stopped_line(stopped: dict[str, Any] | None, lab_file: Path) -> str:
+    """The last line ``pushlab up`` prints: what the providers still held when it stopped."""
+    if not stopped:
+        return "stopped"
+    held = sum(stopped["still_stored"].values())
+    if not held:
+        return "every message the providers accepted was acked by its phone\nstopped"
+    per = ", ".join(f"{p} {n}" for p, n in stopped["still_stored"].items() if n)
+    return (f"{held} accepted messages were still in the providers' stores, not acked by "
+            f"their phones ({per}): listed under \"stopped\" in {lab_file}\nstopped")
 
 
 class _suppress_timeout:

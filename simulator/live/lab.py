@@ -36,6 +36,7 @@ from simulator.core.devicelink import PROVIDER_FOR
 from simulator.core.network import LinkConditions
 from simulator.live.registrar import Registrar
 from simulator.live.world import LiveWiring
+from simulator.load.lean_mqtt import LeanLinkFactory
 from simulator.scenario import AppSpec, DeviceSpec, Scenario
 from simulator.world import World, _device, build_world
 
@@ -59,6 +60,9 @@ class LabConfig:
     workdir: Path = Path(".pushlab-lab")
     lab_file: Path | None = None
     seed: int = 1
+    # the embedded broker in a process of its own (simulator/live/broker_child.py): with
+    # hundreds of phones it is the lab's busiest part; False keeps it in this process
+    broker_process: bool = True
 
     def port(self, name: str) -> int:
         """The fixed port of a part (``--port-base`` + its place), or 0 for any."""
@@ -72,6 +76,24 @@ class LabConfig:
         specs += [DeviceSpec(id=f"android-{i + 1}", platform="android",
                              user=f"user-android-{i + 1}", apps=apps) for i in range(n_android)]
         return specs
+
+
+MOSQUITTO_FROM = 200
+"""From this many phones, a lab asked for no broker in particular runs a Mosquitto of its
+own when one is installed: a thousand phones are ready in about 6 s with it, 15-20 s
+with the embedded broker on the same two cores (docs/testing-your-app-server.md)."""
+
+
+def choose_broker(devices: int, broker: str | None) -> str | None:
+    """The broker a lab runs: as asked (``embedded`` is None: the embedded one), or, when
+    not asked, Mosquitto for :data:`MOSQUITTO_FROM` phones or more if it is installed."""
+    if broker == "embedded":
+        return None
+    if broker is not None or devices < MOSQUITTO_FROM:
+        return broker
+    from simulator.load.brokers import find_binary
+
+    return "mosquitto" if find_binary("mosquitto") is not None else None
 
 
 class Inbox:
@@ -126,8 +148,13 @@ class Lab:
             await loop.run_in_executor(None, mosquitto.start)
             self._closers.append(mosquitto.close)
             broker_url = mosquitto.url
+        broker = None
+        if broker_url is None and cfg.broker_process:
+            from simulator.live.broker_child import EmbeddedBrokerProcess
+
+            broker = EmbeddedBrokerProcess(port=cfg.port("broker"))
         self.wiring = LiveWiring(world, broker_url=broker_url, tls_dir=cfg.workdir / "tls",
-                                 ports=ports)
+                                 ports=ports, link_factory=LeanLinkFactory, broker=broker)
         try:
             await self.wiring.__aenter__()
             self._closers.append(self.wiring.__aexit__)
@@ -394,9 +421,40 @@ class Lab:
         path.with_suffix(".env").write_text(env_lines(self.info), encoding="utf-8")
 
     # ---- stop --------------------------------------------------------------------------
+    def still_stored(self) -> list[dict[str, Any]]:
+        """What the providers accepted and still hold: no ack from its phone yet
+        (``forwarded``: it went out to the phone, whose ack had not come back)."""
+        world = self.world
+        if world is None:
+            return []
+        out = []
+        for provider, backend in world.providers.backends.items():
+            for device_id, queue in backend.store.queues.items():
+                out += [{"provider": provider, "device": device_id, "app": env.app_id,
+                         "msg_id": env.msg_id, "token": env.token,
+                         "accepted": world.epoch + env.accepted_at,
+                         "forwarded": env.forwarded_at is not None} for env in queue]
+        return out
+
+    def stop_summary(self) -> dict[str, Any]:
+        """The providers' accounts when the lab stopped: every message a provider had
+        accepted was acked by its phone, settled by the provider's rules (a newer one
+        collapsed it, it expired...) or is listed as still stored."""
+        world = self.world
+        assert world is not None
+        stored = self.still_stored()
+        backends = world.providers.backends
+        return {"at": time.time(), "acked": {p: b.acked for p, b in backends.items()},
+                # by the provider's own rules: collapsed, replaced, expired, dropped
+                "settled_otherwise": {p: {str(getattr(k, "value", k)): n
+                                          for k, n in b.settled.items()}
+                                      for p, b in backends.items()},
+                "still_stored": {p: sum(m["provider"] == p for m in stored) for p in backends},
+                "messages": stored}
+
     async def close(self) -> None:
         """Stop everything started, newest first; what a provider accepted stays in its
-        store until here."""
+        store until here, and lab.json's ``stopped`` lists what was still in it."""
         if self._power_task is not None:
             self._power_task.cancel()
         for queue in list(self.listeners):  # delivery streams end first
@@ -413,6 +471,10 @@ class Lab:
                         logging.getLogger(__name__).warning(
                             "lab: %r did not stop within %g s; left behind", closer,
                             CLOSE_STEP_S)
+        if self._closers and self.world is not None and self.info:
+            self.info["stopped"] = self.stop_summary()
+            with contextlib.suppress(OSError):  # its directory may be gone already
+                self.write_files()
         self._closers.clear()
 
 

@@ -34,7 +34,8 @@ from simulator.core.network import Network
 from simulator.core.trace import EventKind
 from simulator.live.broker import open_broker
 from simulator.live.nat import NatRelay
-from simulator.run_result import FINAL_KINDS, RunResult, collect, schedule_timeline
+from simulator.live.settle import Settled, timeline_end
+from simulator.run_result import RunResult, collect, schedule_timeline
 from simulator.scenario import Scenario
 from simulator.world import World, build_world
 
@@ -80,13 +81,19 @@ class LiveWiring:
 
     def __init__(self, world: World, *, broker_url: str | None = None,
                  tls_dir: str | Path | None = None,
-                 ports: dict[str, int] | None = None) -> None:
+                 ports: dict[str, int] | None = None,
+                 link_factory: type[MqttLinkFactory] = MqttLinkFactory,
+                 broker: Any = None) -> None:
         self.world = world
+        # the phones' MQTT client: the library one, or the lean one of load workers
+        # (simulator/load/lean_mqtt.py), which connects a thousand phones several times sooner
+        self.link_factory = link_factory
         # ``ports``: "apns", "fcm" and "broker" (embedded only); missing or 0: any free port
         self.ports = dict(ports or {})
         broker_port = self.ports.get("broker", 0)
-        self.broker = open_broker(broker_url, **({"port": broker_port}
-                                                  if broker_url is None and broker_port else {}))
+        # ``broker``: one the caller made (e.g. the lab's broker process), else by URL
+        self.broker = broker if broker is not None else open_broker(
+            broker_url, **({"port": broker_port} if broker_url is None and broker_port else {}))
         self._tmp = None if tls_dir else tempfile.TemporaryDirectory(prefix="pushlab-tls-")
         self.tls_dir = Path(tls_dir) if tls_dir else Path(self._tmp.name)  # type: ignore[union-attr]
         self.gateways: list[MqttGateway] = []
@@ -132,7 +139,7 @@ class LiveWiring:
                                   password=self.broker.gateway_password)
             await gateway.start()
             self.gateways.append(gateway)
-            self.factories[provider] = MqttLinkFactory(
+            self.factories[provider] = self.link_factory(
                 self.broker.url, provider=provider, loop=loop,
                 password=self.broker.device_password)
 
@@ -210,7 +217,7 @@ class LiveWiring:
             host, port = await relay.start()
             self.relays[timeout] = relay
             for provider in world.providers.backends:
-                self.nat_factories[(timeout, provider)] = MqttLinkFactory(
+                self.nat_factories[(timeout, provider)] = self.link_factory(
                     f"mqtt://{host}:{port}", provider=provider, loop=world.loop,
                     password=self.broker.device_password)
 
@@ -236,19 +243,22 @@ class LiveWiring:
         return factory.open(daemon, device.device_id, client_address=address)
 
     async def run(self, world: World, until: float) -> None:
-        """Power on, play the timeline, stop when everything sent has settled."""
+        """Power on, play the timeline, stop once it has made every send (a send's
+        repeats too) and everything sent has settled, or at ``until``."""
         loop = world.loop
         for device in world.devices.values():
             device.power_on()
         schedule_timeline(world)
-        last = max((e.at for e in world.scenario.timeline), default=0.0) * world.time_scale
-        settled = _Settled(world)
+        last = timeline_end(world.scenario) * world.time_scale
+        settled = Settled()
+        world.trace.subscribe(settled)
         deadline = world.t0 + until
         while loop.time() < deadline:
             await asyncio.sleep(0.05)
             if loop.time() - world.t0 > last + 0.2 and settled.done():
                 await asyncio.sleep(0.2)  # let the last acks reach the provider
-                break
+                if settled.done():  # a send made late (a busy loop) is open again
+                    break
         for backend in world.providers.backends.values():
             backend.expire_all()
         if world.providers.webpush is not None:
@@ -277,32 +287,3 @@ class LiveWiring:
         if self._tmp is not None:
             self._tmp.cleanup()
 
-
-def _retryable(status: object) -> bool:
-    """Whether the app server may send a rejected message again (5xx and 429)."""
-    return isinstance(status, int) and (status == 429 or status >= 500)
-
-
-class _Settled:
-    """Whether every message sent so far has reached a final fate."""
-
-    def __init__(self, world: World) -> None:
-        self.open: set[str] = set()
-        self.sent = 0
-        world.trace.subscribe(self._on_event)
-
-    def _on_event(self, event: Any) -> None:
-        msg = getattr(event, "msg", None)
-        if msg is None:
-            return
-        if event.kind == EventKind.SENT:
-            self.sent += 1
-            self.open.add(msg)
-        elif event.kind == EventKind.REJECTED:
-            if not _retryable(event.status):
-                self.open.discard(msg)  # a retry would come back as a new send
-        elif event.kind in FINAL_KINDS:
-            self.open.discard(msg)
-
-    def done(self) -> bool:
-        return not self.open
