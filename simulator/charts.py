@@ -36,7 +36,8 @@ from simulator.scenario import DeviceSpec, HeartbeatSpec
 if TYPE_CHECKING:
     from simulator.report import Report
 
-FATE_COLOURS = {"handed": "#2e7d32", "not_handed": "#9e9d24", "rejected": "#c62828",
+FATE_COLOURS = {"handed": "#2e7d32", "not_handed": "#9e9d24", "dropped_by_rule": "#ad1457",
+                "rejected": "#c62828",
                 "expired": "#6a1b9a", "collapsed": "#1565c0", "dropped": "#ef6c00",
                 "in_flight": "#546e7a", "stored": "#8d6e63", "accepted": "#90a4ae",
                 "sent": "#bdbdbd"}

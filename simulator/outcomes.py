@@ -72,6 +72,7 @@ class Delivery:
     misdelivered: bool = False
     handed_to: str | None = None  # the user logged in on the device when it was handed
     held_by: str | None = None  # the last platform rule that held, downgraded or dropped it
+    dropped_by_rule: bool = False  # a rule on the phone dropped it: a fate, nothing follows
 
     @property
     def hops(self) -> dict[str, float]:
@@ -89,7 +90,7 @@ class Delivery:
         kinds: Any = self.hops.keys()
         if self.failed:
             kinds = (*kinds, EventKind.SEND_FAILED)
-        return fate_of(kinds, polled=self.kind == "poll")
+        return fate_of(kinds, polled=self.kind == "poll", rule_dropped=self.dropped_by_rule)
 
     @property
     def latency(self) -> float | None:
@@ -248,6 +249,8 @@ class OutcomeStream:
                 self.waiting.setdefault(msg.partition("/")[0], []).append((ev, None))
             return
         rec.held_by = ev.rule
+        if ev.effect == "dropped":
+            rec.dropped_by_rule = True
         if (ev.rule, cid) not in self._acted:
             self._acted.add((ev.rule, cid))
             self.out.rule_acted[ev.rule] = self.out.rule_acted.get(ev.rule, 0) + 1

@@ -93,7 +93,7 @@ timeline:
 """)
     outcome = Report(run_scenario(scenario)).outcome
     assert [(d.fate, d.held_by) for d in outcome.deliveries] == \
-        [("not_handed", "stopped_app"), ("handed", None)]
+        [("dropped_by_rule", "stopped_app"), ("handed", None)]
 
 
 def test_polling_job_waits_for_its_bucket_window() -> None:

@@ -113,7 +113,8 @@ def test_one_fate_from_any_order_of_hops() -> None:
     assert fate_of(["sent", "rejected", "send_failed"]) == Fate.REJECTED
     assert fate_of(["sent", "accepted", "forwarded", "stored"]) == Fate.IN_FLIGHT
     assert fate_of(["sent"], polled=True) == Fate.STORED
-    assert [f for f in Fate if f.settled] == [Fate.HANDED, Fate.NOT_HANDED, Fate.REJECTED,
+    assert [f for f in Fate if f.settled] == [Fate.HANDED, Fate.NOT_HANDED,
+                                              Fate.DROPPED_BY_RULE, Fate.REJECTED,
                                               Fate.EXPIRED, Fate.COLLAPSED, Fate.DROPPED]
 
 

@@ -19,6 +19,7 @@ class Fate(StrEnum):
 
     HANDED = "handed"          # the app took it
     NOT_HANDED = "not_handed"  # the daemon got it, no app took it
+    DROPPED_BY_RULE = "dropped_by_rule"  # a platform rule on the phone threw it away
     REJECTED = "rejected"      # the app server gave up sending it
     EXPIRED = "expired"
     COLLAPSED = "collapsed"
@@ -72,14 +73,18 @@ _BY_HOP = ((EventKind.HANDED, Fate.HANDED), (EventKind.DELIVERED, Fate.NOT_HANDE
            (EventKind.FORWARDED, Fate.IN_FLIGHT), (EventKind.STORED, Fate.STORED))
 
 
-def fate_of(kinds: Iterable[str], polled: bool = False) -> Fate:
+def fate_of(kinds: Iterable[str], polled: bool = False, rule_dropped: bool = False) -> Fate:
     """The fate of a message whose events had ``kinds`` (any order).
 
     ``send_failed`` (the app server gave up) makes it rejected; a provider's
     ``rejected`` alone does not, since the app server may retry. A polled
     message (``polled``) waits in the app's inbox until the app polls.
+    ``rule_dropped``: a ``rule`` event on the phone dropped it (the effect, not
+    the kind, says so); only a later ``handed`` (a second copy) outranks that.
     """
     seen = set(kinds)
+    if rule_dropped and EventKind.HANDED not in seen:
+        return Fate.DROPPED_BY_RULE
     for kind, fate in _BY_HOP:
         if kind in seen:
             return fate
