@@ -104,7 +104,10 @@ class BrokerProcess:
 
         out = open(self.dir / log_name, "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, preexec_fn=in_child)
+                                stdin=subprocess.DEVNULL, preexec_fn=in_child,
+                                # a terminal's Ctrl-C is for the run, which stops its
+                                # broker itself once nothing uses it any more
+                                start_new_session=True)
         out.close()
         self.procs.append(proc)
         return proc
