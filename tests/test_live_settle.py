@@ -49,3 +49,17 @@ timeline:
     assert [(d.fate, d.held_by) for d in live.outcome.deliveries] == \
         [("dropped_by_rule", "stopped_app")]
     assert live.duration < DURATION / 2
+
+
+def test_a_topic_send_ends_a_live_run_once_its_subscribers_have_it() -> None:
+    scenario = parse_scenario(f"""
+name: topic-live
+duration: {DURATION}s
+devices:
+  - {{id: p, platform: android, user: ana, apps: [{{id: chat, topics: [news]}}]}}
+timeline:
+  - {{at: 2s, send: {{topic: news, title: hi}}}}
+""")
+    live = run_scenario(scenario, live=True)
+    assert live.outcome.fates()["handed"] == 1
+    assert live.duration < DURATION / 2

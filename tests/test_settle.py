@@ -56,6 +56,22 @@ def test_settled_follows_fcm_names_noted_after_the_hop() -> None:
     assert settled.done() and settled.sent == 2
 
 
+def test_a_topic_send_settles_when_every_subscriber_it_reached_has() -> None:
+    settled = Settled()
+    settled(ev(EventKind.SENT, msg="app-t", topic="news"))
+    settled(ev(EventKind.HANDED, device="p", msg="0:9%ef/1"))  # before FCM's answer
+    settled(ev(EventKind.ACCEPTED, provider="fcm", msg="0:9%ef", reached=2))
+    settled(ev(EventKind.PROVIDER_ID, msg="app-t", provider_msg="0:9%ef"))
+    assert not settled.done()
+    settled(ev(EventKind.HANDED, device="q", msg="0:9%ef/2"))
+    assert settled.done()
+    settled(ev(EventKind.SENT, msg="app-u", topic="nobody"))
+    settled(ev(EventKind.ACCEPTED, provider="fcm", msg="0:10%aa", reached=0))
+    assert not settled.done()  # which send reached nobody is not known yet
+    settled(ev(EventKind.PROVIDER_ID, msg="app-u", provider_msg="0:10%aa"))
+    assert settled.done()
+
+
 def test_what_counts_as_final_for_a_live_run() -> None:
     assert not is_final(ev(EventKind.REJECTED, provider="apns", status=503, msg="m"))
     assert is_final(ev(EventKind.REJECTED, provider="apns", status=400, msg="m"))

@@ -9,7 +9,8 @@ than at the scenario's duration. Two things must both hold:
 * :class:`Settled`: every message sent so far has had a final event. The app
   server names a message; FCM's hops carry FCM's own name, joined through
   ``provider_id`` (:class:`~simulator.core.msgids.MessageIds`), which may arrive
-  after the hop it names.
+  after the hop it names. A topic send settles once as many of its deliveries
+  (``<provider id>/<n>``) have had a final event as FCM's ``accepted`` says it reached.
 
 Sans-IO: fed trace events, asked questions; :mod:`simulator.live.world` does the waiting.
 """
@@ -63,8 +64,11 @@ class Settled:
     def __init__(self) -> None:
         self.open: set[str] = set()
         self.sent = 0
-        self.ids = MessageIds(reverse=False)
+        self.ids = MessageIds()
         self._early: set[str] = set()  # final under a provider id not yet named
+        self._topics: set[str] = set()  # open topic sends, by the app server's id
+        self._reached: dict[str, int] = {}  # by the id ``accepted`` named: subscribers
+        self._ended: dict[str, set[str]] = {}  # by that id: its deliveries already final
 
     def __call__(self, event: TraceEvent) -> None:
         if type(event) is ProviderId:
@@ -79,6 +83,12 @@ class Settled:
         if event.kind == EventKind.SENT:
             self.sent += 1
             self.open.add(msg)
+            if getattr(event, "topic", None) is not None:
+                self._topics.add(msg)
+        elif event.kind == EventKind.ACCEPTED and getattr(event, "reached", None) is not None:
+            self._reached[msg] = event.reached  # type: ignore[attr-defined]
+        elif "/" in msg and is_final(event):
+            self._ended.setdefault(msg.partition("/")[0], set()).add(msg)
         elif is_final(event):
             cid = self.ids.canonical(msg)
             if cid in self.open:
@@ -87,4 +97,14 @@ class Settled:
                 self._early.add(msg)  # perhaps FCM's name, noted a moment later
 
     def done(self) -> bool:
+        for topic in [t for t in self._topics if t in self.open]:
+            if self._topic_done(topic):
+                self.open.discard(topic)
         return not self.open
+
+    def _topic_done(self, topic: str) -> bool:
+        """Whether every delivery FCM said a topic send reached has had its final event."""
+        names = (topic, *self.ids.provider_ids(topic))
+        reached = next((self._reached[n] for n in names if n in self._reached), None)
+        ended = sum(len(self._ended.get(n, ())) for n in names)
+        return reached is not None and ended >= reached
