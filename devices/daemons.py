@@ -19,13 +19,28 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from devices.daemon import CONNECTED, DaemonLink, DaemonTimer, HeartbeatPolicy, PushDaemon
 from simulator.core import devicelink as dl
 
-if TYPE_CHECKING:
-    from devices.device import Device
+
+class Device(Protocol):
+    """What an extra daemon's shell uses of its phone (:class:`devices.device.Device`,
+    named here, not imported: the phone imports this module)."""
+
+    device_id: str
+    platform: str
+    loop: Any
+    watchdogs: Any
+
+    def open_link(self, daemon: PushDaemon) -> DaemonLink | None: ...
+
+    def hand_to_app(self, push: dl.Push) -> bool: ...
+
+    def token_received(self, app_id: str, token: str) -> None: ...
+
+    def notice(self, notice: dl.Notice) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

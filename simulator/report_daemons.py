@@ -11,15 +11,23 @@ heartbeats coincide the later one pays the shared tail: compare whole phones
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
 
 from simulator.outcomes import delivered_ratio, latencies, percentile
 
-if TYPE_CHECKING:
-    from simulator.report import Report
+
+class Report(Protocol):
+    """What this part reads of :class:`simulator.report.Report` (named here, not
+    imported, so the report and its daemon table do not import each other)."""
+
+    scenario: Any
+    result: Any
+    groups: dict[str, list[str]]
+    battery_j: float
+    outcome: Any
 
 DAY_S = 86400.0
 DAEMON_CAUSES = ("heartbeat", "push", "reconnect", "control")

@@ -20,15 +20,12 @@ The apps a device's daemons name are checked against its push apps by
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field, ModelWrapValidatorHandler, PrivateAttr, model_validator
 
 from simulator.scenario_types import Period, Strict
-
-if TYPE_CHECKING:
-    from simulator.scenario import DeviceSpec, Scenario
 
 DaemonProvider = Literal["fcm", "oem"]
 """``fcm``: Google's look-alike; ``oem``: a manufacturer's push service, an FCM-like
@@ -109,6 +106,21 @@ Daemons = Annotated[DaemonSetSpec | None, Field(json_schema_extra=_both_shapes)]
 def daemon_set(value: DaemonSetSpec | None) -> DaemonSetSpec | None:
     """The device's ``daemons`` (kept as a function: callers need not know the shape)."""
     return value
+
+
+class DeviceSpec(Protocol):
+    """What these rules read of a scenario's device (``simulator.scenario.DeviceSpec``,
+    named here, not imported: that module imports this one)."""
+
+    platform: str
+    apps: Sequence[Any]
+    daemons: DaemonSetSpec | None
+
+
+class Scenario(Protocol):
+    """What these rules read of a scenario: its devices."""
+
+    devices: Sequence[DeviceSpec]
 
 
 def providers_used(scenario: Scenario) -> set[str]:

@@ -30,7 +30,6 @@ from app_server.webpush_sender import VapidSigner, WebPushSender
 from devices.android_device import AndroidPlatform
 from devices.apps import PollingApp, PushApp
 from devices.browser import BrowserPushDaemon, browser_link_factory
-from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
 from devices.device import Battery, Device, memory_link_factory
 from devices.ios_device import IosPlatform
 from devices.radio import PROFILES, profile_named
@@ -58,20 +57,13 @@ from simulator.scenario import (
     AppServerSpec,
     DeviceSpec,
     FaultAction,
-    HeartbeatSpec,
     NatTimeoutSpec,
     Scenario,
     SendAction,
 )
 from simulator.scenario_android import AndroidAppSpec, AndroidDeviceSpec
 from simulator.scenario_ios import IosDeviceSpec
-from simulator.world_daemons import add_daemon_providers, install_daemons
-
-
-def heartbeat_policy(spec: HeartbeatSpec) -> HeartbeatPolicy:
-    cls = AdaptiveHeartbeat if spec.adaptive else HeartbeatPolicy
-    return cls(cellular_s=spec.cellular, wifi_s=spec.wifi, ack_timeout_s=spec.ack_timeout)
-
+from simulator.world_daemons import add_daemon_providers, heartbeat_policy, install_daemons
 
 FCM_PROJECT = "pushlab-demo"
 FCM_TOKEN_URI = "https://oauth2.pushlab.test/token"

@@ -9,9 +9,10 @@ without ``daemons:`` runs exactly as before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app_server.senders import FcmSender, OAuthTokenSource
+from devices.daemon import AdaptiveHeartbeat, HeartbeatPolicy
 from devices.daemons import DaemonPlan, DaemonPort, DaemonSet
 from fake_providers.fcm.lab import build_fcm_lab
 from fake_providers.gateway import MemoryGateway
@@ -20,9 +21,7 @@ from simulator.scenario import DeviceSpec, HeartbeatSpec, Scenario
 from simulator.scenario_daemons import DaemonHeartbeat, daemon_set, providers_used
 
 if TYPE_CHECKING:
-    from devices.daemon import HeartbeatPolicy
     from devices.device import Device
-    from simulator.world import World
 
 SENDER_FOR = {"fcm": "android"}
 """The app server's sender for a provider's tokens (another provider: its own name)."""
@@ -75,9 +74,27 @@ def install_daemons(world: World, spec: DeviceSpec, device: Device) -> None:
         device.daemons.add(port)
 
 
-def _policy(base: HeartbeatSpec, override: DaemonHeartbeat) -> HeartbeatPolicy:
-    from simulator.world import heartbeat_policy
+class World(Protocol):
+    """What this wiring reads of :class:`simulator.world.World` (named, not imported:
+    the world imports this module)."""
 
+    scenario: Scenario
+    rng: Any
+    loop: Any
+    wall_clock: Any
+    trace: Any
+    network: Any
+    providers: Any
+    app_server: Any
+
+
+def heartbeat_policy(spec: HeartbeatSpec) -> HeartbeatPolicy:
+    """The daemon's heartbeat policy for a scenario's ``heartbeat:`` block."""
+    cls = AdaptiveHeartbeat if spec.adaptive else HeartbeatPolicy
+    return cls(cellular_s=spec.cellular, wifi_s=spec.wifi, ack_timeout_s=spec.ack_timeout)
+
+
+def _policy(base: HeartbeatSpec, override: DaemonHeartbeat) -> HeartbeatPolicy:
     changes = {k: v for k, v in override.model_dump().items() if v is not None}
     return heartbeat_policy(base.model_copy(update=changes))
 
