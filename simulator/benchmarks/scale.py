@@ -58,6 +58,7 @@ class ScaleConfig:
     workers: int | None = None  # default: from the descriptor limit
     max_connecting: int = 64
     drain_s: float = 20.0
+    stall_s: float = 120.0  # the connect phase gives up after this long without progress
 
 
 @dataclass
@@ -207,8 +208,8 @@ async def connect_phase(run: Any, cfg: ScaleConfig, sampler: Sampler) -> dict[st
             break
         if done > best:
             best, best_at = done, loop.time()
-        elif loop.time() - best_at > 30.0:
-            break  # no progress for 30 s: stuck, say so rather than wait
+        elif loop.time() - best_at > cfg.stall_s:
+            break  # no progress for so long: stuck, say so rather than wait
     seconds = loop.time() - t0
     t = run.tally()
     cpu_s = meter.cpu_seconds()
