@@ -2,8 +2,10 @@
 
 It hears the device's pushes and the user's actions, asks the rules, emits each
 ``rule`` event, hands pushes to their apps when the rules say (now or later), and
-keeps one timer for what the rules hold. Time is the loop's, so the same shell
-runs on the virtual clock and in live runs.
+keeps one timer for what the rules hold. The rules count time as the trace does,
+from the run's start (the loop's clock is monotonic time in live runs), so a rule's
+windows fall at the same moments on the virtual clock and in live runs, and a rule
+event's ``until`` reads on the same clock as its ``t``.
 """
 
 from __future__ import annotations
@@ -28,28 +30,34 @@ class IosPlatform:
         self.trace = trace
         self.hand = hand  # the device's own hand-over to the app (it emits ``handed``)
         self.rules = IosRules(config, apps)
+        # the run's start on the loop's clock (0 on the virtual clock)
+        self.origin = loop.time() - trace.now()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
 
+    def now(self) -> float:
+        """The run's time: what the rules are told."""
+        return self.loop.time() - self.origin
+
     # ---- what happens on the phone ---------------------------------------------------
     def receive(self, push: dl.Push) -> None:
-        now = self.loop.time()
+        now = self.now()
         self._apply(self.rules.receive(now, push), now)
 
     def force_quit(self, app_id: str) -> None:
-        now = self.loop.time()
+        now = self.now()
         self._apply(self.rules.force_quit(now, app_id), now)
 
     def open_app(self, app_id: str) -> None:
-        now = self.loop.time()
+        now = self.now()
         self._apply(self.rules.open_app(now, app_id), now)
 
     def rebooted(self) -> None:
-        now = self.loop.time()
+        now = self.now()
         self._apply(self.rules.rebooted(now), now)
 
     def set_low_power(self, on: bool) -> None:
-        now = self.loop.time()
+        now = self.now()
         if self.trace.active:
             self.trace.emit(EventKind.RULE, device=self.device_id, rule="low_power_mode",
                             effect="moved", reason="on" if on else "off")
@@ -66,7 +74,7 @@ class IosPlatform:
             if step.at <= now:
                 self.hand(step.push)
             else:  # the service extension is still running
-                self.loop.call_at(step.at, self.hand, step.push)
+                self.loop.call_at(self.origin + step.at, self.hand, step.push)
         self._arm(now)
 
     def _arm(self, now: float) -> None:
@@ -78,10 +86,12 @@ class IosPlatform:
             self._timer = None
         self._timer_at = when
         if math.isfinite(when):
-            self._timer = self.loop.call_at(max(when, now), self._fire)
+            self._timer = self.loop.call_at(self.origin + max(when, now), self._fire)
 
     def _fire(self) -> None:
+        # the loop may run a timer a hair before its time (its clock's resolution, the
+        # float sum origin + when): the rules hear at least the time it was set for
+        now = max(self.now(), self._timer_at)
         self._timer = None
         self._timer_at = math.inf
-        now = self.loop.time()
         self._apply(self.rules.due(now), now)

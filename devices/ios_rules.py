@@ -1,10 +1,11 @@
 """iOS's own rules for a push that apsd already has: the part APNs does not decide.
 
 A sans-IO model: it is told what happened (a push arrived, the user force-quit or
-opened an app, Low Power Mode went on or off, time passed) with the current time,
-and answers with :class:`Step` records: who gets which push when, and which rule
-acted on it. The shell (:mod:`devices.ios_device`) emits the trace and keeps the
-timers, so the same rules run on the virtual clock and in live runs.
+opened an app, Low Power Mode went on or off, time passed) with the current time
+(seconds since the run started, as the trace counts them), and answers with
+:class:`Step` records: who gets which push when, and which rule acted on it. The
+shell (:mod:`devices.ios_device`) emits the trace and keeps the timers, so the same
+rules run on the virtual clock and in live runs.
 
 Rules (sources and the numbers chosen: ``docs/sources.md#ios-platform-rules``):
 
@@ -34,7 +35,8 @@ Rules (sources and the numbers chosen: ``docs/sources.md#ios-platform-rules``):
   when the app declares ``NSSupportsLiveActivitiesFrequentUpdates``). Priority 5
   draws nothing. PushLab's choice when the budget is used up: the update is
   treated as priority 5 (``downgraded``): it waits for the next low-priority
-  window (every ``low_priority_window_s``, default 5 min) and a newer update of
+  window (every ``low_priority_window_s`` from the run's start, default 5 min:
+  the same moments in sim and live runs) and a newer update of
   the same app replaces it (a Live Activity shows only its latest state).
 """
 
@@ -276,6 +278,8 @@ class IosRules:
         return steps
 
     def _window_after(self, t: float) -> float:
+        """The next low-priority window after ``t``: windows count from time 0, the
+        run's start, never from a clock's own origin."""
         step = self.config.low_priority_window_s
         return (math.floor(t / step) + 1) * step if step > 0 else t
 

@@ -7,7 +7,7 @@ import json
 import random
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from app_server.senders import ApnsSender, Notification
@@ -180,6 +180,36 @@ def test_shell_hands_on_the_virtual_clock_and_traces_each_rule() -> None:
                      (BACKGROUND_BUDGET, "released")]
 
 
+def test_live_activity_windows_count_from_the_runs_start_not_the_loops_clock() -> None:
+    """A live run's loop clock is monotonic time: a window counted from it could open
+    between two updates (here 2.4 s and 2.6 s) and change which one is replaced."""
+    events: list = []
+    handed: list[tuple[str, float]] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(1.5)  # the run starts 1.5 s into the loop's clock
+        t0 = loop.time()
+        trace = Trace(lambda: loop.time() - t0)
+        trace.subscribe(events.append)
+
+        def hand(p: dl.Push) -> bool:
+            handed.append((p.msg_id, round(loop.time() - t0, 6)))
+            return True
+
+        ios = IosPlatform("phone", loop, trace, hand, IosConfig(
+            live_activity_burst=2, live_activity_per_hour=0, low_priority_window_s=2))
+        for n, at in enumerate((2.0, 2.2, 2.4, 2.6), 1):
+            loop.call_at(t0 + at, ios.receive, live(n))
+        await asyncio.sleep(6)
+
+    run_virtual(scenario())
+    assert handed == [("m1", 2.0), ("m2", 2.2), ("m4", 4.0)]
+    rules = [(e.msg, e.effect, e.until) for e in events if e.kind == "rule"]
+    assert rules == [("m3", "downgraded", 4.0), ("m3", "dropped", None),
+                     ("m4", "downgraded", 4.0), ("m4", "released", None)]
+
+
 def test_apns_sender_builds_the_three_push_kinds() -> None:
     sender = ApnsSender(None, "com.example.news", random.Random(1),  # type: ignore[arg-type]
                         wall_clock=lambda: 1_767_225_600.0)
@@ -237,6 +267,10 @@ def test_fake_apns_takes_the_senders_live_activity_only_with_its_topic_suffix() 
                           st.sampled_from(["bg", "bg", "bg", "quit", "open", "lpm", "awake",
                                            "tick"])),
                 max_size=60))
+# a push held to 1200 s is released then, before the user's action at 1200 s: it is
+# judged by the state before that action (force-quit, or Low Power Mode, comes after)
+@example([(0.0, "bg")] * 4 + [(1200.0, "quit")])
+@example([(0.0, "bg")] * 4 + [(1200.0, "lpm")])
 def test_background_pushes_never_exceed_the_budget_nor_reach_a_quit_app(ops) -> None:
     """Whatever the order of pushes and user actions: no background push is handed while
     the app is force-quit or Low Power Mode is on, and in any time span the number handed
@@ -244,23 +278,30 @@ def test_background_pushes_never_exceed_the_budget_nor_reach_a_quit_app(ops) -> 
     cfg = IosConfig(background_burst=3, background_per_hour=3)
     rules = IosRules(cfg)
     quit_, lpm, handed = False, False, []
-    for n, (t, op) in enumerate(sorted(ops, key=lambda o: o[0])):
-        steps = rules.due(t) if rules.next_due(t) <= t else []
-        if op == "bg":
-            steps += rules.receive(t, bg(n))
-        elif op == "quit":
-            steps += rules.force_quit(t, APP)
-            quit_ = True
-        elif op == "open":
-            steps += rules.open_app(t, APP)
-            quit_ = False
-        elif op in ("lpm", "awake"):
-            lpm = op == "lpm"
-            steps += rules.set_low_power(t, lpm)
+
+    def check(steps: list) -> None:
         for s in steps:
             if s.at is not None and s.push.msg_id:
                 assert not quit_ and not lpm
                 handed.append(s.at)
+
+    for n, (t, op) in enumerate(sorted(ops, key=lambda o: o[0])):
+        # what fell due by now goes first, as the shell's timer would have let it
+        while (due_at := rules.next_due(t)) <= t:
+            released = rules.due(due_at)
+            assert released, "next_due said something was due, due released nothing"
+            check(released)
+        if op == "bg":
+            check(rules.receive(t, bg(n)))
+        elif op == "quit":
+            quit_ = True
+            check(rules.force_quit(t, APP))
+        elif op == "open":
+            quit_ = False
+            check(rules.open_app(t, APP))
+        elif op in ("lpm", "awake"):
+            lpm = op == "lpm"
+            check(rules.set_low_power(t, lpm))
     for i, start in enumerate(handed):
         for j in range(i, len(handed)):
             span = handed[j] - start
