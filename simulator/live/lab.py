@@ -42,6 +42,7 @@ from simulator.world import World, _device, build_world
 
 INBOX_LIMIT = 1000  # per device: the oldest entries go first
 POWER_BATCH = 50  # phones powered on at once with the embedded broker
+BROKER_PROCESS_FROM = 100  # phones from which the embedded broker runs in its own process
 PORT_NAMES = ("apns", "apns_sandbox", "apns_admin", "fcm", "control", "app_server", "broker")
 
 
@@ -61,8 +62,9 @@ class LabConfig:
     lab_file: Path | None = None
     seed: int = 1
     # the embedded broker in a process of its own (simulator/live/broker_child.py): with
-    # hundreds of phones it is the lab's busiest part; False keeps it in this process
-    broker_process: bool = True
+    # hundreds of phones it is the lab's busiest part; a few phones do not pay for the
+    # child's start (2-5 s on a busy machine). None: from BROKER_PROCESS_FROM phones
+    broker_process: bool | None = None
 
     def port(self, name: str) -> int:
         """The fixed port of a part (``--port-base`` + its place), or 0 for any."""
@@ -149,7 +151,9 @@ class Lab:
             self._closers.append(mosquitto.close)
             broker_url = mosquitto.url
         broker = None
-        if broker_url is None and cfg.broker_process:
+        own_process = cfg.broker_process if cfg.broker_process is not None \
+            else cfg.devices >= BROKER_PROCESS_FROM
+        if broker_url is None and own_process:
             from simulator.live.broker_child import EmbeddedBrokerProcess
 
             broker = EmbeddedBrokerProcess(port=cfg.port("broker"))
