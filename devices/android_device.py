@@ -3,8 +3,10 @@
 It hears the device's messages, the user's actions and Doze, asks the rules, emits
 each ``rule`` event, hands messages to their apps when the rules say, tells FCM's
 priority judge whether each message led to a notification the user saw (``observe``,
-wired by the world builder), and keeps one timer for bucket moves. Time is the loop's,
-so the same shell runs on the virtual clock and in live runs.
+wired by the world builder), and keeps one timer for bucket moves. The rules count time
+as the trace does, from the run's start (the loop's clock is monotonic time in live
+runs), so job windows fall at the same moments on the virtual clock and live, and a rule
+event's ``until`` reads on the same clock as its ``t``.
 """
 
 from __future__ import annotations
@@ -32,39 +34,45 @@ class AndroidPlatform:
         self.trace = trace
         self.hand = hand  # the device's own hand-over to the app (it emits ``handed``)
         self.observe = observe
-        self.rules = AndroidRules(config, apps, loop.time())
+        # the run's start on the loop's clock (0 on the virtual clock)
+        self.origin = loop.time() - trace.now()
+        self.rules = AndroidRules(config, apps, self.now())
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._deferred: dict[str, asyncio.TimerHandle] = {}
-        self._arm(loop.time())
+        self._arm(self.now())
+
+    def now(self) -> float:
+        """The run's time: what the rules are told."""
+        return self.loop.time() - self.origin
 
     # ---- what happens on the phone ---------------------------------------------------
     def receive(self, push: dl.Push) -> None:
-        now = self.loop.time()
+        now = self.now()
         self._apply(self.rules.receive(now, push), now)
 
     def open_app(self, app_id: str) -> None:
-        now = self.loop.time()
+        now = self.now()
         self._apply(self.rules.open_app(now, app_id), now)
 
     def force_stop(self, app_id: str) -> None:
-        now = self.loop.time()
+        now = self.now()
         if self.trace.active:
             self.trace.emit(EventKind.RULE, device=self.device_id, rule="stopped_app",
                             effect="moved", app=app_id, reason="the user force-stopped the app")
         self._apply(self.rules.force_stop(now, app_id), now)
 
     def set_dozing(self, on: bool) -> None:
-        now = self.loop.time()
+        now = self.now()
         self._apply(self.rules.set_dozing(now, on), now)
 
     def bucket(self, app_id: str) -> str:
-        return self.rules.bucket(self.loop.time(), app_id)
+        return self.rules.bucket(self.now(), app_id)
 
     def may_poll(self, app_id: str, scheduler: str, run: Callable[[], None]) -> bool:
         """True: the poll may run now; False: the bucket defers it and ``run`` is called
         at the next window (once, however many polls asked meanwhile)."""
-        now = self.loop.time()
+        now = self.now()
         at, reason = self.rules.job_at(now, app_id, scheduler)
         if at <= now:
             return True
@@ -74,7 +82,8 @@ class AndroidPlatform:
                                 effect="held", app=app_id, reason=reason,
                                 until=round(at, 6) if math.isfinite(at) else None)
             if math.isfinite(at):
-                self._deferred[app_id] = self.loop.call_at(at, self._run_deferred, app_id, run)
+                self._deferred[app_id] = self.loop.call_at(self.origin + at, self._run_deferred,
+                                                            app_id, run)
         return False
 
     def _run_deferred(self, app_id: str, run: Callable[[], None]) -> None:
@@ -105,10 +114,12 @@ class AndroidPlatform:
             self._timer = None
         self._timer_at = when
         if math.isfinite(when):
-            self._timer = self.loop.call_at(max(when, now), self._fire)
+            self._timer = self.loop.call_at(self.origin + max(when, now), self._fire)
 
     def _fire(self) -> None:
+        # the loop may run a timer a hair early (origin + when in floats): the rules
+        # hear at least the time it was set for
+        now = max(self.now(), self._timer_at)
         self._timer = None
         self._timer_at = math.inf
-        now = self.loop.time()
         self._apply(self.rules.due(now), now)
