@@ -15,7 +15,8 @@ import asyncio
 import math
 from collections.abc import Callable
 
-from devices.android_rules import AndroidAppConfig, AndroidConfig, AndroidRules, Step, step_fields
+from devices.android_rules import AndroidAppConfig, AndroidConfig, AndroidRules, Step
+from devices.platform_shell import RuleClock, step_fields
 from simulator.core import devicelink as dl
 from simulator.core.trace import EventKind, Trace
 
@@ -34,17 +35,14 @@ class AndroidPlatform:
         self.trace = trace
         self.hand = hand  # the device's own hand-over to the app (it emits ``handed``)
         self.observe = observe
-        # the run's start on the loop's clock (0 on the virtual clock)
-        self.origin = loop.time() - trace.now()
+        self.clock = RuleClock(loop, trace, self._fire)
         self.rules = AndroidRules(config, apps, self.now())
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
         self._deferred: dict[str, asyncio.TimerHandle] = {}
         self._arm(self.now())
 
     def now(self) -> float:
         """The run's time: what the rules are told."""
-        return self.loop.time() - self.origin
+        return self.clock.now()
 
     # ---- what happens on the phone ---------------------------------------------------
     def receive(self, push: dl.Push) -> None:
@@ -82,7 +80,7 @@ class AndroidPlatform:
                                 effect="held", app=app_id, reason=reason,
                                 until=round(at, 6) if math.isfinite(at) else None)
             if math.isfinite(at):
-                self._deferred[app_id] = self.loop.call_at(self.origin + at, self._run_deferred,
+                self._deferred[app_id] = self.clock.call_at(at, self._run_deferred,
                                                             app_id, run)
         return False
 
@@ -106,20 +104,7 @@ class AndroidPlatform:
         self._arm(now)
 
     def _arm(self, now: float) -> None:
-        when = self.rules.next_due(now)
-        if when >= self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = when
-        if math.isfinite(when):
-            self._timer = self.loop.call_at(self.origin + max(when, now), self._fire)
+        self.clock.arm(self.rules.next_due(now), now)
 
-    def _fire(self) -> None:
-        # the loop may run a timer a hair early (origin + when in floats): the rules
-        # hear at least the time it was set for
-        now = max(self.now(), self._timer_at)
-        self._timer = None
-        self._timer_at = math.inf
+    def _fire(self, now: float) -> None:
         self._apply(self.rules.due(now), now)

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from simulator.core import devicelink as dl
 
@@ -353,15 +353,3 @@ def _span(seconds: float) -> str:
     if seconds >= HOUR:
         return f"{seconds / HOUR:g} h"
     return f"{seconds / 60:g} min"
-
-
-def step_fields(step: Step) -> dict[str, Any]:
-    """The ``rule`` event's fields for a step that names a rule."""
-    out: dict[str, Any] = {"rule": step.rule, "effect": step.effect, "app": step.push.app_id}
-    if step.push.msg_id:
-        out["msg"] = step.push.msg_id
-    if step.reason is not None:
-        out["reason"] = step.reason
-    if step.until is not None and math.isfinite(step.until):
-        out["until"] = round(step.until, 6)
-    return out

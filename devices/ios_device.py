@@ -11,10 +11,10 @@ event's ``until`` reads on the same clock as its ``t``.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Callable
 
-from devices.ios_rules import IosAppConfig, IosConfig, IosRules, Step, step_fields
+from devices.ios_rules import IosAppConfig, IosConfig, IosRules, Step
+from devices.platform_shell import RuleClock, step_fields
 from simulator.core import devicelink as dl
 from simulator.core.trace import EventKind, Trace
 
@@ -30,14 +30,11 @@ class IosPlatform:
         self.trace = trace
         self.hand = hand  # the device's own hand-over to the app (it emits ``handed``)
         self.rules = IosRules(config, apps)
-        # the run's start on the loop's clock (0 on the virtual clock)
-        self.origin = loop.time() - trace.now()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = math.inf
+        self.clock = RuleClock(loop, trace, self._fire)
 
     def now(self) -> float:
         """The run's time: what the rules are told."""
-        return self.loop.time() - self.origin
+        return self.clock.now()
 
     # ---- what happens on the phone ---------------------------------------------------
     def receive(self, push: dl.Push) -> None:
@@ -74,24 +71,11 @@ class IosPlatform:
             if step.at <= now:
                 self.hand(step.push)
             else:  # the service extension is still running
-                self.loop.call_at(self.origin + step.at, self.hand, step.push)
+                self.clock.call_at(step.at, self.hand, step.push)
         self._arm(now)
 
     def _arm(self, now: float) -> None:
-        when = self.rules.next_due(now)
-        if when >= self._timer_at and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = when
-        if math.isfinite(when):
-            self._timer = self.loop.call_at(self.origin + max(when, now), self._fire)
+        self.clock.arm(self.rules.next_due(now), now)
 
-    def _fire(self) -> None:
-        # the loop may run a timer a hair before its time (its clock's resolution, the
-        # float sum origin + when): the rules hear at least the time it was set for
-        now = max(self.now(), self._timer_at)
-        self._timer = None
-        self._timer_at = math.inf
+    def _fire(self, now: float) -> None:
         self._apply(self.rules.due(now), now)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from simulator.core import devicelink as dl
 
@@ -317,15 +317,3 @@ def _refill(per_hour: float) -> float:
 def _marker(app_id: str) -> dl.Push:
     """A step about an app rather than a message (``open_app``)."""
     return dl.Push("", "", app_id, {})
-
-
-def step_fields(step: Step) -> dict[str, Any]:
-    """The ``rule`` event's fields for a step that names a rule."""
-    out: dict[str, Any] = {"rule": step.rule, "effect": step.effect, "app": step.push.app_id}
-    if step.push.msg_id:
-        out["msg"] = step.push.msg_id
-    if step.reason is not None:
-        out["reason"] = step.reason
-    if step.until is not None and math.isfinite(step.until):
-        out["until"] = round(step.until, 6)
-    return out
