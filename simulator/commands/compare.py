@@ -346,10 +346,17 @@ def poll(
         console.print(f"chart written to {png}")
 
 
-def _register_runs() -> None:
-    from simulator.teach.compare_runs import runs
+@app.command("runs")
+def runs(
+    a: Annotated[Path, typer.Argument(help="report folder or scenario file")],
+    b: Annotated[Path, typer.Argument(help="report folder or scenario file")],
+    out: Annotated[Path, typer.Option("--out", help="the HTML page to write")] =
+        Path("compare-runs.html"),
+    changed: Annotated[bool, typer.Option("--changed", help="print only figures that differ")]
+        = False,
+) -> None:
+    """Two runs side by side: both timelines aligned and every figure with its difference."""
+    # plotly and matplotlib load only for this command, not for every pushlab command
+    from simulator.teach.compare_runs import runs as compare_two_runs
 
-    app.command("runs")(runs)
-
-
-_register_runs()
+    compare_two_runs(a, b, out, changed)
