@@ -11,7 +11,7 @@ import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -183,15 +183,10 @@ def compare_page(a: Side, b: Side) -> str:
     return page(f"PushLab: {a.label} against {b.label}", body)
 
 
-def runs(
-    a: Annotated[Path, typer.Argument(help="report folder or scenario file")],
-    b: Annotated[Path, typer.Argument(help="report folder or scenario file")],
-    out: Annotated[Path, typer.Option("--out", help="the HTML page to write")] =
-        Path("compare-runs.html"),
-    changed: Annotated[bool, typer.Option("--changed", help="print only figures that differ")]
-        = False,
-) -> None:
-    """Two runs side by side: both timelines aligned and every figure with its difference."""
+def runs(a: Path, b: Path, out: Path, changed: bool) -> None:
+    """Two runs side by side: both timelines aligned and every figure with its difference.
+
+    ``pushlab compare runs`` (simulator/commands/compare.py) declares the options."""
     try:
         side_a, side_b = load_side(a), load_side(b)
         same_version(side_a, side_b)
