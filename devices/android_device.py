@@ -80,8 +80,7 @@ class AndroidPlatform:
                                 effect="held", app=app_id, reason=reason,
                                 until=round(at, 6) if math.isfinite(at) else None)
             if math.isfinite(at):
-                self._deferred[app_id] = self.clock.call_at(at, self._run_deferred,
-                                                            app_id, run)
+                self._deferred[app_id] = self.clock.call_at(at, self._run_deferred, app_id, run)
         return False
 
     def _run_deferred(self, app_id: str, run: Callable[[], None]) -> None:
