@@ -7,8 +7,13 @@ device's radio by the device.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+RECEIVED_KEPT = 8
+"""What an app keeps of what it received: the newest few (a city's day hands each phone
+dozens of messages, and the outcome already holds every one); ``received_count`` counts all."""
 
 
 class AppServerClient(Protocol):
@@ -37,7 +42,8 @@ class PushApp:
     app_id: str
     environment: str = "production"
     token: str | None = None
-    received: list[Received] = field(default_factory=list)
+    received: deque[Received] = field(default_factory=lambda: deque(maxlen=RECEIVED_KEPT))
+    received_count: int = 0
     tokens_seen: list[str] = field(default_factory=list)
     kind: str = "push"
 
@@ -49,12 +55,19 @@ class PollingApp:
     app_id: str
     interval_s: float = 900.0
     scheduler: str = "workmanager"  # or "alarm", "foreground-service" (Android), "bgfetch" (iOS)
-    received: list[Received] = field(default_factory=list)
+    received: deque[Received] = field(default_factory=lambda: deque(maxlen=RECEIVED_KEPT))
+    received_count: int = 0
     polls: int = 0
     kind: str = "poll"
 
 
 App = PushApp | PollingApp
+
+
+def keep_received(app: App, record: Received) -> None:
+    """The app got ``record``: counted, and kept among the newest."""
+    app.received.append(record)
+    app.received_count += 1
 
 ANDROID_PERIODIC_MINIMUM_S = 15 * 60.0
 

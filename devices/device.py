@@ -21,6 +21,7 @@ from devices.apps import (
     PushApp,
     Received,
     effective_poll_interval,
+    keep_received,
 )
 from devices.daemon import PERSISTENT, DaemonLink, DaemonTimer, HeartbeatPolicy, PushDaemon
 from devices.daemons import DaemonSet
@@ -255,8 +256,8 @@ class Device:
         app = self.apps.get(push.app_id)
         if not isinstance(app, PushApp):
             return False
-        app.received.append(Received(push.msg_id, now, push.payload, "push",
-                                     now - push.accepted_at))
+        keep_received(app, Received(push.msg_id, now, push.payload, "push",
+                                    now - push.accepted_at))
         if self.trace.active:
             self.trace.emit(EventKind.HANDED, device=self.device_id, msg=push.msg_id,
                             app=push.app_id)
@@ -367,8 +368,8 @@ class Device:
         now = self.loop.time()
         for item in items:
             created = float(item.get("created_at", now))
-            app.received.append(Received(item["msg_id"], now, item.get("payload", {}), "poll",
-                                         now - created))
+            keep_received(app, Received(item["msg_id"], now, item.get("payload", {}), "poll",
+                                        now - created))
             if self.trace.active:
                 self.trace.emit(EventKind.HANDED, device=self.device_id, msg=item["msg_id"],
                                 app=app.app_id, via="poll", latency_s=round(now - created, 6))

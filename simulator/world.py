@@ -33,11 +33,13 @@ from devices.browser import BrowserPushDaemon, browser_link_factory
 from devices.device import Battery, Device, memory_link_factory
 from devices.ios_device import IosPlatform
 from devices.radio import PROFILES, profile_named
-from fake_providers.apns.core import ApnsCore
+from fake_providers.activity import ActivityLog
+from fake_providers.apns.core import ApnsConfig, ApnsCore
 from fake_providers.apns.keys import ProviderKey, generate_key
 from fake_providers.apns.lab import build_lab as build_apns_lab
 from fake_providers.backend import PushBackend
 from fake_providers.faults import FaultPlan
+from fake_providers.fcm.config import FcmConfig
 from fake_providers.fcm.core import FcmCore
 from fake_providers.fcm.deprioritize import PriorityJudge
 from fake_providers.fcm.lab import build_fcm_lab
@@ -67,6 +69,9 @@ from simulator.world_daemons import add_daemon_providers, heartbeat_policy, inst
 
 FCM_PROJECT = "pushlab-demo"
 FCM_TOKEN_URI = "https://oauth2.pushlab.test/token"
+SIM_ACTIVITY_LIMIT = 1_000
+"""Requests each provider's activity log keeps in a simulated run: the trace has them all,
+and ten thousand phones' day would otherwise keep 10,000 bodies and headers per provider."""
 
 
 @functools.cache
@@ -212,10 +217,12 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
                           call_later=loop.call_later, environments=("production",),
                           token_rng=rng.stream("apns-tokens"),
                           core_rngs={"production": rng.stream("apns-ids")},
-                          trusted_keys={apns_key.key_id: apns_key.trusted()}).production
+                          trusted_keys={apns_key.key_id: apns_key.trusted()},
+                          config=ApnsConfig(activity_limit=SIM_ACTIVITY_LIMIT)).production
     fcm = build_fcm_lab(project_id=FCM_PROJECT, clock=loop.time, wall_clock=wall, trace=trace,
                         faults=faults["fcm"], token_rng=rng.stream("fcm-tokens"),
-                        core_rng=rng.stream("fcm-core")).core
+                        core_rng=rng.stream("fcm-core"),
+                        config=FcmConfig(activity_limit=SIM_ACTIVITY_LIMIT)).core
     apns_backend, fcm_backend = apns.backend, fcm.backend
     MemoryGateway(network, "apns-gateway", apns_backend)
     MemoryGateway(network, "fcm-gateway", fcm_backend)
@@ -225,7 +232,8 @@ def build_world(scenario: Scenario, loop: asyncio.AbstractEventLoop,
     account = lab_service_account()
     fcm.oauth.trust(account)
     webpush = WebPushCore(rng.stream("webpush-core"), clock=loop.time, wall_clock=wall,
-                          trace=trace, faults=faults["webpush"])
+                          trace=trace, faults=faults["webpush"],
+                          activity=ActivityLog(SIM_ACTIVITY_LIMIT, provider="webpush"))
     MemoryWebPushGateway(network, "webpush-gateway", webpush)
     vapid = VapidKeys.generate(rng.stream("webpush-vapid"))
     providers = Providers({"apns": apns_backend, "fcm": fcm_backend}, apns, fcm, faults,

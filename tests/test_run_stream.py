@@ -145,3 +145,31 @@ def test_the_timeline_shows_every_heartbeat_of_a_sampled_device(nat: Scenario) -
     woke = sum(1 for e in own if e.kind == "radio_state" and e.state == "promoting"
                and e.cause == "heartbeat")
     assert sum(1 for m in beats if m.label == "heartbeat woke the radio") == woke
+
+
+def test_an_app_counts_every_message_and_keeps_only_the_newest():
+    from devices.apps import RECEIVED_KEPT, PushApp, Received, keep_received
+
+    app = PushApp("chat")
+    for i in range(RECEIVED_KEPT + 5):
+        keep_received(app, Received(f"m{i}", float(i), {}, "push"))
+    assert app.received_count == RECEIVED_KEPT + 5
+    assert len(app.received) == RECEIVED_KEPT
+    assert app.received[0].msg_id == "m5" and app.received[-1].msg_id == f"m{RECEIVED_KEPT + 4}"
+
+
+def test_a_simulated_world_keeps_a_short_activity_log_per_provider():
+    import asyncio
+
+    from simulator.scenario import parse_scenario
+    from simulator.world import SIM_ACTIVITY_LIMIT, build_world
+
+    scenario = parse_scenario("duration: 1m\ndevices: [{id: p, platform: ios, user: u}]\n")
+
+    async def limits() -> set[int | None]:
+        world = build_world(scenario, asyncio.get_running_loop())
+        logs = [world.providers.apns.activity, world.providers.fcm.activity,
+                world.providers.webpush.activity]
+        return {log.entries.maxlen for log in logs}
+
+    assert asyncio.run(limits()) == {SIM_ACTIVITY_LIMIT}

@@ -179,7 +179,7 @@ class WebPushCore:
         self.trace = trace or Trace(clock)
         self.config = config or WebPushConfig()
         self.faults = faults or FaultPlan()
-        self.activity = activity or ActivityLog(provider="webpush")
+        self.activity = activity if activity is not None else ActivityLog(provider="webpush")
         self.store = StoreAndForward(WebPushStorePolicy())
         self.subscriptions: dict[str, Subscription] = {}  # by token
         self.channels: dict[tuple[str, str], Subscription] = {}  # (uaid, channelID)

@@ -146,7 +146,7 @@ class Population:
             total += device.daemon.heartbeats_acked + device.daemon.delivered
         for device in self.polling:
             app = device.apps[POLL_APP]
-            total += device.daemon.heartbeats_acked + app.polls + len(app.received)  # type: ignore[union-attr]
+            total += device.daemon.heartbeats_acked + app.polls + app.received_count  # type: ignore[union-attr]
         return total
 
 

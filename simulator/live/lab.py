@@ -279,7 +279,7 @@ class Lab:
         apps = {}
         for app_id, app in device.apps.items():
             apps[app_id] = {"token": getattr(app, "token", None),
-                            "received": len(app.received),
+                            "received": app.received_count,
                             "registration": regs.get(app_id)}
         return {"id": device_id, "platform": device.platform,
                 "provider": PROVIDER_FOR[device.platform], "user": device.user,
