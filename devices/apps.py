@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 RECEIVED_KEPT = 8
 """What an app keeps of what it received: the newest few (a city's day hands each phone
-dozens of messages, and the outcome already holds every one); ``received_count`` counts all."""
+twenty messages, and the outcome already holds every one); ``received_count`` counts all."""
 
 
 class AppServerClient(Protocol):
@@ -68,6 +68,7 @@ def keep_received(app: App, record: Received) -> None:
     """The app got ``record``: counted, and kept among the newest."""
     app.received.append(record)
     app.received_count += 1
+
 
 ANDROID_PERIODIC_MINIMUM_S = 15 * 60.0
 
