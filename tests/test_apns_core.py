@@ -209,6 +209,24 @@ def test_too_many_requests_to_one_token(lab, key, clock):
     assert s.send(token).response.status == 200
 
 
+def test_rate_counters_forget_tokens_quiet_for_a_window(lab, key, clock):
+    """One counter per token ever pushed to would grow with every phone of a long run."""
+    lab.production.config.too_many_requests = 2
+    lab.production.config.too_many_requests_window = 10.0
+    s = Sender(lab, key)
+    busy = lab.issue("busy", APP)
+    statuses = [s.send(busy).response.status for _ in range(3)]
+    clock.t = 5.0
+    for i in range(1500):
+        s.send(lab.issue(f"d{i}", APP))
+    clock.t = 16.0
+    for i in range(1500, 3000):
+        s.send(lab.issue(f"d{i}", APP))
+    assert statuses == [200, 200, 429]
+    assert len(lab.production._recent) < 2500
+    assert [s.send(busy).response.status for _ in range(3)] == [200, 200, 429]
+
+
 # --- provider tokens --------------------------------------------------------------------
 def test_unknown_key_and_bad_signature_are_invalid(lab, token):
     stranger = generate_key()

@@ -181,6 +181,7 @@ class ApnsCore:
         self._unique = (environment == "sandbox" if self.config.unique_id is None
                         else self.config.unique_id)
         self._recent: dict[str, deque[float]] = {}
+        self._recent_sweep_at = 1024
         self._jwt_cache: dict[str, tuple[str, str, int] | str] = {}
         self._default_conn = ApnsConnectionState()
 
@@ -438,15 +439,22 @@ class ApnsCore:
         window = self.config.too_many_requests_window
         q = self._recent.get(token)
         if q is None:
+            if len(self._recent) >= self._recent_sweep_at:
+                self._sweep_recent(now - window)
             q = self._recent[token] = deque()
-            if len(self._recent) > 100_000:  # keep memory bounded on long runs
-                self._recent = {token: q}
         while q and now - q[0] >= window:
             q.popleft()
         if len(q) >= self.config.too_many_requests:
             return True
         q.append(now)
         return False
+
+    def _sweep_recent(self, horizon: float) -> None:
+        """Forget tokens with no request in the window: a day of sends to 10,000 phones
+        would otherwise keep one deque per token ever pushed to. The next sweep waits
+        until the map has doubled, so each request pays O(1) on average."""
+        self._recent = {t: q for t, q in self._recent.items() if q and q[-1] > horizon}
+        self._recent_sweep_at = max(1024, 2 * len(self._recent))
 
     def _inband(self, headers: dict[str, str]) -> tuple[_Reject | None, float] | None:
         """apns_erl_sim-style faults carried in the request: the test picks the answer."""
