@@ -238,10 +238,11 @@ async def measure_phase(run: Any, sampler: Sampler, name: str, rate: float, dura
     """Send at ``rate`` for ``duration`` with ``faults``; the load summary of that phase."""
     from simulator.load.harness import LoadSummary
 
-    for w in run.workers:
-        await w.ask("reset", timeout=60)
-    before = run.tally()
     cfg = run.cfg
+    cfg.phase += 1  # the workers count only this phase's messages (numbered from 0 again)
+    for w in run.workers:
+        await w.ask("reset", cfg.phase, timeout=60)
+    before = run.tally()
     cfg.rate, cfg.duration, cfg.faults, cfg.drain_s = rate, duration, faults, drain_s
     run.extra = {"workers": cfg.workers, "client": cfg.client}
     run.summary = LoadSummary(cfg.devices, rate, duration, cfg.profile, cfg.broker,
@@ -252,6 +253,7 @@ async def measure_phase(run: Any, sampler: Sampler, name: str, rate: float, dura
     summary = run.summary.as_dict()
     t = run.tally()
     summary["suppressed_duplicates"] = t.get("suppressed", 0)
+    summary["late_from_earlier_phases"] = t.get("late", 0)
     summary["heartbeats_answered"] = t.get("heartbeats", 0) - before.get("heartbeats", 0)
     summary.pop("lines", None)
     return summary
@@ -271,6 +273,8 @@ def storm_figures(summary: dict[str, Any], rows: list[dict[str, Any]],
         "reconnected_after_s": back,
         "delivery_recovered_after_s": fault.get("delivery_recovered_after_s"),
         "messages_in_window": fault.get("messages_in_window"), "lost": fault.get("lost"),
+        "collapsed": fault.get("collapsed"),
+        "late_from_earlier_phases": summary.get("late_from_earlier_phases", 0),
         "error": fault.get("error"),
         "sent": summary["sent"], "delivered": summary["delivered"],
         "delivered_ratio": summary["delivered_ratio"], "p50_ms": summary.get("p50_ms"),

@@ -51,7 +51,8 @@ class FaultRecord:
     reconnected_after_s: float | None = None
     delivery_recovered_after_s: float | None = None
     messages_in_window: int = 0
-    lost: int = 0
+    lost: int = 0  # neither delivered nor collapsed: really lost
+    collapsed: int = 0  # replaced by a newer one for its device (APNs keeps one per offline device)
 
     @classmethod
     def starting(cls, spec: FaultSpec, at: float) -> FaultRecord:
@@ -66,10 +67,13 @@ FAULT_KEYS = tuple(f.name for f in dataclasses.fields(FaultRecord))
 
 def fault_report(log: list[FaultRecord], samples: list[Sample], devices: int,
                  scheduled: array.array[float] | list[float], start: float,
-                 was_seen: Callable[[int], bool], rate: float) -> list[FaultRecord]:
+                 was_seen: Callable[[int], bool], rate: float,
+                 collapsed: Callable[[int], bool] | None = None) -> list[FaultRecord]:
     """Per fault: how long until every device was back, and what was lost around it.
 
-    ``scheduled[seq]`` is when message ``seq`` was due, on the clock ``start`` is on.
+    ``scheduled[seq]`` is when message ``seq`` was due, on the clock ``start`` is on;
+    ``collapsed(seq)`` says the provider replaced it by a newer message for the same
+    device (store-and-forward keeps one): such a message is counted apart, not as lost.
     """
     out = []
     connected = [(s.t, s.connected) for s in samples]
@@ -80,7 +84,8 @@ def fault_report(log: list[FaultRecord], samples: list[Sample], devices: int,
         window_end = ended + (back or 0.0) + 1.0
         in_window = [seq for seq, when in enumerate(scheduled)
                      if at <= when - start <= window_end]
-        lost = sum(1 for seq in in_window if not was_seen(seq))
+        missing = [seq for seq in in_window if not was_seen(seq)]
+        folded = sum(1 for seq in missing if collapsed(seq)) if collapsed is not None else 0
         # delivery recovered: the first moment after the fault ended when the backlog
         # (accepted, not yet delivered) is back to what normal flight holds (0.1 s worth)
         slack = max(2.0, 0.1 * rate)
@@ -91,7 +96,8 @@ def fault_report(log: list[FaultRecord], samples: list[Sample], devices: int,
         out.append(dataclasses.replace(
             entry, ended=ended, reconnected_after_s=back,
             delivery_recovered_after_s=None if caught is None else round(caught - at, 3),
-            messages_in_window=len(in_window), lost=lost))
+            messages_in_window=len(in_window), lost=len(missing) - folded,
+            collapsed=folded))
     return out
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.core.fate import Fate
 from simulator.load.children import Child, RemoteChild, accept_remote_workers
 from simulator.load.faults import FaultSpec
 from simulator.load.harness import (
@@ -75,6 +76,7 @@ class LoadConfig:
     # broker k % shards and the provider's gateway connects to every one
     broker_shards: int = 1
     worker_options: dict[str, Any] = field(default_factory=dict)  # more WorkerSpec fields
+    phase: int = 0  # the measurement phase (scale runs several on the same phones)
 
 
 def _urls(cfg: LoadConfig, broker_urls: list[str], shards: int) -> tuple[str, list[str]]:
@@ -288,7 +290,8 @@ class LiveRun:
             from simulator.load.worker import tune_gc
 
             tune_gc()  # the sender's latency clock should not stop for a full collection
-        self.sender = sender = Sender(self.svc.app_url, self.api_key, cfg.devices, cfg.inflight)
+        self.sender = sender = Sender(self.svc.app_url, self.api_key, cfg.devices, cfg.inflight,
+                                     cfg.phase)
         stop = asyncio.Event()
         load_before = round(os.getloadavg()[0], 2)
         self.meter.start()
@@ -422,7 +425,8 @@ class LiveRun:
             self.extra["remote_workers_cpu_s"] = round(remote_cpu_s, 3)
         s.fault_report = fault_report(self.fault_log, samples, cfg.devices,
                                       sender.open_loop.scheduled if sender.open_loop else [],
-                                      sender.start_wall, was_seen, cfg.rate)
+                                      sender.start_wall, was_seen, cfg.rate,
+                                      collapsed_by(sender.outcome, report["fates"]))
 
     # ---- the bare baseline ----------------------------------------------------------------
     async def baseline(self) -> None:
@@ -502,6 +506,16 @@ def _peak(cumulative: list[int], window: int) -> float:
     if len(cumulative) <= window and cumulative:
         best = cumulative[-1] / len(cumulative)
     return round(best, 1)
+
+
+def collapsed_by(outcome: dict[int, tuple[int, str | None, str]],
+                 fates: dict[str, str]) -> Callable[[int], bool]:
+    """Whether the provider collapsed message ``seq`` (a newer one replaced it while its
+    device was offline): ``outcome[seq]`` names the provider's id, ``fates`` its fate."""
+    def collapsed(seq: int) -> bool:
+        answer = outcome.get(seq)
+        return answer is not None and fates.get(answer[2]) == Fate.COLLAPSED
+    return collapsed
 
 
 def _worker_entry(spec: WorkerSpec, conn: Any) -> None:

@@ -23,11 +23,13 @@ class Sender:
     """The live sending phase: :class:`OpenLoop` pacing, each message a POST to the app
     server's REST API, its answer kept by sequence number."""
 
-    def __init__(self, url: str, api_key: str, devices: int, inflight: int) -> None:
+    def __init__(self, url: str, api_key: str, devices: int, inflight: int,
+                 phase: int = 0) -> None:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.devices = devices
         self.inflight = inflight
+        self.phase = str(phase)  # tags each message: a phase's numbers restart from 0
         self.answered = 0
         self.accepted = 0
         self.errors = 0
@@ -56,7 +58,7 @@ class Sender:
     async def _one(self, seq: int, sent_at: float) -> None:
         device = device_id(seq % self.devices)
         body = json.dumps({"title": "load", "body": f"message {seq}", "app": APP_ID,
-                           "data": {"seq": str(seq), "t": repr(sent_at)}},
+                           "data": {"seq": str(seq), "t": repr(sent_at), "ph": self.phase}},
                           separators=(",", ":")).encode()
         try:
             status, raw = await self._http.post_json(f"/v1/send/device/{device}", body, 180.0)

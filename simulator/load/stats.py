@@ -112,6 +112,7 @@ class WorkerTally:
     nat_pending: int = 0  # phones still on a binding a nat-reset dropped
     suppressed: int = 0  # duplicates the daemons suppressed (counted at the end)
     heartbeats: int = 0  # heartbeats the gateway answered (counted at the end)
+    late: int = 0  # messages of an earlier phase that arrived in this one (not counted)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

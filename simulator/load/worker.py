@@ -303,6 +303,7 @@ class Worker:
         self._tasks: list[asyncio.Task[Any]] = []
         self._nat_pending: list[tuple[LoadDevice, int]] = []  # (device, reconnects before)
         self._suppressed0 = 0  # the daemons' suppressed duplicates at the last reset
+        self.phase = "0"  # the measurement phase whose messages count (the sender's "ph")
 
     def heartbeat_policy(self) -> HeartbeatPolicy:
         """Each phone's policy: its own fixed one, or one phased policy for all (scale)."""
@@ -334,6 +335,11 @@ class Worker:
         try:
             seq = int(payload["seq"])
         except (KeyError, TypeError, ValueError):
+            return
+        if str(payload.get("ph", "0")) != self.phase:
+            # every phase numbers its messages from 0: a late one of an earlier phase
+            # is not a duplicate (nor a delivery) of this phase's message with its number
+            self.tally.late += 1
             return
         if not self.seen.add(seq):
             self.tally.duplicates += 1
@@ -468,12 +474,14 @@ class Worker:
         self._send("nat-reset", {"changed": n,
                                  "reconnected_after_s": round(self.loop.time() - start, 3)})
 
-    def reset_counts(self) -> None:
-        """A new measurement phase: deliveries, latency and duplicates from zero."""
+    def reset_counts(self, phase: int = 0) -> None:
+        """A new measurement phase: deliveries, latency and duplicates from zero; only
+        messages tagged with ``phase`` count from now on."""
+        self.phase = str(phase)
         self.latency = Latency()
         self.bare_latency = Latency()
         self.seen = SeenSet()
-        self.tally.delivered = self.tally.duplicates = 0
+        self.tally.delivered = self.tally.duplicates = self.tally.late = 0
         self._suppressed0 = sum(d.daemon.duplicates for d in self.devices)
 
     def final(self) -> dict[str, Any]:
@@ -505,7 +513,7 @@ class Worker:
                     elif cmd == "nat-reset":
                         self._tasks.append(self.loop.create_task(self._nat()))
                     elif cmd == "reset":
-                        self.reset_counts()
+                        self.reset_counts(int(arg or 0))
                         self._send("reset", None)
                     elif cmd == "final":
                         self._send("final", self.final())
