@@ -32,14 +32,21 @@ import asyncio
 import json
 import random
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 
-from devices.daemon import BACKOFF, CONNECTED, CONNECTING, OFFLINE, PERSISTENT, DaemonLink
+from devices.daemon import (
+    BACKOFF,
+    CONNECTED,
+    CONNECTING,
+    OFFLINE,
+    PERSISTENT,
+    DaemonLink,
+    RecentIds,
+)
 from simulator.core import devicelink as dl
 
 BACK_OFF_CODE = 4774  # the push service's "go away for a while"
@@ -124,7 +131,7 @@ class BrowserPushDaemon:
         self.apps: dict[str, WebApp] = {}
         self.by_channel: dict[str, str] = {}
         self._wanted: set[str] = set()  # apps waiting for their register answer
-        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._seen = RecentIds(self.SEEN_LIMIT)
         self._deadline = float("inf")  # a pong or hello answer is due by then
         self._next_ping = float("inf")
         self._retry_at = 0.0
@@ -231,12 +238,9 @@ class BrowserPushDaemon:
             self.io.notice(dl.Notice(app_id or "", "webpush", "could not decrypt"))
             return
         self.link.send(self.client.ack(note, code=100))
-        if note.version in self._seen:
+        if not self._seen.add(note.version):
             self.duplicates += 1
             return
-        self._seen[note.version] = None
-        if len(self._seen) > self.SEEN_LIMIT:
-            self._seen.popitem(last=False)
         self.delivered += 1
         self.io.hand_to_app(dl.Push(note.version, app.subscription or "", app_id or "",
                                     payload, accepted_at=now,

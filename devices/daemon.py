@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -173,6 +172,36 @@ class DaemonTimer:
         self.on_fire(self.loop.time())
 
 
+
+class RecentIds:
+    """The newest message ids a daemon has handed on, to drop a provider's duplicates.
+
+    A plain dict trimmed by half once it holds twice ``keep``: it remembers at least
+    ``keep`` ids at a dict entry each, where an OrderedDict's linked list costs about
+    as much again for each of a city's million messages."""
+
+    __slots__ = ("keep", "_ids")
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._ids: dict[str, None] = {}
+
+    def __contains__(self, msg_id: object) -> bool:
+        return msg_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, msg_id: str) -> bool:
+        """Remember ``msg_id``; False when it was already remembered (a duplicate)."""
+        ids = self._ids
+        if msg_id in ids:
+            return False
+        ids[msg_id] = None
+        if len(ids) > 2 * self.keep:
+            self._ids = dict.fromkeys(list(ids)[-self.keep:])
+        return True
+
 class PushDaemon:
     """Keeps the provider able to reach this device; see the module docstring."""
 
@@ -212,7 +241,7 @@ class PushDaemon:
         self._backoff = 0
         self._retry_at = 0.0
         self._connect_deadline = 0.0
-        self._seen: dict[str, OrderedDict[str, None]] = {}  # per app: recent message ids
+        self._seen: dict[str, RecentIds] = {}  # per app: recent message ids
         self._pending_registrations: dict[str, str] = {}
         self.heartbeats = 0
         self.heartbeats_acked = 0
@@ -338,13 +367,10 @@ class PushDaemon:
         """
         seen = self._seen.get(msg.app_id)
         if seen is None:
-            seen = self._seen[msg.app_id] = OrderedDict()
-        if msg.msg_id in seen:
+            seen = self._seen[msg.app_id] = RecentIds(self.SEEN_LIMIT)
+        if not seen.add(msg.msg_id):
             self.duplicates += 1
             return
-        seen[msg.msg_id] = None
-        if len(seen) > self.SEEN_LIMIT:
-            seen.popitem(last=False)
         self.delivered += 1
         self.io.hand_to_app(msg)
 

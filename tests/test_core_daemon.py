@@ -14,6 +14,7 @@ from devices.daemon import (
     PERSISTENT,
     DaemonProtocolError,
     PushDaemon,
+    RecentIds,
 )
 from simulator.core import devicelink as dl
 
@@ -269,3 +270,12 @@ def test_offline_and_backoff_ignore_late_frames_and_timers(mode) -> None:
     assert daemon.state == OFFLINE
     daemon.on_timer(10_000.0)
     assert daemon.state == OFFLINE and io.handed == [] and io.tokens == []
+
+
+def test_recent_ids_remember_at_least_keep_and_at_most_twice() -> None:
+    """The duplicate filter forgets only ids older than the newest ``keep``."""
+    seen = RecentIds(4)
+    assert [seen.add(f"m{i}") for i in range(9)] == [True] * 9
+    assert len(seen) <= 8 and all(f"m{i}" in seen for i in range(5, 9))
+    assert not seen.add("m8") and "m0" not in seen
+    assert seen.add("m0")  # forgotten, so taken again
