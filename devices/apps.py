@@ -7,7 +7,6 @@ device's radio by the device.
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -42,7 +41,7 @@ class PushApp:
     app_id: str
     environment: str = "production"
     token: str | None = None
-    received: deque[Received] = field(default_factory=lambda: deque(maxlen=RECEIVED_KEPT))
+    received: list[Received] = field(default_factory=list)  # the newest RECEIVED_KEPT
     received_count: int = 0
     tokens_seen: list[str] = field(default_factory=list)
     kind: str = "push"
@@ -55,7 +54,7 @@ class PollingApp:
     app_id: str
     interval_s: float = 900.0
     scheduler: str = "workmanager"  # or "alarm", "foreground-service" (Android), "bgfetch" (iOS)
-    received: deque[Received] = field(default_factory=lambda: deque(maxlen=RECEIVED_KEPT))
+    received: list[Received] = field(default_factory=list)  # the newest RECEIVED_KEPT
     received_count: int = 0
     polls: int = 0
     kind: str = "poll"
@@ -66,7 +65,10 @@ App = PushApp | PollingApp
 
 def keep_received(app: App, record: Received) -> None:
     """The app got ``record``: counted, and kept among the newest."""
-    app.received.append(record)
+    kept = app.received  # a list, not a deque: an empty deque is a 600 B block per app
+    kept.append(record)
+    if len(kept) > RECEIVED_KEPT:
+        del kept[0]
     app.received_count += 1
 
 

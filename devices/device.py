@@ -40,6 +40,9 @@ CELLULAR = ("lte", "3g", "5g")
 MAINTENANCE_S = 30.0
 # While dozing, an inexact while-idle alarm fires at most once per 9 minutes.
 DOZE_ALARM_MIN_S = 9 * 60.0
+# Every phone's in-flight tasks (token uploads, polls), held so none is collected half-way:
+# one set for all, since a set never shrinks and one per phone kept ~600 B after a burst.
+_SPAWNED: set[asyncio.Task] = set()
 
 _CAUSE = {dl.Ping: "heartbeat", dl.Ack: "push", dl.Hello: "reconnect",
           dl.ReportAddress: "address_report"}
@@ -169,7 +172,6 @@ class Device:
         self._timer = DaemonTimer(loop, self.daemon.on_timer)
         self.daemons = DaemonSet(self.daemon)  # more than one: devices.daemons
         self._poll_handles: dict[str, asyncio.TimerHandle] = {}
-        self._tasks: set[asyncio.Task] = set()
         # an iPhone's platform rules (devices.ios_device.IosPlatform), when the world sets them
         self.ios: Any = None
         # an Android phone's (devices.android_device.AndroidPlatform), likewise
@@ -303,8 +305,8 @@ class Device:
 
     def _spawn(self, coro: Any) -> None:
         task = self.loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        _SPAWNED.add(task)
+        task.add_done_callback(_SPAWNED.discard)
 
     # ---- polling -----------------------------------------------------------------------
     def _schedule_poll(self, app: PollingApp, first: bool = False) -> None:
