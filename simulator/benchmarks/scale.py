@@ -57,6 +57,9 @@ class ScaleConfig:
     storm_timeout: float = 150.0  # drain after sending: phones still out then count as out
     workers: int | None = None  # default: from the descriptor limit
     max_connecting: int = 64
+    # phones powered on but not yet connected, per worker: past that the ramp waits, as
+    # a queue longer than the 30 s connect timeout makes phones time out and back off
+    max_pending: int = 1000
     drain_s: float = 20.0
     stall_s: float = 120.0  # the connect phase gives up after this long without progress
 
@@ -312,7 +315,7 @@ def load_config(cfg: ScaleConfig, plan: ProcessPlan) -> Any:
     options = {"heartbeat_s": hb, "heartbeat_cellular_s": cfg.heartbeat_s or 28 * 60.0,
                "cellular_share": 0.0 if cfg.heartbeat_s else cfg.cellular_share,
                "heartbeat_phase": True, "timer_wheel_s": 0.1,
-               "max_connecting": cfg.max_connecting,
+               "max_connecting": cfg.max_connecting, "max_pending": cfg.max_pending,
                # a phone waiting for a handshake slot in a storm is still connecting:
                # give it the daemon's usual 30 s, not the 5 s of small load runs
                "handshake_timeout_s": 30.0, "registrars": 8}

@@ -132,6 +132,9 @@ class WorkerSpec:
     timer_wheel_s: float = 0.0  # > 0: phones' timers on one wheel of this tick
     connect_rate_end: float | None = None  # a linear ramp from connect_rate to this
     registrars: int = 1  # token registrations in flight at once (one HTTP client)
+    # > 0: power the next phone on only while fewer are still connecting, so none waits
+    # for a handshake slot past its connect timeout (0: the pace alone)
+    max_pending: int = 0
 
 
 class LoadDevice:
@@ -404,6 +407,8 @@ class Worker:
             delay = due - self.loop.time()
             if delay > 0.01:
                 await asyncio.sleep(delay)
+            while s.max_pending and len(self.devices) - self.connected >= s.max_pending:
+                await asyncio.sleep(0.05)  # the phones already on have not got through yet
             device = LoadDevice(i, self)
             self.devices.append(device)
             device.power_on()
