@@ -317,6 +317,13 @@ class PushDaemon:
             self._drop_link()
             self._schedule_retry(now)
 
+    def handshake_started(self, link: DaemonLink, now: float) -> None:
+        """``link`` waited for a turn to open (a load worker runs one phone's handshake
+        among thousands, a few at a time): the connect deadline counts from now, as a
+        phone's own attempt would, so the queue in front of it is not a timeout."""
+        if link is self.link and self.state == CONNECTING:
+            self._connect_deadline = now + self.connect_timeout_s
+
     def on_watchdog(self, now: float) -> None:
         """The ack deadline armed by a heartbeat: only a ping still unanswered matters."""
         if self._awaiting_pong and now >= self._ping_sent_at + self.heartbeat.ack_timeout_s:

@@ -279,3 +279,17 @@ def test_recent_ids_remember_at_least_keep_and_at_most_twice() -> None:
     assert len(seen) <= 8 and all(f"m{i}" in seen for i in range(5, 9))
     assert not seen.add("m8") and "m0" not in seen
     assert seen.add("m0")  # forgotten, so taken again
+
+
+def test_the_connect_deadline_counts_from_the_handshake_not_the_queue() -> None:
+    """A load worker's link that waited 25 s for a handshake slot still gets its 30 s."""
+    io = FakeIO()
+    daemon = PushDaemon("d1", "ios", io, random.Random(1))
+    daemon.network_changed(0.0, "wifi", "198.51.0.1")
+    first = io.links[0]
+    daemon.handshake_started(FakeLink(), 25.0)  # not this attempt's link: no effect
+    daemon.handshake_started(first, 25.0)
+    daemon.on_timer(30.0)  # the deadline armed at connect fires and finds it moved
+    assert daemon.state == CONNECTING and not first.closed and io.timers[-1] == 55.0
+    daemon.on_timer(55.0)
+    assert daemon.state == BACKOFF and first.closed

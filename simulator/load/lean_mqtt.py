@@ -169,6 +169,7 @@ class LeanDeviceLink(MqttStream):
                 if self.closed:
                     return
                 deadline = loop.time() + f.connect_timeout_s
+                self.daemon.handshake_started(self, loop.time())
                 local = (self.client_address, 0) if self.client_address else None
                 self._session = loop.create_future()
                 await asyncio.wait_for(
