@@ -44,9 +44,13 @@ class FakeDaemon:
     def __init__(self) -> None:
         self.frames: list[object] = []
         self.lost = 0
+        self.handshakes = 0
         self.heartbeat = type("HB", (), {"interval": lambda self, i: 60.0,
                                          "ack_timeout_s": 10.0})()
         self.interface = "wifi"
+
+    def handshake_started(self, link: object, now: float) -> None:
+        self.handshakes += 1
 
     def on_frame(self, link: object, msg: object, now: float) -> None:
         self.frames.append(msg)
@@ -139,6 +143,7 @@ async def test_a_connect_frees_its_handshake_slot_as_soon_as_the_session_is_up()
         await asyncio.sleep(0.005)
     took = loop.time() - start
     assert factory.connects == 30 and factory.connect_failures == 0
+    assert [d.handshakes for d in daemons] == [1] * 30  # each deadline restarted at its turn
     assert all(link is not None and link.connected for link in links)
     assert took < 0.45, took  # a 20 ms poll per handshake would take 0.6 s at least
     await factory.aclose()
