@@ -170,6 +170,7 @@ class LoadDevice:
         if up != self._up:
             self._up = up
             self.worker.connected += 1 if up else -1
+        self.worker.settled.set()  # a connect got through (or failed): the ramp re-checks
 
     # DaemonIO ------------------------------------------------------------------------
     def open_link(self, daemon: PushDaemon) -> Any:
@@ -301,6 +302,7 @@ class Worker:
         self.seen = SeenSet()
         self._ready: set[int] = set()
         self.connected = 0  # devices whose daemon is CONNECTED (kept by LoadDevice)
+        self.settled = asyncio.Event()  # set at every phone's state change (max_pending)
         self._register_queue: asyncio.Queue[tuple[LoadDevice, str]] = asyncio.Queue()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -408,7 +410,8 @@ class Worker:
             if delay > 0.01:
                 await asyncio.sleep(delay)
             while s.max_pending and len(self.devices) - self.connected >= s.max_pending:
-                await asyncio.sleep(0.05)  # the phones already on have not got through yet
+                self.settled.clear()  # the phones already on have not got through yet
+                await self.settled.wait()
             device = LoadDevice(i, self)
             self.devices.append(device)
             device.power_on()
