@@ -143,7 +143,11 @@ class Mosquitto(BrokerProcess):
             "autosave_interval 0",  # save on shutdown only: no disk writes during a run
             "max_queued_messages 100000",
             "max_connections -1",  # no cap but the descriptor limit (raised for it)
-            "max_inflight_messages 0",
+            # what the broker writes to a client before its PUBACKs: after a restart
+            # the gateway's kept session holds every phone's Hello, written ahead of the
+            # SUBACK its connect waits for; unbounded, a busy gateway passes its connect
+            # deadline handling them and drops the sessions it made
+            "max_inflight_messages 1000",
             "set_tcp_nodelay true",
             "log_type error",
             "log_type warning",
