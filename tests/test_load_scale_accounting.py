@@ -41,3 +41,25 @@ def test_collapsed_messages_are_reported_apart_from_lost_ones() -> None:
     [report] = fault_report([entry], samples, 10, scheduled, 0.0, seen.__contains__, 10.0,
                             collapsed_by(outcome, fates))
     assert (report.messages_in_window, report.collapsed, report.lost) == (3, 1, 1)
+
+
+def test_a_nat_storm_the_workers_never_saw_end_is_not_back_and_its_losses_count() -> None:
+    entry = FaultRecord.starting(parse_fault("nat-reset@1"), 1.0)  # cancelled: no answer
+    samples = [Sample(float(t), 10, 0, 0, 0) for t in range(8)]  # a silent drop: all "up"
+    scheduled = [0.5, 1.5, 4.0, 6.5]
+    seen = {0, 1}
+    [report] = fault_report([entry], samples, 10, scheduled, 0.0, seen.__contains__, 10.0)
+    assert report.reconnected_after_s is None  # not 0.0: the count never moved
+    assert (report.messages_in_window, report.lost) == (3, 2)
+
+
+def test_delivery_is_not_back_before_the_phones_are() -> None:
+    entry = FaultRecord.starting(parse_fault("broker-restart@1"), 1.0)
+    entry.ended = 1.5
+    # the API stalls in the storm (nothing more accepted), so the backlog looks empty
+    # while the phones are away (1 s to 6 s)
+    samples = [Sample(float(t), 10 if t < 1 or t >= 6 else 4, 10 * t, n, n)
+               for t in range(10) for n in [10 * t if t >= 6 else min(10 * t, 12)]]
+    [report] = fault_report([entry], samples, 10, [], 0.0, lambda seq: True, 10.0)
+    assert report.reconnected_after_s == 5.0
+    assert report.delivery_recovered_after_s == 5.0  # at 6 s, not at 2 s

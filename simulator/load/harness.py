@@ -14,6 +14,7 @@ from __future__ import annotations
 import array
 import asyncio
 import dataclasses
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -74,6 +75,8 @@ def fault_report(log: list[FaultRecord], samples: list[Sample], devices: int,
     ``scheduled[seq]`` is when message ``seq`` was due, on the clock ``start`` is on;
     ``collapsed(seq)`` says the provider replaced it by a newer message for the same
     device (store-and-forward keeps one): such a message is counted apart, not as lost.
+    A fault the devices never came back from has no end: every later message is in
+    its window.
     """
     out = []
     connected = [(s.t, s.connected) for s in samples]
@@ -81,18 +84,23 @@ def fault_report(log: list[FaultRecord], samples: list[Sample], devices: int,
         at = entry.at
         ended = entry.ended if entry.ended is not None else at
         back = recovery_after(connected, at, devices, ended + 2.0)
-        window_end = ended + (back or 0.0) + 1.0
+        if entry.kind == "nat-reset" or (entry.kind == "storm"
+                                         and entry.storm_reconnected_after_s is not None):
+            # a NAT drop is silent (the connected count does not move): only the
+            # workers can say when every phone was back, and None is "not back"
+            back = entry.storm_reconnected_after_s
+        window_end = math.inf if back is None else ended + back + 1.0
         in_window = [seq for seq, when in enumerate(scheduled)
                      if at <= when - start <= window_end]
         missing = [seq for seq in in_window if not was_seen(seq)]
         folded = sum(1 for seq in missing if collapsed(seq)) if collapsed is not None else 0
-        # delivery recovered: the first moment after the fault ended when the backlog
-        # (accepted, not yet delivered) is back to what normal flight holds (0.1 s worth)
+        # delivery recovered: the first moment after the fault ended and every device
+        # was back when the backlog (accepted, not yet delivered) is back to what
+        # normal flight holds (0.1 s worth); never while devices are still away
         slack = max(2.0, 0.1 * rate)
-        caught = next((s.t for s in samples if s.t >= ended and s.accepted - s.delivered
-                       <= slack), None)
-        if entry.kind in ("storm", "nat-reset") and entry.storm_reconnected_after_s is not None:
-            back = entry.storm_reconnected_after_s
+        since = None if back is None else max(ended, at + back)
+        caught = None if since is None else next(
+            (s.t for s in samples if s.t >= since and s.accepted - s.delivered <= slack), None)
         out.append(dataclasses.replace(
             entry, ended=ended, reconnected_after_s=back,
             delivery_recovered_after_s=None if caught is None else round(caught - at, 3),
