@@ -17,6 +17,7 @@ from simulator.benchmarks.scale import (
     ProcessPlan,
     ScaleConfig,
     best_window,
+    find_max_population,
     judge,
     run_scale,
 )
@@ -113,6 +114,29 @@ def test_targets_can_fail() -> None:
                        "nat_reconnected_s": False, "nat_delivery_recovered_s": True,
                        "nat_lost": False, "nat_delivered_ratio": True}
     assert best_window([1, 5, 5, 5, 1], 3) == 5.0 and best_window([2, 4], 3) == 3.0
+
+
+def test_find_max_judges_only_the_rules_the_starting_population_met() -> None:
+    cfg = ScaleConfig(phones=1000)
+    start = judge({"connect": {"connected": 1000, "rate_per_s": 900.0, "connected_s": 1.1,
+                               "memory": {"kb_per_phone": 9.0}},
+                   "steady": {"delivered_ratio": 1.0, "p99_ms": 900.0}}, cfg)
+
+    async def fake_run(step: ScaleConfig, on_row: object) -> dict:
+        held = step.phones < 2000  # 1,500 holds, 2,250 do not all connect
+        out = {"connect": {"connected": step.phones if held else step.phones - 7,
+                           "rate_per_s": 900.0, "connected_s": 9.0, "ready_s": 9.5,
+                           "memory": {"kb_per_phone": 9.0}, "cpu_ms_per_phone": {}},
+               "steady": {"delivered_ratio": 1.0, "p99_ms": 950.0}, "plan": {},
+               "machine": {"loadavg_1m": 2.0}}
+        out["targets"] = judge(out, step)
+        return out
+
+    found = find_max_population(cfg, 10_000, None, start, fake_run)
+    assert found["broken_at_start"] == ["p99_ms"]  # judged at the start, not in the steps
+    assert found["largest_held"] == 1500
+    assert [s["phones"] for s in found["steps"]] == [1500, 2250]
+    assert found["steps"][-1]["stopped"] == "phones_connected"
 
 
 @pytest.mark.skipif(find_binary("mosquitto") is None, reason="mosquitto is not installed")

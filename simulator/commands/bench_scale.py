@@ -83,7 +83,8 @@ def scale_command(
                       storm_timeout=storm_timeout, workers=workers)
     result = asyncio.run(run_scale(cfg, _line, csv_path))
     if find_max:
-        result["find_max"] = find_max_population(cfg, max_phones, _line)
+        result["find_max"] = find_max_population(cfg, max_phones, _line,
+                                                 result["targets"])
     if as_json:
         typer.echo(json.dumps(result, default=str))
         return
