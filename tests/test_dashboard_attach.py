@@ -32,12 +32,14 @@ APP = "com.example.chat"
 async def lab(tmp_path):
     lab = await Lab(LabConfig(devices=2, workdir=tmp_path / "lab",
                               lab_file=tmp_path / "lab.json")).start()
-    await lab.wait_ready(20)
+    await lab.wait_ready(60)
     yield lab
     await lab.close()
 
 
-async def wait_for(pred, timeout: float = 15.0) -> bool:  # noqa: ANN001
+async def wait_for(pred, timeout: float = 60.0) -> bool:  # noqa: ANN001
+    """True as soon as ``pred()`` holds: the timeout is generous because CI runs four
+    live labs at once on two cores, and a passing test never waits for it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
