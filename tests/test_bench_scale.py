@@ -20,6 +20,7 @@ from simulator.benchmarks.scale import (
     find_max_population,
     judge,
     run_scale,
+    storm_figures,
 )
 from simulator.commands.bench_scale import parse_connect_rate
 from simulator.load.brokers import find_binary
@@ -114,6 +115,20 @@ def test_targets_can_fail() -> None:
                        "nat_reconnected_s": False, "nat_delivery_recovered_s": True,
                        "nat_lost": False, "nat_delivered_ratio": True}
     assert best_window([1, 5, 5, 5, 1], 3) == 5.0 and best_window([2, 4], 3) == 3.0
+
+
+def test_a_storms_backlog_is_cleared_when_every_message_sent_has_arrived() -> None:
+    summary = {"rate": 100.0, "sent": 600, "delivered": 600, "delivered_ratio": 1.0,
+               "fault_report": [{"fault": "broker-restart@5:0", "at": 5.0,
+                                 "reconnected_after_s": 3.0}]}
+    rows = [{"t": 10.0 + t, "connects_per_s": 5, "sent": min(100 * t, 600),
+             "delivered": min(100 * t, 600) if t < 5 else min(60 * t, 600)}
+            for t in range(12)]
+    storm = storm_figures(summary, rows, 10)
+    assert storm["reconnected_after_s"] == 3.0
+    assert storm["backlog_cleared_after_s"] == 5.0  # at 20 s: all 600 delivered
+    # the phase ended (everything delivered) after its last row: by the next second
+    assert storm_figures(summary, rows[:8], 10)["backlog_cleared_after_s"] == 3.0
 
 
 def test_find_max_judges_only_the_rules_the_starting_population_met() -> None:

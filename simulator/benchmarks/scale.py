@@ -271,10 +271,18 @@ def storm_figures(summary: dict[str, Any], rows: list[dict[str, Any]],
     recovering = [r["connects_per_s"] for r in rows
                   if r["t"] >= t_at and (back is None or r["t"] <= t_at + back + 1)]
     busy = [v for v in recovering if v > 0]
+    # every message sent so far delivered but normal flight: on a machine whose steady
+    # backlog is seconds long, that is when the storm's messages have all arrived
+    slack = max(2.0, 0.1 * float(summary.get("rate") or 0.0))
+    cleared = next((r["t"] for r in rows if r["t"] >= t_at and r["sent"] > 0
+                    and r["sent"] - r["delivered"] <= slack), None)
+    if cleared is None and rows and summary.get("delivered", 0) >= summary.get("sent", 1):
+        cleared = rows[-1]["t"] + 1.0  # the phase ended between two rows, all delivered
     return {
         "fault": fault.get("fault"), "phones_cut": fault.get("devices_moved") or phones,
         "reconnected_after_s": back,
         "delivery_recovered_after_s": fault.get("delivery_recovered_after_s"),
+        "backlog_cleared_after_s": None if cleared is None else round(cleared - t_at, 1),
         "messages_in_window": fault.get("messages_in_window"), "lost": fault.get("lost"),
         "collapsed": fault.get("collapsed"),
         "late_from_earlier_phases": summary.get("late_from_earlier_phases", 0),
