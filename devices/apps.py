@@ -63,13 +63,16 @@ class PollingApp:
 App = PushApp | PollingApp
 
 
-def keep_received(app: App, record: Received) -> None:
-    """The app got ``record``: counted, and kept among the newest."""
+def keep_received(app: App, record: Received, keep: int = RECEIVED_KEPT) -> None:
+    """The app got ``record``: counted, and kept among the ``keep`` newest (a run that
+    streams its trace keeps none: a city's payloads would cost more than its phones)."""
+    app.received_count += 1
+    if keep <= 0:
+        return
     kept = app.received  # a list, not a deque: an empty deque is a 600 B block per app
     kept.append(record)
-    if len(kept) > RECEIVED_KEPT:
+    if len(kept) > keep:
         del kept[0]
-    app.received_count += 1
 
 
 ANDROID_PERIODIC_MINIMUM_S = 15 * 60.0

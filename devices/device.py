@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devices.apps import (
+    RECEIVED_KEPT,
     App,
     AppServerClient,
     PollingApp,
@@ -155,6 +156,7 @@ class Device:
         self.watchdogs = watchdogs
         self.interfaces: dict[str, Interface] = {}
         self.apps: dict[str, App] = {}
+        self.received_kept = RECEIVED_KEPT  # what each app keeps of what it received
         self.airplane = False
         self.powered = False
         self.dozing = False
@@ -259,7 +261,7 @@ class Device:
         if not isinstance(app, PushApp):
             return False
         keep_received(app, Received(push.msg_id, now, push.payload, "push",
-                                    now - push.accepted_at))
+                                    now - push.accepted_at), self.received_kept)
         if self.trace.active:
             self.trace.emit(EventKind.HANDED, device=self.device_id, msg=push.msg_id,
                             app=push.app_id)
@@ -371,7 +373,7 @@ class Device:
         for item in items:
             created = float(item.get("created_at", now))
             keep_received(app, Received(item["msg_id"], now, item.get("payload", {}), "poll",
-                                        now - created))
+                                        now - created), self.received_kept)
             if self.trace.active:
                 self.trace.emit(EventKind.HANDED, device=self.device_id, msg=item["msg_id"],
                                 app=app.app_id, via="poll", latency_s=round(now - created, 6))

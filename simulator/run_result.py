@@ -169,6 +169,9 @@ async def collect(world: World, duration: float, trace_path: str | Path | None,
     """
     from simulator.outcomes import initial_users
 
+    if not keep_events:  # nor what each app received: the outcome holds every message
+        for device in world.devices.values():
+            device.received_kept = 0
     stream = RunStream(world.trace, initial_users(world.scenario), keep_events=keep_events,
                        trace_paths=(trace_path, *trace_paths) if trace_path else trace_paths,
                        timeline=world.groups if timeline else None)

@@ -34,7 +34,8 @@ def run_scenario(scenario: Scenario, *, seed: int | None = None, live: bool = Fa
 
     ``building(done, total)`` hears the devices built before a sim run starts. The
     outcome is always built as the run goes; ``keep_events=False`` keeps no trace in
-    memory (``trace_path``/``trace_paths`` still get it, written as it comes), and
+    memory (``trace_path``/``trace_paths`` still get it, written as it comes) nor the
+    payloads apps received (they still count them), and
     ``timeline`` then keeps the events of the devices a report's timeline may show;
     ``energy_series=False`` skips the energy samples only the charts draw.
     """

@@ -158,6 +158,28 @@ def test_an_app_counts_every_message_and_keeps_only_the_newest():
     assert app.received[0].msg_id == "m5" and app.received[-1].msg_id == f"m{RECEIVED_KEPT + 4}"
 
 
+def test_a_streaming_run_counts_what_apps_received_and_keeps_no_payloads(
+        nat: Scenario, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.runner as runner
+
+    worlds = []
+    real = runner.collect
+
+    async def spy(world, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        worlds.append(world)
+        return await real(world, *a, **kw)
+
+    monkeypatch.setattr(runner, "collect", spy)
+    kept = run_scenario(nat)
+    streamed = run_scenario(nat, keep_events=False)
+    apps = [[a for d in w.devices.values() for a in d.apps.values()] for w in worlds]
+    counts = [sum(a.received_count for a in each) for each in apps]
+    assert counts[0] == counts[1] > 0  # the same messages reached the same apps
+    assert sum(len(a.received) for a in apps[0]) > 0
+    assert sum(len(a.received) for a in apps[1]) == 0
+    assert kept.outcome.fates() == streamed.outcome.fates()
+
+
 def test_a_simulated_world_keeps_a_short_activity_log_per_provider():
     import asyncio
 
