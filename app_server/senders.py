@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 
@@ -37,18 +37,35 @@ from simulator.core.rand import uuid_from
 
 WallClock = Callable[[], float]
 
-TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OSError, TimeoutError,
-                                                     httpx.TransportError, httpx.InvalidURL)
-"""What a transport raises when no HTTP answer came back: retried like a 5xx."""
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OSError, TimeoutError)
+_NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError,)
 
-NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, httpx.ConnectError,
-                                                    httpx.ConnectTimeout, httpx.PoolTimeout)
-"""Failures before the request left: the provider cannot have seen it. Any other
-transport error (a read timeout, a connection lost mid-exchange) may come after the
-provider accepted the notification."""
 
-MALFORMED_ERRORS: tuple[type[BaseException], ...] = (httpx.LocalProtocolError, httpx.InvalidURL)
-"""The HTTP stack refused to send the request as built: sending it again cannot help."""
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """What a transport raises when no HTTP answer came back: retried like a 5xx.
+
+    httpx's errors join once a live transport has loaded httpx: a simulated run never
+    imports it (16 MB of a city's resident memory with aiohttp's)."""
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return _TRANSPORT_ERRORS
+    return (*_TRANSPORT_ERRORS, httpx.TransportError, httpx.InvalidURL)
+
+
+def _not_sent_errors() -> tuple[type[BaseException], ...]:
+    """Failures before the request left: the provider cannot have seen it. Any other
+    transport error (a read timeout, a connection lost mid-exchange) may come after the
+    provider accepted the notification."""
+    httpx = sys.modules.get("httpx")
+    if httpx is None:
+        return _NOT_SENT_ERRORS
+    return (*_NOT_SENT_ERRORS, httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def _malformed(exc: BaseException) -> bool:
+    """The HTTP stack refused to send the request as built: sending it again cannot help."""
+    httpx = sys.modules.get("httpx")
+    return httpx is not None and isinstance(exc, (httpx.LocalProtocolError, httpx.InvalidURL))
 
 
 class InvalidNotification(ValueError):
@@ -64,11 +81,11 @@ def _header_safe(value: str) -> bool:
 
 def transport_failure(msg_id: str, target: str, exc: BaseException) -> SendResult:
     """The result of a send whose answer never came, saying whether it may have landed."""
-    if isinstance(exc, MALFORMED_ERRORS):
+    if _malformed(exc):
         return SendResult(msg_id, target, CONNECTION_FAILED, type(exc).__name__,
                           malformed=True)
     return SendResult(msg_id, target, CONNECTION_FAILED, type(exc).__name__,
-                      maybe_delivered=not isinstance(exc, NOT_SENT_ERRORS))
+                      maybe_delivered=not isinstance(exc, _not_sent_errors()))
 
 
 @dataclass(slots=True)
@@ -253,7 +270,7 @@ class ApnsSender:
         token = unquote(req.path.rsplit("/", 1)[-1])
         try:
             resp = await self.transport.request(self._authorize(req))
-        except TRANSPORT_ERRORS as exc:
+        except transport_errors() as exc:
             return transport_failure(msg_id, token, exc)
         reason = None
         stamp = None
@@ -451,7 +468,7 @@ class FcmSender:
             resp = await self.transport.request(await self._authorize(req))
         except PermissionError as exc:  # the token endpoint refused us; first: an OSError
             return SendResult(msg_id, target, 401, str(exc)[:80])
-        except TRANSPORT_ERRORS as exc:
+        except transport_errors() as exc:
             return transport_failure(msg_id, target, exc)
         if self.api == "legacy":
             return self._legacy_result(msg_id, target, resp)
@@ -505,7 +522,7 @@ class FcmSender:
                                          ("access_token_auth", "true")], body)
         try:
             resp = await self.transport.request(await self._authorize(req))
-        except TRANSPORT_ERRORS as exc:
+        except transport_errors() as exc:
             return [type(exc).__name__] * len(tokens)
         if resp.status != 200:
             return [f"HTTP {resp.status}"] * len(tokens)

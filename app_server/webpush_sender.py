@@ -13,12 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from app_server.senders import (
-    TRANSPORT_ERRORS,
     InvalidNotification,
     Notification,
     SendResult,
     WallClock,
     _retry_after,
+    transport_errors,
     transport_failure,
 )
 from simulator.core.http import HttpRequest, Transport
@@ -157,7 +157,7 @@ class WebPushSender:
             self.transport(origin)  # type: ignore[operator]
         try:
             resp = await transport.request(wire)
-        except TRANSPORT_ERRORS as exc:
+        except transport_errors() as exc:
             return transport_failure(msg_id, token, exc)
         retry = _retry_after(resp)
         if 200 <= resp.status < 300:

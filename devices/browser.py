@@ -36,8 +36,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import aiohttp
-
 from devices.daemon import (
     BACKOFF,
     CONNECTED,
@@ -428,6 +426,8 @@ class WebSocketBrowserLink:
             await ws.send_str(await self._out.get())
 
     async def _run(self, session: Any, url: str) -> None:
+        import aiohttp  # live mode only: a simulated browser never loads it
+
         code = None
         try:
             async with session.ws_connect(url, protocols=("push-notification",),
@@ -465,6 +465,8 @@ class WebSocketLinks:
         if iface is None:
             return None
         if self._session is None:
+            import aiohttp  # live mode only, as above
+
             self._session = aiohttp.ClientSession()
         path = iface.path
 

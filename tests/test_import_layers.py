@@ -131,3 +131,20 @@ def test_the_graph_sees_lazy_and_type_only_imports(tmp_path: Path) -> None:
     path = tmp_path / "a.py"
     path.write_text(source)
     assert {"simulator.pkg.b", "simulator.core.trace"} <= _imported("simulator.pkg.a", path)
+
+
+def test_a_simulated_run_loads_no_live_http_stack() -> None:
+    """aiohttp and httpx are live mode's: a simulated city that loads them carries 16 MB
+    more resident memory for nothing."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from simulator.cli import app\n"
+            "from simulator.scenario import load_scenario\n"
+            "from simulator.runner import run_scenario\n"
+            "run_scenario(load_scenario('scenarios/hello.yaml'), keep_events=False)\n"
+            "print(sorted(m for m in ('aiohttp', 'httpx') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
