@@ -30,6 +30,7 @@ from matplotlib.ticker import (
     NullLocator,
 )
 
+from simulator.durations import human_duration, plain_number, time_unit
 from simulator.outcomes import FATES
 from simulator.scenario import DeviceSpec, HeartbeatSpec
 
@@ -50,7 +51,6 @@ DASHES: tuple[Any, ...] = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8
                            (0, (1, 1)), (0, (3, 1, 1, 1)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
-TIME_UNITS = (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3))
 _MS, _S, _MIN, _H, _D = 1e-3, 1.0, 60.0, 3600.0, 86400.0
 # Tick ladders for a log time axis, finest first: the finest that fits is used.
 LOG_TICKS = (
@@ -74,33 +74,6 @@ LINEAR_STEPS = {"d": [1, 2, 5, 7, 10], "h": [1, 2, 3, 6, 10], "min": [1, 1.5, 2,
 
 
 # ---- numbers as people read them ---------------------------------------------------------
-
-def plain_number(value: float, digits: int = 3) -> str:
-    """``120.0`` -> ``120``, ``0.0074`` -> ``0.0074``: never ``1.2e+02``."""
-    if value == 0:
-        return "0"
-    rounded = float(f"{value:.{digits}g}")
-    if rounded == int(rounded):
-        return str(int(rounded))
-    return f"{rounded:.10f}".rstrip("0").rstrip(".")
-
-
-def human_duration(seconds: float, digits: int = 2) -> str:
-    """``0.03`` -> ``30 ms``, ``634`` -> ``11 min``, ``5400`` -> ``1.5 h``."""
-    size = abs(seconds)
-    for unit, scale in TIME_UNITS:
-        if size >= scale * 0.9995 or unit == "ms":
-            return f"{plain_number(seconds / scale, digits)} {unit}"
-    raise AssertionError("unreachable")
-
-
-def time_unit(span_s: float) -> tuple[str, float]:
-    """The unit a linear time axis over ``span_s`` reads best in (at least 3 of them)."""
-    for unit, scale in TIME_UNITS:
-        if span_s >= 3 * scale:
-            return unit, scale
-    return "ms", 1e-3
-
 
 def log_time_ticks(lo: float, hi: float) -> list[float]:
     """Round durations (``100 ms``, ``1 min``, ``6 h``) between ``lo`` and ``hi``."""

@@ -65,3 +65,34 @@ def format_duration(seconds: float) -> str:
     if s >= 1:
         return f"{sign}{s:.2f}s"
     return f"{sign}{s * 1000:.0f}ms"
+
+
+TIME_UNITS = (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3))
+"""The units durations are written in, largest first."""
+
+
+def plain_number(value: float, digits: int = 3) -> str:
+    """``120.0`` -> ``120``, ``0.0074`` -> ``0.0074``: never ``1.2e+02``."""
+    if value == 0:
+        return "0"
+    rounded = float(f"{value:.{digits}g}")
+    if rounded == int(rounded):
+        return str(int(rounded))
+    return f"{rounded:.10f}".rstrip("0").rstrip(".")
+
+
+def human_duration(seconds: float, digits: int = 2) -> str:
+    """``0.03`` -> ``30 ms``, ``634`` -> ``11 min``, ``5400`` -> ``1.5 h``."""
+    size = abs(seconds)
+    for unit, scale in TIME_UNITS:
+        if size >= scale * 0.9995 or unit == "ms":
+            return f"{plain_number(seconds / scale, digits)} {unit}"
+    raise AssertionError("unreachable")
+
+
+def time_unit(span_s: float) -> tuple[str, float]:
+    """The unit a linear time axis over ``span_s`` reads best in (at least 3 of them)."""
+    for unit, scale in TIME_UNITS:
+        if span_s >= 3 * scale:
+            return unit, scale
+    return "ms", 1e-3

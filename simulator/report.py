@@ -29,6 +29,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from simulator import version
 from simulator.core.events import encode_lines
 from simulator.durations import format_duration
 from simulator.outcomes import (
@@ -115,8 +116,6 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         res = self.result
         out = self.outcome
-        from simulator.teach.html import version
-
         return {
             "pushlab_version": version(),
             "scenario": self.scenario.name,

@@ -133,18 +133,22 @@ def test_the_graph_sees_lazy_and_type_only_imports(tmp_path: Path) -> None:
     assert {"simulator.pkg.b", "simulator.core.trace"} <= _imported("simulator.pkg.a", path)
 
 
-def test_a_simulated_run_loads_no_live_http_stack() -> None:
-    """aiohttp and httpx are live mode's: a simulated city that loads them carries 16 MB
-    more resident memory for nothing."""
+def test_a_simulated_run_and_its_summary_load_no_live_or_chart_stack() -> None:
+    """aiohttp and httpx are live mode's, matplotlib and plotly a written report's: a
+    simulated city that loads them carries some 60 MB more resident memory for nothing."""
     import subprocess
     import sys
 
     code = ("import sys\n"
+            "from rich.console import Console\n"
             "from simulator.cli import app\n"
+            "from simulator.report import Report\n"
             "from simulator.scenario import load_scenario\n"
             "from simulator.runner import run_scenario\n"
-            "run_scenario(load_scenario('scenarios/hello.yaml'), keep_events=False)\n"
-            "print(sorted(m for m in ('aiohttp', 'httpx') if m in sys.modules))\n")
+            "result = run_scenario(load_scenario('scenarios/hello.yaml'), keep_events=False)\n"
+            "Report(result).print(Console(file=open('/dev/null', 'w')))\n"
+            "print(sorted(m for m in ('aiohttp', 'httpx', 'matplotlib', 'plotly', 'numpy')\n"
+            "             if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -16,7 +16,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from simulator.charts import COLOURS, human_duration, plain_number, time_unit
+from simulator.charts import COLOURS
+from simulator.durations import human_duration, plain_number, time_unit
 from simulator.sweep.plots import TITLES, swept
 from simulator.teach.html import figure_div, page, version
 

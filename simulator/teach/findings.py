@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from simulator.charts import human_duration, plain_number
 from simulator.core.events import EventKind
+from simulator.durations import human_duration, plain_number
 
 if TYPE_CHECKING:
     from simulator.report import Report

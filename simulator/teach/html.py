@@ -7,7 +7,6 @@ The page holds the findings, the device timeline and the per-group charts of
 from __future__ import annotations
 
 import html
-import importlib.metadata
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 
+from simulator import version
 from simulator.teach import figures as fg
 
 if TYPE_CHECKING:
@@ -30,14 +30,6 @@ th { text-align: left } td.n { text-align: right; font-variant-numeric: tabular-
 .finding { border-left: 4px solid #d55e00; padding: 4px 12px; margin: 8px 0; background: #fff8f2 }
 .finding h3 { font-size: 1em; margin: 4px 0 } .finding li { font-size: .92em }
 """
-
-
-def version() -> str:
-    """PushLab's version, stored in every report so runs of two versions are not compared."""
-    try:
-        return importlib.metadata.version("pushlab")
-    except importlib.metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def figure_div(fig: go.Figure, first: bool, div_id: str) -> str:
