@@ -13,7 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from devices.radio import LTE
+from simulator.charts import cdf_steps
 from simulator.cli import app
+from simulator.teach.figures import CDF_POINTS
 from simulator.teach.html import figures_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +66,25 @@ def test_fates_and_energy_charts_count_what_report_json_says(nat: tuple) -> None
     assert [t["name"].split(",")[0] for t in figs["battery"]["data"]] == \
         [g["group"] for g in data["groups"]]
     for t, row in zip(figs["latency"]["data"], data["groups"], strict=True):
-        assert len(t["x"]) == row["handed"]
+        assert t["name"].endswith(f"n={row['handed']}")
+        if row["handed"]:
+            assert t["y"][-1] == 1.0 and list(t["y"]) == sorted(t["y"])
+            assert 0 < len(t["x"]) <= min(row["handed"], CDF_POINTS)
+
+
+def test_a_latency_curve_of_many_messages_keeps_bounded_points_on_the_curve() -> None:
+    import random
+
+    rng = random.Random(7)
+    values = [rng.lognormvariate(0, 2) for _ in range(50_000)]
+    full = cdf_steps(values)
+    xs, ys = cdf_steps(values, 1000)
+    assert len(xs) <= 1001 < len(full[0])
+    on_curve = set(zip(*full, strict=True))
+    assert all(point in on_curve for point in zip(xs, ys, strict=True))
+    assert (xs[-1], ys[-1]) == (full[0][-1], 1.0)
+    gaps = [b - a for a, b in zip(ys, ys[1:], strict=False)]
+    assert max(gaps) <= 2 * 50 / 50_000 + 1e-12  # every 50th of 50,000 steps
 
 
 def test_timeline_lanes_marks_and_picker_match_the_run(nat: tuple) -> None:

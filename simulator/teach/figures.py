@@ -19,6 +19,7 @@ from simulator.charts import (
     _fate_rows,
     _fates_headline,
     _latency_headline,
+    cdf_steps,
     human_duration,
     plain_number,
     time_unit,
@@ -221,18 +222,27 @@ def battery_figure(report: Report, data: dict[str, Any]) -> go.Figure:
     return fig
 
 
+CDF_POINTS = 2000
+"""The most steps a group's latency curve has on the HTML page (see ``cdf_steps``)."""
+
+
 def latency_figure(report: Report, data: dict[str, Any]) -> go.Figure:
     """Share of each group's handed messages at or under a latency (log time axis)."""
     fig = go.Figure()
+    by_group: dict[str, list[float]] = {row["group"]: [] for row in data["groups"]}
+    for d in report.outcome.deliveries:  # one pass, not one per group
+        lat = d.latency
+        if lat is not None and (own := by_group.get(report.group_of.get(d.device or ""))) \
+                is not None:
+            own.append(lat)
     for i, row in enumerate(data["groups"]):
-        ids = set(report.groups[row["group"]])
-        values = sorted(max(d.latency, 1e-4) for d in report.outcome.deliveries
-                        if d.device in ids and d.latency is not None)
+        values = by_group[row["group"]]
+        xs, ys = cdf_steps(values, CDF_POINTS) if values else ([0.0], [0.0])
+        xs, ys = xs[1:], ys[1:]  # the curve's foot (share 0) is not a message
         fig.add_trace(go.Scatter(
-            name=f"{row['group']}, n={len(values)}", x=values,
-            y=[(k + 1) / len(values) for k in range(len(values))], mode="lines+markers",
+            name=f"{row['group']}, n={len(values)}", x=xs, y=ys, mode="lines+markers",
             line={"shape": "hv", "color": COLOURS[i % len(COLOURS)]},
-            customdata=[human_duration(v) for v in values],
+            customdata=[human_duration(v) for v in xs],
             hovertemplate="%{y:.0%} within %{customdata}<extra>" + row["group"] + "</extra>"))
     fig.update_layout(height=380, xaxis={"type": "log", "title": "latency, sent by the app "
                                          "server to handed to the app (s, log scale)"},
