@@ -172,7 +172,6 @@ class DaemonTimer:
         self.on_fire(self.loop.time())
 
 
-
 class RecentIds:
     """The newest message ids a daemon has handed on, to drop a provider's duplicates.
 
@@ -201,6 +200,7 @@ class RecentIds:
         if len(ids) > 2 * self.keep:
             self._ids = dict.fromkeys(list(ids)[-self.keep:])
         return True
+
 
 class PushDaemon:
     """Keeps the provider able to reach this device; see the module docstring."""

@@ -210,6 +210,17 @@ def cdf_steps(values: list[float], limit: int | None = None) -> tuple[list[float
     return xs, ys
 
 
+def latencies_by_group(report: Report) -> dict[str, list[float]]:
+    """Each group's latencies of handed messages, gathered in one pass over the outcome."""
+    out: dict[str, list[float]] = {group: [] for group in report.groups}
+    group_of = report.group_of
+    for d in report.outcome.deliveries:
+        lat = d.latency
+        if lat is not None and (group := group_of.get(d.device or "")) is not None:
+            out[group].append(lat)
+    return out
+
+
 def _latency_headline(rows: list[dict[str, Any]], specs: Sequence[DeviceSpec]) -> str:
     timed = [r for r in rows if r["latency"]["p95"] is not None]
     silent = [r["group"] for r in rows if r["latency"]["p95"] is None]
@@ -240,11 +251,7 @@ def latency_figure(report: Report, data: dict[str, Any] | None = None) -> Figure
     traits = group_traits(report.scenario.devices)
     fig = Figure(figsize=(9, 4.6 + 0.3 * len(rows)), dpi=100, layout="constrained")
     ax = fig.add_subplot()
-    per_group: dict[str, list[float]] = {r["group"]: [] for r in rows}
-    for d in report.outcome.deliveries:
-        group = report.group_of.get(d.device or "")
-        if group is not None and d.latency is not None:
-            per_group[group].append(d.latency)
+    per_group = latencies_by_group(report)
     every = [v for vs in per_group.values() for v in vs]
     for i, row in enumerate(rows):
         values = per_group[row["group"]]

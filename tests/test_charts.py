@@ -14,10 +14,10 @@ from matplotlib.figure import Figure
 from simulator.charts import (
     battery_figure,
     fates_figure,
-    human_duration,
     latency_figure,
     log_time_ticks,
 )
+from simulator.durations import human_duration
 from simulator.report import Report
 from simulator.runner import run_scenario
 from simulator.scenario import load_scenario

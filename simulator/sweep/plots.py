@@ -15,14 +15,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from simulator.charts import (
-    _percent_axis,
-    human_duration,
-    plain_number,
-    set_linear_time_axis,
-    style,
-    time_unit,
-)
+from simulator.charts import _percent_axis, set_linear_time_axis, style
+from simulator.durations import human_duration, plain_number, time_unit
 
 TITLES = {
     "delivered_ratio": ("share of messages handed to apps", "ratio"),

@@ -20,10 +20,9 @@ from simulator.charts import (
     _fates_headline,
     _latency_headline,
     cdf_steps,
-    human_duration,
-    plain_number,
-    time_unit,
+    latencies_by_group,
 )
+from simulator.durations import human_duration, plain_number, time_unit
 from simulator.outcomes import FATES, device_groups
 from simulator.teach.timeline import (
     LANES,
@@ -229,12 +228,7 @@ CDF_POINTS = 2000
 def latency_figure(report: Report, data: dict[str, Any]) -> go.Figure:
     """Share of each group's handed messages at or under a latency (log time axis)."""
     fig = go.Figure()
-    by_group: dict[str, list[float]] = {row["group"]: [] for row in data["groups"]}
-    for d in report.outcome.deliveries:  # one pass, not one per group
-        lat = d.latency
-        if lat is not None and (own := by_group.get(report.group_of.get(d.device or ""))) \
-                is not None:
-            own.append(lat)
+    by_group = latencies_by_group(report)
     for i, row in enumerate(data["groups"]):
         values = by_group[row["group"]]
         xs, ys = cdf_steps(values, CDF_POINTS) if values else ([0.0], [0.0])
