@@ -28,6 +28,7 @@ from simulator.core.mqtt_client import (
     Message,
     MqttClient,
     PubAcked,
+    State,
 )
 from simulator.core.mqtt_stream import MqttStream
 from simulator.core.mqtt_wire import MqttProtocolError
@@ -51,6 +52,8 @@ class LeanBrokerConnection(MqttStream):
         self.closed: asyncio.Future[Exception | None] = self.loop.create_future()
         self._handshake: asyncio.Future[None] | None = None
         self._unacked_waiter: tuple[int, asyncio.Future[None]] | None = None
+        self._last_read = self.loop.time()  # the handshake's wait for the SUBACK reads it
+        self._login_deadline: asyncio.Timeout | None = None  # lifted at the CONNACK
 
     @classmethod
     async def open(cls, host: str, port: int, on_message: Callable[[str, bytes], None], *,
@@ -66,29 +69,49 @@ class LeanBrokerConnection(MqttStream):
                       clean_session: bool = True) -> None:
         """Connect, log in and subscribe; raises OSError, TimeoutError or BrokerRefused.
 
-        With a kept session the broker may deliver queued messages before the SUBACK;
-        ``on_message`` gets them at once and :meth:`publish` works from the CONNACK on,
-        so whoever holds this object can answer them.
+        ``timeout_s`` bounds the TCP connect and the login, up to the CONNACK. With a
+        kept session the broker may then deliver many queued messages before the
+        SUBACK: ``on_message`` gets them at once and :meth:`publish` works from the
+        CONNACK on, so whoever holds this object can answer them, and the wait for
+        the SUBACK only fails when the broker is silent for ``timeout_s``.
         """
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(timeout_s) as deadline:
             await self.loop.create_connection(lambda: self, host, port, ssl=tls,
                                               server_hostname=host if tls else None)
             try:
-                await self._login(client_id, username, password, subscriptions, clean_session)
+                await self._login(client_id, username, password, subscriptions, clean_session,
+                                  deadline=deadline, idle_s=timeout_s)
             except BaseException:
                 self.abort()
                 raise
 
     async def _login(self, client_id: str, username: str | None, password: str | None,
-                     subscriptions: list[tuple[str, int]], clean_session: bool = True) -> None:
-        """Send CONNECT and wait (on a future, set by the CONNACK/SUBACK) for the session."""
+                     subscriptions: list[tuple[str, int]], clean_session: bool = True, *,
+                     deadline: asyncio.Timeout | None = None, idle_s: float = 10.0) -> None:
+        """Send CONNECT and wait (on a future, set by the CONNACK/SUBACK) for the session.
+
+        Once the CONNACK is in, ``deadline`` is lifted: what the broker writes before
+        the SUBACK (a kept session's queue) is progress, and only ``idle_s`` without
+        a byte from the broker ends the wait.
+        """
         self._handshake = self.loop.create_future()
         self.mqtt = MqttClient(client_id, self.keepalive_s, username=username,
                                password=password, subscriptions=subscriptions,
                                clean_session=clean_session)
-        self.mqtt.start(self.loop.time())
+        self._login_deadline = deadline
+        self._last_read = self.loop.time()
+        self.mqtt.start(self._last_read)
         self._kick()
-        await asyncio.wait({self._handshake, self.closed}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            while not self._handshake.done() and not self.closed.done():
+                await asyncio.wait({self._handshake, self.closed}, timeout=idle_s / 4,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if self.mqtt.state is not State.CONNACK \
+                        and self.loop.time() - self._last_read > idle_s:
+                    raise TimeoutError(
+                        f"the broker was silent for {idle_s:g} s before the SUBACK")
+        finally:
+            self._login_deadline = None
         if not self._handshake.done():
             raise ConnectionError("the broker closed the connection during the handshake")
         self._handshake.result()
@@ -134,6 +157,14 @@ class LeanBrokerConnection(MqttStream):
         self._abort_transport()
 
     # MqttStream ---------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        self._last_read = self.loop.time()
+        super().data_received(data)
+        deadline = self._login_deadline
+        if deadline is not None and self.mqtt.state is not State.CONNACK:
+            self._login_deadline = None
+            deadline.reschedule(None)  # logged in: the connect deadline is met
+
     def _on_event(self, event: Event) -> None:
         kind = type(event)
         if kind is Message:
