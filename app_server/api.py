@@ -133,10 +133,11 @@ class ErrorOut(BaseModel):
 
 
 def _result(r: SendResult) -> dict[str, Any]:
-    return SendResultOut(msg_id=r.msg_id, token=r.token, status=r.status, reason=r.reason,
-                         attempts=r.attempts, pruned=r.token_dead,
-                         canonical_token=r.canonical_token,
-                         provider_msg_id=r.provider_msg_id, outcome=r.outcome).model_dump()
+    # SendResultOut's fields, in its order, without building and dumping the model per send
+    return {"msg_id": r.msg_id, "token": r.token, "status": r.status, "reason": r.reason,
+            "attempts": r.attempts, "pruned": r.token_dead,
+            "canonical_token": r.canonical_token, "provider_msg_id": r.provider_msg_id,
+            "outcome": r.outcome}
 
 
 def _error(status: int, error: str, detail: Any = None) -> web.Response:

@@ -47,6 +47,7 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import HeadersFrame
 
 from fake_providers.apns.core import ApnsConnectionState, ApnsCore, ApnsOutcome
+from fake_providers.apns.hpack_lean import LeanEncoder
 from fake_providers.tls import TlsMaterial
 from simulator.core.http import HttpRequest
 
@@ -193,6 +194,7 @@ class ApnsH2Protocol(asyncio.Protocol):
         self.core = server.core
         self.conn = RefusingH2Connection(H2Configuration(client_side=False,
                                                          header_encoding=None))
+        self.conn.encoder = LeanEncoder()  # an answer's apns-id is new each time: not indexed
         self.state = ApnsConnectionState()
         self.streams: dict[int, _Stream] = {}
         self._pending: dict[int, bytes] = {}  # response bodies waiting for the client's window

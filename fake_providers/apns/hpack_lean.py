@@ -1,0 +1,64 @@
+"""An HPACK encoder for headers whose values are new in every request (ids, paths).
+
+``hpack``'s encoder Huffman-codes every value and adds every header it has not
+seen to the dynamic table. For an APNs request or answer most of the header block
+is a fresh ``apns-id`` and a token's ``:path``: indexing them only evicts the
+headers that do repeat, and Huffman coding them costs more CPU on both ends than
+the bytes it saves on loopback. :class:`LeanEncoder` writes those as literals
+without indexing (RFC 7541 6.2.2) and every value uncompressed; the other headers
+are indexed as before. A decoder reads the same header list either way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hpack import Encoder
+from hpack.hpack import encode_integer
+from hpack.table import HeaderTable
+
+# header names whose value is new in (nearly) every request or answer
+UNIQUE_VALUES = frozenset((b":path", b"apns-id", b"apns-unique-id", b"apns-expiration"))
+_STATIC_NAME: dict[bytes, int] = {}
+for _i, (_name, _) in enumerate(HeaderTable.STATIC_TABLE, 1):
+    _STATIC_NAME.setdefault(_name, _i)
+
+
+def literal_not_indexed(name: bytes, value: bytes) -> bytes:
+    """RFC 7541 6.2.2: a literal field without indexing, no Huffman coding."""
+    idx = _STATIC_NAME.get(name)
+    if idx is not None:
+        head = bytes(encode_integer(idx, 4))  # the static table's name, 4-bit prefix 0000
+    else:
+        head = b"\x00" + bytes(encode_integer(len(name), 7)) + name
+    return head + bytes(encode_integer(len(value), 7)) + value
+
+
+class LeanEncoder(Encoder):
+    """``hpack.Encoder`` that never indexes :data:`UNIQUE_VALUES` and never Huffman-codes.
+
+    Header table size changes the peer asks for are still sent first, as ``hpack``
+    does; a header marked sensitive (a ``NeverIndexedHeaderTuple`` or a third item
+    True) keeps its never-indexed form."""
+
+    def encode(self, headers: Iterable[tuple[bytes | str, bytes | str]]  # type: ignore[override]
+               | Iterable[tuple[bytes | str, bytes | str, bool]], huffman: bool = True) -> bytes:
+        parts: list[bytes] = []
+        if self.table_size_changes:
+            parts.append(self._encode_table_size_change())
+        add = self.add
+        for header in headers:
+            name, value = header[0], header[1]
+            if type(name) is not bytes:
+                name = name.encode("utf-8") if isinstance(name, str) else bytes(name)
+            if type(value) is not bytes:
+                value = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+            sensitive = (len(header) > 2 and bool(header[2])) or \
+                getattr(header, "indexable", True) is False
+            if sensitive:
+                parts.append(add((name, value), True, False))
+            elif name in UNIQUE_VALUES:
+                parts.append(literal_not_indexed(name, value))
+            else:
+                parts.append(add((name, value), False, False))
+        return b"".join(parts)
