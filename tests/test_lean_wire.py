@@ -7,7 +7,7 @@ import uuid
 import pytest
 from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
 
-from fake_providers.apns.hpack_lean import LeanEncoder
+from fake_providers.apns.h2_lean import LeanEncoder
 from simulator.load.http1 import HttpError, ResponseReader
 
 
@@ -94,3 +94,39 @@ def test_send_results_answer_as_the_model_dumps_them() -> None:
                               canonical_token=r.canonical_token,
                               provider_msg_id=r.provider_msg_id, outcome=r.outcome)
         assert list(_result(r).items()) == list(model.model_dump().items())
+
+
+def test_cheap_stream_count_refuses_and_forgets_as_h2_does() -> None:
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+    from h2.events import RemoteSettingsChanged
+    from h2.exceptions import TooManyStreamsError
+
+    from fake_providers.apns.h2_lean import CheapStreamCount
+
+    class Cheap(CheapStreamCount, H2Connection):
+        pass
+
+    client = Cheap(H2Configuration(client_side=True))
+    server = H2Connection(H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    server.update_settings({3: 10})  # SETTINGS_MAX_CONCURRENT_STREAMS
+    events = client.receive_data(server.data_to_send())
+    assert any(isinstance(e, RemoteSettingsChanged) for e in events)
+    server.receive_data(client.data_to_send())
+    headers = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
+    for round_ in range(30):  # 10 open at once, then all answered: over and over
+        sids = []
+        for _ in range(10):
+            sid = client.get_next_available_stream_id()
+            client.send_headers(sid, headers, end_stream=True)
+            sids.append(sid)
+        with pytest.raises(TooManyStreamsError):
+            client.send_headers(client.get_next_available_stream_id(), headers)
+        server.receive_data(client.data_to_send())
+        for sid in sids:
+            server.send_headers(sid, [(":status", "200")], end_stream=True)
+        client.receive_data(server.data_to_send())
+        assert client.open_outbound_streams <= 10
+        assert len(client.streams) <= 2 * 10 + 64  # closed streams are still dropped

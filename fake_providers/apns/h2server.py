@@ -47,7 +47,7 @@ from h2.settings import SettingCodes, Settings
 from hyperframe.frame import HeadersFrame
 
 from fake_providers.apns.core import ApnsConnectionState, ApnsCore, ApnsOutcome
-from fake_providers.apns.hpack_lean import LeanEncoder
+from fake_providers.apns.h2_lean import CheapStreamCount, LeanEncoder
 from fake_providers.tls import TlsMaterial
 from simulator.core.http import HttpRequest
 
@@ -106,7 +106,7 @@ class _Stream:
         self.size = 0
 
 
-class RefusingH2Connection(H2Connection):
+class RefusingH2Connection(CheapStreamCount, H2Connection):
     """``h2`` with streams beyond SETTINGS_MAX_CONCURRENT_STREAMS refused one by one.
 
     ``h2`` treats such a HEADERS frame as a connection error (GOAWAY PROTOCOL_ERROR),

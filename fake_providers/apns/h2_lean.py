@@ -1,4 +1,5 @@
-"""An HPACK encoder for headers whose values are new in every request (ids, paths).
+"""Cheaper ``h2`` for many short streams: an HPACK encoder for headers whose values are
+new in every request (ids, paths), and stream counting that is not a scan per stream.
 
 ``hpack``'s encoder Huffman-codes every value and adds every header it has not
 seen to the dynamic table. For an APNs request or answer most of the header block
@@ -7,6 +8,11 @@ headers that do repeat, and Huffman coding them costs more CPU on both ends than
 the bytes it saves on loopback. :class:`LeanEncoder` writes those as literals
 without indexing (RFC 7541 6.2.2) and every value uncompressed; the other headers
 are indexed as before. A decoder reads the same header list either way.
+
+``h2`` counts a connection's open streams by scanning every stream it holds (and
+drops the closed ones) each time a stream opens; :class:`CheapStreamCount` answers
+from the number it holds while that is under the limit, and scans only once that
+number has grown by the open streams of the last scan plus 64.
 """
 
 from __future__ import annotations
@@ -62,3 +68,35 @@ class LeanEncoder(Encoder):
             else:
                 parts.append(add((name, value), False, False))
         return b"".join(parts)
+
+
+class CheapStreamCount:
+    """Mixin for ``h2.connection.H2Connection``: the same limit decisions, fewer scans.
+
+    ``h2`` compares the open count with SETTINGS_MAX_CONCURRENT_STREAMS only; any
+    number of held streams (open or closed) below both the limit and the next scan's
+    mark gives the same decision as the exact count, which never exceeds it. The
+    scan still drops closed streams, so at most ``2 * open + 64`` are held."""
+
+    _scan_at = 64
+    streams: dict[int, object]
+
+    def _cheap(self, inbound: bool) -> int:
+        cls = super()
+        limit = (self.local_settings if inbound else self.remote_settings  # type: ignore[attr-defined]
+                 ).max_concurrent_streams
+        held = len(self.streams)
+        if held < self._scan_at and held < limit:
+            return held
+        count = (cls.open_inbound_streams if inbound  # type: ignore[misc]
+                 else cls.open_outbound_streams)
+        self._scan_at = 2 * count + 64
+        return count
+
+    @property
+    def open_inbound_streams(self) -> int:
+        return self._cheap(True)
+
+    @property
+    def open_outbound_streams(self) -> int:
+        return self._cheap(False)
