@@ -472,9 +472,15 @@ _DECODER = msgspec.json.Decoder(AnyEvent)
 
 
 def encode_lines(events: list[TraceEvent]) -> bytes:
-    """JSON Lines of ``events``, each time rounded as :meth:`TraceEvent.to_json` rounds it."""
+    """JSON Lines of ``events``, each time rounded as :meth:`TraceEvent.to_json` rounds it.
+
+    An event whose time is already rounded (every one :meth:`Trace.emit` built) is
+    encoded as it is; only the others are copied with the rounded time (a copy
+    costs more than the encoding itself).
+    """
     replace = msgspec.structs.replace
-    return _ENCODER.encode_lines([replace(e, t=round(e.t, 6)) for e in events])
+    return _ENCODER.encode_lines([e if (t := e.t) == (r := round(t, 6)) else replace(e, t=r)
+                                  for e in events])
 
 
 def make(kind: str, t: float, fields: dict[str, Any]) -> TraceEvent:

@@ -42,7 +42,8 @@ class Trace:
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._subscribers: list[tuple[Subscriber, frozenset[str] | None]] = []
-        self._routes: dict[str, tuple[Subscriber, ...]] = {}
+        # kind -> (its record class, who hears it): one lookup per emitted event
+        self._routes: dict[str, tuple[type[TraceEvent], tuple[Subscriber, ...]]] = {}
         self.active = False
 
     def subscribe(self, fn: Subscriber,
@@ -60,7 +61,7 @@ class Trace:
         return unsubscribe
 
     def _route(self) -> None:
-        self._routes = {kind: subs for kind in EVENT_TYPES
+        self._routes = {kind: (cls, subs) for kind, cls in EVENT_TYPES.items()
                         if (subs := tuple(fn for fn, kinds in self._subscribers
                                           if kinds is None or kind in kinds))}
         self.active = bool(self._subscribers)
@@ -76,18 +77,22 @@ class Trace:
     def emit(self, kind: str, **fields: Any) -> None:
         """Publish the record of ``kind`` (:data:`EVENT_TYPES`) built from ``fields``, at now.
 
-        Raises :class:`TraceError` for a kind without a record, a field the
-        record does not have or a required field missing.
+        The time is rounded to the microsecond, as a trace file writes it, so a
+        subscriber sees the times the file holds and the writer need not copy
+        each record to round it. Raises :class:`TraceError` for a kind without a
+        record, a field the record does not have or a required field missing.
         """
-        subs = self._routes.get(kind)
-        if subs is None:
+        route = self._routes.get(kind)
+        if route is None:
             if self.active and kind not in EVENT_TYPES:
                 make(kind, self._clock(), fields)  # raises: which kind is wrong
             return
+        cls, subs = route
+        t = round(self._clock(), 6)
         try:
-            event = EVENT_TYPES[kind](t=self._clock(), **fields)
-        except (KeyError, TypeError):  # the slow path says which kind or field is wrong
-            event = make(kind, self._clock(), fields)
+            event = cls(t=t, **fields)
+        except TypeError:  # the slow path says which field is wrong
+            event = make(kind, t, fields)
         for fn in subs:
             fn(event)
 
@@ -96,8 +101,9 @@ class JsonlWriter:
     """Writes each event as one JSON line as it comes; a run is replayable from the file.
 
     Lines are encoded in batches (``msgspec``'s ``encode_lines``), each event's
-    time rounded as :meth:`TraceEvent.to_json` rounds it, so the file is the same
-    byte for byte as one written event by event. Several paths get the same bytes.
+    time rounded as :meth:`TraceEvent.to_json` rounds it (:meth:`Trace.emit` has
+    rounded it already), so the file is the same byte for byte as one written
+    event by event. Several paths get the same bytes.
     """
 
     BATCH = 4096
