@@ -37,7 +37,6 @@ from simulator.outcomes import (
     VOLTAGE,
     Outcome,
     check,
-    delivered_ratio,
     device_groups,
     latencies,
     percentile,
@@ -68,6 +67,8 @@ class Report:
         self.battery_j = self.scenario.battery_mah * VOLTAGE * 3.6
         self.failed = check(result, self.outcome)
         self._findings: list[dict[str, Any]] | None = None
+        self._data: dict[str, Any] | None = None
+        self._by_group: dict[str, list[Any]] | None = None
 
     def findings(self) -> list[dict[str, Any]]:
         """What the rules of :mod:`simulator.teach.findings` saw in this run."""
@@ -83,7 +84,36 @@ class Report:
         return {"p50": _r(percentile(lat, 50)), "p95": _r(percentile(lat, 95)),
                 "p99": _r(percentile(lat, 99)), "max": _r(max(lat) if lat else None)}
 
-    def group_rows(self) -> list[dict[str, Any]]:
+    def by_group(self) -> dict[str, list[Any]]:
+        """Each group's deliveries (``Outcome.subset`` of its devices), all groups in one pass."""
+        if self._by_group is None:
+            out: dict[str, list[Any]] = {g: [] for g in self.groups}
+            group_of = self.group_of
+            for d in self.outcome.deliveries:
+                g = group_of.get(d.device) if d.device is not None else None
+                if g is not None:
+                    out[g].append(d)
+            self._by_group = out
+        return self._by_group
+
+    def _fates(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
+        """``Outcome.fates`` of the run and of each group, each delivery's fate read once
+        (reading it walks its hops: a city's day reads it a million times otherwise)."""
+        total = dict.fromkeys(FATES, 0)
+        for d in self.outcome.deliveries:
+            total[d.fate] += 1
+        groups = {}
+        for g, deliveries in self.by_group().items():
+            counts = dict.fromkeys(FATES, 0)
+            for d in deliveries:
+                counts[d.fate] += 1
+            groups[g] = {str(k): v for k, v in counts.items()}
+        return {str(k): v for k, v in total.items()}, groups
+
+    def group_rows(self, fates: dict[str, dict[str, int]] | None = None
+                   ) -> list[dict[str, Any]]:
+        """``report.json``'s ``groups`` (``fates``: each group's, from :meth:`_fates`)."""
+        fates = fates or self._fates()[1]
         rows = []
         energy = self.result.energy_j
         heartbeats: dict[str, int] = {}
@@ -91,18 +121,18 @@ class Report:
             g = self.group_of.get(device)
             if g is not None:
                 heartbeats[g] = heartbeats.get(g, 0) + n
+        by_group = self.by_group()
         for spec in self.scenario.devices:
             ids = self.groups[spec.id]
-            members = set(ids)
-            deliveries = self.outcome.subset(members)
+            deliveries = by_group[spec.id]
+            handed = fates[spec.id]["handed"]
             joules = [energy.get(i, 0.0) for i in ids]
             mean_j = sum(joules) / len(joules)
             rows.append({
                 "group": spec.id, "devices": len(ids), "platform": spec.platform,
                 "network": spec.network, "messages": len(deliveries),
-                "handed": sum(1 for d in deliveries if d.fate == "handed"),
-                "fates": Outcome(deliveries).fates(),
-                "delivered_ratio": round(delivered_ratio(deliveries), 6),
+                "handed": handed, "fates": fates[spec.id],
+                "delivered_ratio": round(handed / len(deliveries) if deliveries else 1.0, 6),
                 "latency": self.latency(deliveries),
                 "energy_j_mean": round(mean_j, 3), "energy_j_max": round(max(joules), 3),
                 "energy_mah_mean": round(mean_j / (VOLTAGE * 3.6), 3),
@@ -114,8 +144,17 @@ class Report:
         return rows
 
     def as_dict(self) -> dict[str, Any]:
+        """``report.json``'s figures, computed once: the summary, the file and the charts
+        read the same dict (a city's groups and latencies cost seconds to gather)."""
+        if self._data is None:
+            self._data = self._figures()
+        return self._data
+
+    def _figures(self) -> dict[str, Any]:
         res = self.result
         out = self.outcome
+        fates, group_fates = self._fates()
+        n = len(out.deliveries)
         return {
             "pushlab_version": version(),
             "scenario": self.scenario.name,
@@ -123,17 +162,17 @@ class Report:
             "duration_s": round(res.duration, 6),
             "devices": len(res.energy_j),
             "messages": len(out.deliveries),
-            "handed": out.count("handed"),
-            "delivered_ratio": round(delivered_ratio(out.deliveries), 6),
+            "handed": fates["handed"],
+            "delivered_ratio": round(fates["handed"] / n if n else 1.0, 6),
             "latency_s": self.latency(),
-            "fates": out.fates(),
+            "fates": fates,
             "retries": out.retries,
             "tokens_pruned": out.tokens_pruned,
             "misdelivered": out.misdelivered,
             "topics_without_recipients": out.topics_without_recipients,
             "heartbeats": res.heartbeats,
             "energy_j_total": round(sum(res.energy_j.values()), 3),
-            "groups": self.group_rows(),
+            "groups": self.group_rows(group_fates),
             "app_server": dict(res.app_server_stats),
             "expectations": {"passed": not self.failed, "failed": list(self.failed)},
             **daemon_part(self),  # phones with several push daemons, or one shared
@@ -147,18 +186,25 @@ class Report:
 
     def iter_message_rows(self) -> Iterator[dict[str, Any]]:
         """One row per delivery, made as it is written: a city's rows never sit in memory."""
+        for values in self._message_values():
+            yield dict(zip(CSV_COLUMNS, values, strict=True))
+
+    def _message_values(self) -> Iterator[tuple[Any, ...]]:
+        """Each delivery's ``CSV_COLUMNS``, in order (``csv`` writes None as an empty cell)."""
+        group_of = self.group_of
         for d in self.outcome.deliveries:
-            row: dict[str, Any] = {
-                "msg": d.id, "kind": d.kind, "user": d.user, "device": d.device,
-                "group": self.group_of.get(d.device or ""), "app": d.app,
-                "provider": d.provider, "topic": d.topic, "priority": d.priority,
-                "fate": d.fate, "reason": d.reason, "attempts": d.attempts,
-                "misdelivered": d.misdelivered, "handed_to": d.handed_to,
-                "latency_s": _r(d.latency), "held_by": d.held_by}
             hops = d.hops
-            for h in HOPS:
-                row[f"{h}_s"] = _r(hops.get(h))
-            yield row
+            yield (d.id, d.kind, d.user, d.device, group_of.get(d.device or ""), d.app,
+                   d.provider, d.topic, d.priority, d.fate, d.reason, d.attempts,
+                   d.misdelivered, d.handed_to, *(_r(hops.get(h)) for h in HOPS),
+                   _r(d.latency), d.held_by)
+
+    def write_messages(self, path: str | Path) -> None:
+        """``messages.csv``, a row at a time (a tuple per row: no dict per message)."""
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            writer.writerows(self._message_values())
 
     def write(self, directory: str | Path, *, trace: bool = True, charts: bool = True) -> Path:
         out = Path(directory)
@@ -166,11 +212,7 @@ class Report:
         data = self.as_dict()
         (out / "report.json").write_text(json.dumps(data, indent=2) + "\n",
                                          encoding="utf-8")
-        with open(out / "messages.csv", "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-            writer.writeheader()
-            for row in self.iter_message_rows():
-                writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        self.write_messages(out / "messages.csv")
         if trace and self.result.events:  # a streaming run wrote its trace as it went
             with open(out / "trace.jsonl", "wb") as fh:
                 for start in range(0, len(self.result.events), 4096):

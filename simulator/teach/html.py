@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +39,15 @@ def figure_div(fig: go.Figure, first: bool, div_id: str) -> str:
 
 
 def page(title: str, body: list[str]) -> str:
+    return _head(title) + "\n".join(body) + _TAIL
+
+
+def _head(title: str) -> str:
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n")
+
+
+_TAIL = "\n</body></html>\n"
 
 
 def findings_html(found: list[dict[str, Any]]) -> str:
@@ -65,36 +71,51 @@ def summary_html(data: dict[str, Any]) -> str:
     return f"<table>{cells}</table>"
 
 
+FIGURES: dict[str, Callable[..., go.Figure]] = {
+    "timeline": lambda report, data, events: fg.timeline_figure(report, events=events),
+    "energy": lambda report, data, events: fg.energy_figure(report),
+    "battery": lambda report, data, events: fg.battery_figure(report, data),
+    "latency": lambda report, data, events: fg.latency_figure(report, data),
+    "fates": lambda report, data, events: fg.fates_figure(report, data)}
+"""The page's figures in page order, by the id of its ``<div>``."""
+
+
 def run_figures(report: Report, data: dict[str, Any],
                 events: Mapping[str, Sequence[TraceEvent]] | None = None
                 ) -> dict[str, go.Figure]:
     """Every figure of the page, by the id of its ``<div>`` (``events``: see
     :func:`simulator.teach.figures.timeline_figure`)."""
-    return {"timeline": fg.timeline_figure(report, events=events),
-            "energy": fg.energy_figure(report),
-            "battery": fg.battery_figure(report, data),
-            "latency": fg.latency_figure(report, data), "fates": fg.fates_figure(report, data)}
+    return {div_id: build(report, data, events) for div_id, build in FIGURES.items()}
 
 
 def write_html(report: Report, directory: Path, data: dict[str, Any],
                events: Mapping[str, Sequence[TraceEvent]] | None = None) -> Path:
     """``directory/index.html`` for ``report`` (``data``: its ``as_dict()``; ``events``: the
-    timeline's devices' trace events when the run kept no whole trace)."""
-    figs = run_figures(report, data, events)
+    timeline's devices' trace events when the run kept no whole trace).
+
+    The page is written a figure at a time, each built, written and dropped before
+    the next: the page (plotly.js alone is 4.8 MB) and its figures never sit in
+    memory together. The bytes are those of :func:`page` over the same parts."""
     s = report.scenario
-    body = [f"<h1>{html.escape(s.name)}: {html.escape(s.description.strip()[:300])}</h1>",
-            f"<p>seed {s.seed}, PushLab {html.escape(data.get('pushlab_version', version()))}</p>",
-            summary_html(data), "<h2>Findings</h2>", findings_html(data.get("findings", [])),
-            "<h2>Timeline</h2>",
-            "<p>Drag to zoom, double-click to reset; hover a mark to name the event. Yellow "
-            "bands are the scenario's timeline actions.</p>"]
-    for n, (div_id, fig) in enumerate(figs.items()):
-        if div_id == "energy":
-            body.append("<h2>Per group</h2>")
-        body.append(figure_div(fig, n == 0, div_id))
-    (directory / "timeline.json").write_text(figs["timeline"].to_json(), encoding="utf-8")
+    intro = [f"<h1>{html.escape(s.name)}: {html.escape(s.description.strip()[:300])}</h1>",
+             f"<p>seed {s.seed}, PushLab {html.escape(data.get('pushlab_version', version()))}</p>",
+             summary_html(data), "<h2>Findings</h2>", findings_html(data.get("findings", [])),
+             "<h2>Timeline</h2>",
+             "<p>Drag to zoom, double-click to reset; hover a mark to name the event. Yellow "
+             "bands are the scenario's timeline actions.</p>"]
     path = directory / "index.html"
-    path.write_text(page(f"PushLab: {s.name}", body), encoding="utf-8")
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(_head(f"PushLab: {s.name}") + "\n".join(intro))
+        for n, (div_id, build) in enumerate(FIGURES.items()):
+            fig = build(report, data, events)
+            if div_id == "energy":
+                fh.write("\n<h2>Per group</h2>")
+            fh.write("\n")
+            fh.write(figure_div(fig, n == 0, div_id))
+            if div_id == "timeline":
+                (directory / "timeline.json").write_text(fig.to_json(), encoding="utf-8")
+            del fig
+        fh.write(_TAIL)
     return path
 
 
