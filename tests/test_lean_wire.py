@@ -116,7 +116,7 @@ def test_cheap_stream_count_refuses_and_forgets_as_h2_does() -> None:
     assert any(isinstance(e, RemoteSettingsChanged) for e in events)
     server.receive_data(client.data_to_send())
     headers = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
-    for round_ in range(30):  # 10 open at once, then all answered: over and over
+    for _round in range(30):  # 10 open at once, then all answered: over and over
         sids = []
         for _ in range(10):
             sid = client.get_next_available_stream_id()
@@ -130,3 +130,17 @@ def test_cheap_stream_count_refuses_and_forgets_as_h2_does() -> None:
         client.receive_data(server.data_to_send())
         assert client.open_outbound_streams <= 10
         assert len(client.streams) <= 2 * 10 + 64  # closed streams are still dropped
+
+
+def test_sender_body_is_what_json_dumps_writes() -> None:
+    import json
+
+    from simulator.load.sender import Sender
+    from simulator.load.worker import APP_ID
+
+    sender = Sender("http://127.0.0.1:1", "key", 10, 1, phase=2)
+    for seq, sent_at in ((0, 0.0), (12345, 1764777777.123456), (7, 1e-07)):
+        assert sender.body(seq, sent_at) == json.dumps(
+            {"title": "load", "body": f"message {seq}", "app": APP_ID,
+             "data": {"seq": str(seq), "t": repr(sent_at), "ph": "2"}},
+            separators=(",", ":")).encode()

@@ -192,8 +192,12 @@ class ApnsH2Protocol(asyncio.Protocol):
     def __init__(self, server: ApnsServer) -> None:
         self.server = server
         self.core = server.core
+        # answers carry only the core's own lowercase headers (an apns-id it checked):
+        # h2's outbound validation and normalisation of them would change nothing
         self.conn = RefusingH2Connection(H2Configuration(client_side=False,
-                                                         header_encoding=None))
+                                                         header_encoding=None,
+                                                         validate_outbound_headers=False,
+                                                         normalize_outbound_headers=False))
         self.conn.encoder = LeanEncoder()  # an answer's apns-id is new each time: not indexed
         self.state = ApnsConnectionState()
         self.streams: dict[int, _Stream] = {}

@@ -30,6 +30,9 @@ class Sender:
         self.devices = devices
         self.inflight = inflight
         self.phase = str(phase)  # tags each message: a phase's numbers restart from 0
+        self._head = '{"title":"load","body":"message '
+        self._app = json.dumps(APP_ID)
+        self._phase = json.dumps(self.phase)
         self.answered = 0
         self.accepted = 0
         self.errors = 0
@@ -55,14 +58,18 @@ class Sender:
         finally:
             self._http.close()
 
+    def body(self, seq: int, sent_at: float) -> bytes:
+        """The message's JSON, as ``json.dumps`` writes these plain values (digits, a
+        float's repr), without a dict and an encoder per message."""
+        return (f'{self._head}{seq}","app":{self._app},"data":{{"seq":"{seq}",'
+                f'"t":"{sent_at!r}","ph":{self._phase}}}}}').encode()
+
     async def _one(self, seq: int, sent_at: float) -> None:
         device = device_id(seq % self.devices)
-        body = json.dumps({"title": "load", "body": f"message {seq}", "app": APP_ID,
-                           "data": {"seq": str(seq), "t": repr(sent_at), "ph": self.phase}},
-                          separators=(",", ":")).encode()
+        body = self.body(seq, sent_at)
         try:
             status, raw = await self._http.post_json(f"/v1/send/device/{device}", body, 180.0)
-            answer = json.loads(raw) if raw else {}
+            answer = json.loads(raw.decode()) if raw else {}
             if status != 200:
                 outcome = (status, str(answer.get("error")), "")
             elif not answer.get("results"):
