@@ -110,7 +110,7 @@ class JsonlWriter:
 
     def __init__(self, *paths: str | Path) -> None:
         self._fhs: list[IO[bytes]] = [open(p, "wb") for p in paths]  # noqa: SIM115
-        self._buf: list[TraceEvent] = []
+        self._buf: list[TraceEvent] = []  # appended to by run_stream too: flushed in place
         self.written = 0
 
     def __call__(self, event: TraceEvent) -> None:
