@@ -63,9 +63,11 @@ class Delivery:
     provider: str | None = None
     topic: str | None = None
     priority: str | None = None
-    # when it reached each of HOPS (-inf: not reached): an array, not a dict of floats,
-    # since a city's day keeps a million of these (read them as ``hops``)
-    hop_times: array = field(default_factory=lambda: array("d", _UNREACHED), repr=False)
+    # when it reached each of HOPS (-inf: not reached): row ``row`` of a column of
+    # len(HOPS) floats a row that the stream shares by all its deliveries, since a city's
+    # day keeps a million of these and an array each costs 160 bytes (read ``hops``)
+    times: array = field(default_factory=lambda: array("d", _UNREACHED), repr=False)
+    row: int = field(default=0, repr=False)
     attempts: int = 1
     reason: str | None = None
     failed: bool = False
@@ -77,13 +79,15 @@ class Delivery:
     @property
     def hops(self) -> dict[str, float]:
         """Each hop it reached and when, in lifecycle order (a copy: :meth:`reach` sets one)."""
-        return {k: t for k, t in zip(HOPS, self.hop_times, strict=True) if t != _NOT_YET}
+        row = self.row
+        times = self.times[row:row + len(HOPS)]
+        return {k: t for k, t in zip(HOPS, times, strict=True) if t != _NOT_YET}
 
     def reach(self, kind: str, t: float) -> None:
         """It reached hop ``kind`` at ``t``, unless it had already."""
-        i = _HOP_INDEX[kind]
-        if self.hop_times[i] == _NOT_YET:
-            self.hop_times[i] = t
+        i = self.row + _HOP_INDEX[kind]
+        if self.times[i] == _NOT_YET:
+            self.times[i] = t
 
     @property
     def fate(self) -> Fate:
@@ -94,7 +98,7 @@ class Delivery:
 
     @property
     def latency(self) -> float | None:
-        t = self.hop_times[_HANDED]
+        t = self.times[self.row + _HANDED]
         return None if t == _NOT_YET else t - self.sent_at
 
 
@@ -162,6 +166,7 @@ class OutcomeStream:
         self.current = dict(users or {})
         self.out = Outcome([])
         self.by_id: dict[str, Delivery] = {}
+        self.times = array("d")  # every delivery's hop times, a row each (Delivery.row)
         self.topics: dict[str, Delivery] = {}
         self.children: dict[str, int] = {}
         self.accepted_at: dict[str, float] = {}  # a topic send's: its deliveries carry it
@@ -202,6 +207,11 @@ class OutcomeStream:
     def _pruned(self, ev: TokenPruned) -> None:
         self.out.tokens_pruned += 1
 
+    def _new_row(self) -> int:
+        row = len(self.times)
+        self.times.extend(_UNREACHED)
+        return row
+
     def _target(self, msg: str) -> Delivery | None:
         return self.by_id.get(msg) or self.topics.get(msg)
 
@@ -209,12 +219,13 @@ class OutcomeStream:
         msg = ev.msg
         if ev.topic is not None:
             self.topics[msg] = Delivery(msg, "topic", ev.t, topic=ev.topic,
-                                        provider=ev.provider, priority=ev.priority)
+                                        provider=ev.provider, priority=ev.priority,
+                                        times=self.times, row=self._new_row())
             return
         rec = Delivery(msg, "poll" if ev.via == "poll" else "push", ev.t,
                        user=ev.user, device=ev.device, app=ev.app,
                        provider=ev.provider or ("poll" if ev.via else None),
-                       priority=ev.priority)
+                       priority=ev.priority, times=self.times, row=self._new_row())
         rec.reach(EventKind.SENT, ev.t)
         self.by_id[msg] = rec
         self.out.deliveries.append(rec)
@@ -263,7 +274,8 @@ class OutcomeStream:
             return None
         rec = Delivery(cid, "topic", parent.sent_at, topic=parent.topic,
                        app=getattr(ev, "app", None), device=ev.device, provider=parent.provider,
-                       priority=parent.priority, attempts=parent.attempts)
+                       priority=parent.priority, attempts=parent.attempts,
+                       times=self.times, row=self._new_row())
         rec.reach(EventKind.SENT, parent.sent_at)
         acc = self.accepted_at.get(parent_id)
         if acc is not None:

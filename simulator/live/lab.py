@@ -243,15 +243,7 @@ class Lab:
         """The phone's apps register through the registrar; what they are handed is kept."""
         device.server = self.registrar
         self.inboxes[device.device_id] = Inbox()
-        hand_to_app = device.hand_to_app
-
-        def hand(push: Any) -> bool:
-            handed = hand_to_app(push)
-            if handed:
-                self._record(device, push)
-            return handed
-
-        device.hand_to_app = hand
+        device.on_handed = lambda push: self._record(device, push)
 
     # ---- what happens ------------------------------------------------------------------
     def _record(self, device: Any, push: Any) -> None:
