@@ -195,3 +195,21 @@ def test_a_simulated_world_keeps_a_short_activity_log_per_provider():
         return {log.entries.maxlen for log in logs}
 
     assert asyncio.run(limits()) == {SIM_ACTIVITY_LIMIT}
+
+
+def test_a_device_keeps_no_instance_dict_and_deliveries_share_their_hop_times(kept) -> None:  # noqa: ANN001
+    import asyncio
+
+    from simulator.scenario import parse_scenario
+    from simulator.world import build_world
+
+    scenario = parse_scenario("duration: 1m\ndevices: [{id: p, platform: ios, user: u}]\n")
+
+    async def device_dict() -> bool:
+        world = build_world(scenario, asyncio.get_running_loop())
+        return hasattr(world.devices["p"], "__dict__")
+
+    assert not asyncio.run(device_dict())
+    deliveries = kept.outcome.deliveries
+    assert len({id(d.times) for d in deliveries}) == 1
+    assert len({d.row for d in deliveries}) == len(deliveries)
