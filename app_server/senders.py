@@ -36,6 +36,8 @@ from simulator.core.http import HttpRequest, HttpResponse, Transport
 from simulator.core.rand import uuid_from
 
 WallClock = Callable[[], float]
+# json.dumps(..., separators=(",", ":")) builds an encoder per call; one serves every send
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OSError, TimeoutError)
 _NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError,)
@@ -220,7 +222,7 @@ class ApnsSender:
         if note.collapse_key:
             headers.append(("apns-collapse-id", note.collapse_key))
         return HttpRequest("POST", f"/3/device/{quote(token, safe='')}", headers,
-                           json.dumps(payload, separators=(",", ":")).encode())
+                           _compact_json(payload).encode())
 
     def _payload(self, note: Notification) -> tuple[dict[str, Any], str]:
         """The JSON body and its push type: background, liveactivity or alert."""
@@ -435,7 +437,7 @@ class FcmSender:
             path = f"/v1/projects/{self.project_id}/messages:send"
         return HttpRequest("POST", path, [("content-type", "application/json"),
                                           ("x-pushlab-id", msg_id)],
-                           json.dumps(body, separators=(",", ":")).encode())
+                           _compact_json(body).encode())
 
     @staticmethod
     def message_id(req: HttpRequest) -> str:
