@@ -50,7 +50,7 @@ def _nat_heartbeat(report: Report) -> list[Finding]:
         beat = hb.wifi if spec.network == "wifi" else hb.cellular
         nat = report.scenario.link(spec.network).nat_timeout
         reconnects = sum(max(connects[i] - 1, 0) for i in ids)
-        lat = [d.latency for d in report.outcome.subset(set(ids)) if d.latency is not None]
+        lat = [d.latency for d in report.by_group()[spec.id] if d.latency is not None]
         worst = max(lat, default=0.0)
         longer = nat is not None and beat > nat
         title = (f"{spec.id}: heartbeat every {human_duration(beat)}"
@@ -103,7 +103,7 @@ def _polling(report: Report) -> list[Finding]:
                             f"{plain_number(base_j)} J for {base.id} (push)")
         else:
             title = f"{spec.id}: polling every {every} spends {plain_number(poll_j)} J on polls"
-        lat = report.latency(report.outcome.subset(set(ids)))
+        lat = report.latency(report.by_group()[spec.id])
         if lat["p50"] is not None:
             figures["latency_p50_s"] = lat["p50"]
             evidence.append(f"news waits {human_duration(lat['p50'])} (median) for the next poll")
@@ -129,8 +129,8 @@ def _lost(report: Report) -> list[Finding]:
     """Messages the provider threw away (expired, collapsed, dropped)."""
     out = []
     for spec in report.scenario.devices:
-        deliveries = report.outcome.subset(set(report.groups[spec.id]))
-        lost = Counter(str(d.fate) for d in deliveries if d.fate.lost)
+        deliveries = report.by_group()[spec.id]
+        lost = Counter(str(f) for f in (d.fate for d in deliveries) if f.lost)
         if lost:
             text = ", ".join(f"{n} {f}" for f, n in sorted(lost.items()))
             out.append(Finding("store-lost", f"{spec.id}: the provider threw away {text}",
@@ -150,7 +150,7 @@ def _unnoticed_address(report: Report) -> list[Finding]:
         n = sum(changes[i] for i in ids)
         if not n:
             continue
-        lat = [d.latency for d in report.outcome.subset(set(ids)) if d.latency is not None]
+        lat = [d.latency for d in report.by_group()[spec.id] if d.latency is not None]
         worst = max(lat, default=0.0)
         out.append(Finding(
             "unnoticed-address", f"{spec.id}: {n} address change(s) the device did not notice: "
