@@ -116,7 +116,8 @@ class RunStream:
         self.counts = DeviceCounts()
         self.recorder = Recorder() if keep_events else None
         paths = [p for p in trace_paths if p]
-        self.writer = JsonlWriter(*paths) if paths else None
+        # the bus rounds each event's time as it builds it: the writer need not check
+        self.writer = JsonlWriter(*paths, rounded=True) if paths else None
         self.sample = None if timeline is None or keep_events else TimelineSample(
             d for ids in timeline_candidates(timeline).values() for d in ids)
         subs: list[Callable[[], None]] = [

@@ -108,8 +108,10 @@ class JsonlWriter:
 
     BATCH = 4096
 
-    def __init__(self, *paths: str | Path) -> None:
+    def __init__(self, *paths: str | Path, rounded: bool = False) -> None:
+        """``rounded``: every event comes from :meth:`Trace.emit`, its time already rounded."""
         self._fhs: list[IO[bytes]] = [open(p, "wb") for p in paths]  # noqa: SIM115
+        self.rounded = rounded
         self._buf: list[TraceEvent] = []  # appended to by run_stream too: flushed in place
         self.written = 0
 
@@ -122,7 +124,7 @@ class JsonlWriter:
     def flush(self) -> None:
         if not self._buf:
             return
-        data = encode_lines(self._buf)
+        data = encode_lines(self._buf, rounded=self.rounded)
         self.written += len(self._buf)
         self._buf.clear()
         for fh in self._fhs:
