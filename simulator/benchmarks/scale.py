@@ -245,7 +245,6 @@ async def measure_phase(run: Any, sampler: Sampler, name: str, rate: float, dura
     cfg.phase += 1  # the workers count only this phase's messages (numbered from 0 again)
     for w in run.workers:
         await w.ask("reset", cfg.phase, timeout=60)
-    before = run.tally()
     cfg.rate, cfg.duration, cfg.faults, cfg.drain_s = rate, duration, faults, drain_s
     run.extra = {"workers": cfg.workers, "client": cfg.client}
     run.summary = LoadSummary(cfg.devices, rate, duration, cfg.profile, cfg.broker,
@@ -257,7 +256,8 @@ async def measure_phase(run: Any, sampler: Sampler, name: str, rate: float, dura
     t = run.tally()
     summary["suppressed_duplicates"] = t.get("suppressed", 0)
     summary["late_from_earlier_phases"] = t.get("late", 0)
-    summary["heartbeats_answered"] = t.get("heartbeats", 0) - before.get("heartbeats", 0)
+    # the workers count heartbeats from the phase's reset (their final tally is full)
+    summary["heartbeats_answered"] = t.get("heartbeats", 0)
     summary.pop("lines", None)
     return summary
 

@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
+import socket
 import ssl
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +49,21 @@ log = logging.getLogger(__name__)
 
 
 _CONNECTED: list[tuple[str, int]] = []  # a connected link's subscriptions: done (shared)
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 4
+    except ValueError:
+        return False
+
+
+def _presence(state: str, conn: str) -> bytes:
+    """``dl.presence(state, conn)``, byte for byte, without a JSON encoder per call (a
+    connection number is digits; anything else takes the encoder)."""
+    if conn.isdigit() and conn.isascii():
+        return b'{"state":"%s","conn":"%s"}' % (state.encode(), conn.encode())
+    return dl.presence(state, conn)
 
 
 class PipelinedClient(MqttClient):
@@ -100,6 +117,8 @@ class LeanLinkFactory(MqttLinkFactory):
         self.links: dict[str, LeanDeviceLink] = {}  # type: ignore[assignment]
         self.connect_failures = 0
         self.connects = 0
+        # a plain TCP broker at an IPv4 address: sockets made here, no resolution per phone
+        self.ipv4 = self.tls_context is None and _is_ipv4(self.address.host)
 
     def keepalive_for(self, daemon: PushDaemon) -> int:
         """As the library link's, from the phone's full interval (a phased first
@@ -135,7 +154,7 @@ class LeanDeviceLink(MqttStream):
             else f"{device_id}~{factory.provider}", keepalive_s, username=device_id,
             password=factory.password_for(device_id),
             subscriptions=[(dl.down_topic(factory.provider, device_id), dl.PUSH_QOS)],
-            will=(status, dl.presence(dl.GONE, conn), dl.PUSH_QOS)))
+            will=(status, _presence(dl.GONE, conn), dl.PUSH_QOS)))
         self.factory = factory
         self.daemon = daemon
         self.device_id = device_id
@@ -180,7 +199,7 @@ class LeanDeviceLink(MqttStream):
         t = self._transport
         if t is not None and not t.is_closing():
             if self.connected:
-                self._publish(self._status, dl.presence(dl.GONE, self.conn))
+                self._publish(self._status, _presence(dl.GONE, self.conn))
                 self.mqtt.disconnect()
             self._flush()
             t.close()
@@ -209,8 +228,7 @@ class LeanDeviceLink(MqttStream):
                 session = self._session = loop.create_future()
                 # one deadline for the TCP connect and the MQTT session (no wait_for task)
                 async with asyncio.timeout_at(now + f.connect_timeout_s):
-                    await loop.create_connection(lambda: self, f.address.host, f.address.port,
-                                                 local_addr=local, ssl=f.tls_context)
+                    await self._connect_transport(local)
                     # hold the handshake slot until the session is up (or the link ends)
                     await session
                 if not self.connected and not self.closed:
@@ -226,6 +244,25 @@ class LeanDeviceLink(MqttStream):
             self._connect_task = None
             self._session = None
 
+    async def _connect_transport(self, local: tuple[str, int] | None) -> None:
+        """The TCP connection, with this link as its protocol."""
+        f = self.factory
+        loop = f.loop
+        if not f.ipv4:
+            await loop.create_connection(lambda: self, f.address.host, f.address.port,
+                                         local_addr=local, ssl=f.tls_context)
+            return
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            if local is not None:
+                sock.bind(local)
+            await loop.sock_connect(sock, (f.address.host, f.address.port))
+            await loop.create_connection(lambda: self, sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
     def _abort(self) -> None:
         t = self._transport
         if t is not None:
@@ -235,18 +272,20 @@ class LeanDeviceLink(MqttStream):
 
     # MqttStream -----------------------------------------------------------------------------
     def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
+        # no MqttStream.connection_made: asyncio's TCP transport already set TCP_NODELAY
+        self._transport = transport
         if self.closed:
             transport.abort()
             return
         self.mqtt.start(self.loop.time())
-        # online, then what the daemon sent so far: in the CONNECT's write
-        self.mqtt.publish(self._status, dl.presence(dl.ONLINE, self.conn))
+        # online, then what the daemon sent so far: in the CONNECT's write, now (the
+        # daemon sends nothing more before its Hello is answered)
+        self.mqtt.publish(self._status, _presence(dl.ONLINE, self.conn))
         for frame in self._pending:
             self.mqtt.publish(self._up, frame)
             self.frames_out += 1
         self._pending.clear()
-        self._kick()
+        self._flush()
 
     def _on_event(self, event: Event) -> None:
         kind = type(event)
