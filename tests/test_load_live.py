@@ -41,6 +41,8 @@ def test_load_command_on_the_embedded_broker_prints_json_summary() -> None:
     assert 0 < s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
     assert s["connect"]["connected"] == 20
     assert s["bytes_per_device"] > 0
+    # the services' connect-phase objects were frozen before the latency phase
+    assert s["gc_frozen_objects"]["app_server"] > 0 and s["gc_frozen_objects"]["providers"] > 0
     assert set(s["cpu_percent"]) >= {"providers", "app-server", "workers", "broker"}
     assert len(s["lines"]) >= 3 and "connected=20" in proc.stderr
     assert s["baseline"]["published"] == 100 and s["baseline"]["received"] > 0

@@ -290,6 +290,13 @@ class LiveRun:
             from simulator.load.worker import tune_gc
 
             tune_gc()  # the sender's latency clock should not stop for a full collection
+            # nor a service's: what the connect phase built (sessions, tokens) moves to the
+            # permanent generation, so a full collection does not walk it mid-measurement
+            frozen = {}
+            for name, service in (("app_server", self.svc.app), ("providers", self.svc.prov)):
+                if service is not None:
+                    frozen[name] = (await service.ask("freeze", timeout=60))["frozen"]
+            self.extra["gc_frozen_objects"] = frozen
         self.sender = sender = Sender(self.svc.app_url, self.api_key, cfg.devices, cfg.inflight,
                                      cfg.phase)
         stop = asyncio.Event()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import logging
 import os
 import time
@@ -43,6 +44,10 @@ async def _commands(conn: Connection, handle: Callable[[str, Any], Any]) -> None
                 cmd, arg = conn.recv()
                 if cmd == "stop":
                     return
+                if cmd == "freeze":  # every service: before a latency phase, see tune_gc
+                    tune_gc()
+                    conn.send((cmd, {"frozen": gc.get_freeze_count()}))
+                    continue
                 result = handle(cmd, arg)
                 if asyncio.iscoroutine(result):
                     result = await result
