@@ -34,7 +34,7 @@ from simulator.core.events import (
     TokenPruned,
     TraceEvent,
 )
-from simulator.core.fate import HOPS, Fate, fate_of
+from simulator.core.fate import HOPS, Fate, fate_from
 from simulator.core.msgids import MessageIds
 from simulator.core.trace import EventKind
 from simulator.scenario import Bounds, DeliveryExpectations, Scenario
@@ -91,10 +91,15 @@ class Delivery:
 
     @property
     def fate(self) -> Fate:
-        kinds: Any = self.hops.keys()
-        if self.failed:
-            kinds = (*kinds, EventKind.SEND_FAILED)
-        return fate_of(kinds, polled=self.kind == "poll", rule_dropped=self.dropped_by_rule)
+        return fate_from(self.reached, polled=self.kind == "poll",
+                         rule_dropped=self.dropped_by_rule)
+
+    def reached(self, kind: str) -> bool:
+        """It reached hop ``kind`` (``send_failed``: the app server gave it up)."""
+        i = _HOP_INDEX.get(kind)
+        if i is None:
+            return kind == EventKind.SEND_FAILED and self.failed
+        return self.times[self.row + i] != _NOT_YET
 
     @property
     def latency(self) -> float | None:

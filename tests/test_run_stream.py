@@ -7,6 +7,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from simulator.core.events import (
     Accepted,
@@ -18,8 +20,9 @@ from simulator.core.events import (
     Sent,
     encode_lines,
 )
+from simulator.core.fate import HOPS, fate_of
 from simulator.core.trace import JsonlWriter, Recorder, Trace, read_jsonl
-from simulator.outcomes import OutcomeStream, analyse, initial_users
+from simulator.outcomes import Delivery, OutcomeStream, analyse, initial_users
 from simulator.report import Report
 from simulator.run_stream import TIMELINE_CANDIDATES, timeline_candidates
 from simulator.runner import run_scenario
@@ -213,3 +216,15 @@ def test_a_device_keeps_no_instance_dict_and_deliveries_share_their_hop_times(ke
     deliveries = kept.outcome.deliveries
     assert len({id(d.times) for d in deliveries}) == 1
     assert len({d.row for d in deliveries}) == len(deliveries)
+
+
+@given(reached=st.sets(st.sampled_from(HOPS)), failed=st.booleans(), polled=st.booleans(),
+       rule_dropped=st.booleans())
+def test_a_delivery_reads_its_fate_from_its_own_hop_times(reached, failed, polled,  # noqa: ANN001
+                                                          rule_dropped) -> None:
+    d = Delivery("m", "poll" if polled else "push", 0.0, failed=failed,
+                 dropped_by_rule=rule_dropped)
+    for kind in reached:
+        d.reach(kind, 1.0)
+    kinds = [*reached, "send_failed"] if failed else list(reached)
+    assert d.fate == fate_of(kinds, polled=polled, rule_dropped=rule_dropped)

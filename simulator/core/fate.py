@@ -8,7 +8,7 @@ life whatever the provider called it).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from simulator.core.events import EventKind
@@ -82,15 +82,21 @@ def fate_of(kinds: Iterable[str], polled: bool = False, rule_dropped: bool = Fal
     ``rule_dropped``: a ``rule`` event on the phone dropped it (the effect, not
     the kind, says so); only a later ``handed`` (a second copy) outranks that.
     """
-    seen = set(kinds)
-    if rule_dropped and EventKind.HANDED not in seen:
+    return fate_from(set(kinds).__contains__, polled, rule_dropped)
+
+
+def fate_from(reached: Callable[[str], bool], polled: bool = False,
+              rule_dropped: bool = False) -> Fate:
+    """:func:`fate_of` for a message that answers ``reached(kind)`` itself (a delivery
+    record reads its own hop times, without building a set of kinds first)."""
+    if rule_dropped and not reached(EventKind.HANDED):
         return Fate.DROPPED_BY_RULE
     for kind, fate in _BY_HOP:
-        if kind in seen:
+        if reached(kind):
             return fate
     if polled:
         return Fate.STORED
-    if EventKind.ACCEPTED in seen:
+    if reached(EventKind.ACCEPTED):
         return Fate.ACCEPTED
     return Fate.SENT
 
