@@ -4,18 +4,16 @@ made at once (times rounded where they are made, figures gathered in one pass)."
 from __future__ import annotations
 
 import csv
-import html
 from pathlib import Path
 
 import pytest
 
-from simulator import version
 from simulator.core.trace import Recorder, Trace
 from simulator.outcomes import Outcome, delivered_ratio
 from simulator.report import Report
 from simulator.runner import run_scenario
 from simulator.scenario import load_scenario
-from simulator.teach.html import figure_div, findings_html, page, run_figures, summary_html
+from simulator.teach.html import figure_div, intro_html, page, run_figures
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
@@ -64,16 +62,10 @@ def test_the_page_written_a_figure_at_a_time_is_the_whole_page(report: Report,
     data = report.as_dict()
     events = report.result.device_events
     written = write_html(report, tmp_path, data, events).read_text(encoding="utf-8")
-    s = report.scenario
-    body = [f"<h1>{html.escape(s.name)}: {html.escape(s.description.strip()[:300])}</h1>",
-            f"<p>seed {s.seed}, PushLab {html.escape(data.get('pushlab_version', version()))}</p>",
-            summary_html(data), "<h2>Findings</h2>", findings_html(data.get("findings", [])),
-            "<h2>Timeline</h2>",
-            "<p>Drag to zoom, double-click to reset; hover a mark to name the event. Yellow "
-            "bands are the scenario's timeline actions.</p>"]
+    body = intro_html(report, data)
     for n, (div_id, fig) in enumerate(run_figures(report, data, events).items()):
         if div_id == "energy":
             body.append("<h2>Per group</h2>")
         body.append(figure_div(fig, n == 0, div_id))
-    assert written == page(f"PushLab: {s.name}", body)
+    assert written == page(f"PushLab: {report.scenario.name}", body)
     assert (tmp_path / "timeline.json").stat().st_size > 0

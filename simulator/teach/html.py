@@ -88,6 +88,17 @@ def run_figures(report: Report, data: dict[str, Any],
     return {div_id: build(report, data, events) for div_id, build in FIGURES.items()}
 
 
+def intro_html(report: Report, data: dict[str, Any]) -> list[str]:
+    """The page's parts before its figures: title, seed, summary, findings."""
+    s = report.scenario
+    return [f"<h1>{html.escape(s.name)}: {html.escape(s.description.strip()[:300])}</h1>",
+            f"<p>seed {s.seed}, PushLab {html.escape(data.get('pushlab_version', version()))}</p>",
+            summary_html(data), "<h2>Findings</h2>", findings_html(data.get("findings", [])),
+            "<h2>Timeline</h2>",
+            "<p>Drag to zoom, double-click to reset; hover a mark to name the event. Yellow "
+            "bands are the scenario's timeline actions.</p>"]
+
+
 def write_html(report: Report, directory: Path, data: dict[str, Any],
                events: Mapping[str, Sequence[TraceEvent]] | None = None) -> Path:
     """``directory/index.html`` for ``report`` (``data``: its ``as_dict()``; ``events``: the
@@ -96,16 +107,9 @@ def write_html(report: Report, directory: Path, data: dict[str, Any],
     The page is written a figure at a time, each built, written and dropped before
     the next: the page (plotly.js alone is 4.8 MB) and its figures never sit in
     memory together. The bytes are those of :func:`page` over the same parts."""
-    s = report.scenario
-    intro = [f"<h1>{html.escape(s.name)}: {html.escape(s.description.strip()[:300])}</h1>",
-             f"<p>seed {s.seed}, PushLab {html.escape(data.get('pushlab_version', version()))}</p>",
-             summary_html(data), "<h2>Findings</h2>", findings_html(data.get("findings", [])),
-             "<h2>Timeline</h2>",
-             "<p>Drag to zoom, double-click to reset; hover a mark to name the event. Yellow "
-             "bands are the scenario's timeline actions.</p>"]
     path = directory / "index.html"
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(_head(f"PushLab: {s.name}") + "\n".join(intro))
+        fh.write(_head(f"PushLab: {report.scenario.name}") + "\n".join(intro_html(report, data)))
         for n, (div_id, build) in enumerate(FIGURES.items()):
             fig = build(report, data, events)
             if div_id == "energy":
