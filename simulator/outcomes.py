@@ -119,10 +119,7 @@ class Outcome:
     rule_acted: dict[str, int] = field(default_factory=dict)
 
     def fates(self) -> dict[str, int]:
-        out = dict.fromkeys(FATES, 0)
-        for d in self.deliveries:
-            out[d.fate] += 1
-        return {str(k): v for k, v in out.items()}
+        return fate_counts(self.deliveries)
 
     def count(self, fate: str) -> int:
         return sum(1 for d in self.deliveries if d.fate == fate)
@@ -365,6 +362,14 @@ def percentile(values: list[float], p: float) -> float | None:
     k = (len(xs) - 1) * p / 100.0
     lo, hi = math.floor(k), math.ceil(k)
     return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def fate_counts(deliveries: Iterable[Delivery]) -> dict[str, int]:
+    """How many of ``deliveries`` met each fate (every fate listed, zeros too)."""
+    out = dict.fromkeys(FATES, 0)
+    for d in deliveries:
+        out[d.fate] += 1
+    return {str(k): v for k, v in out.items()}
 
 
 def delivered_ratio(deliveries: list[Delivery]) -> float:

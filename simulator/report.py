@@ -38,6 +38,7 @@ from simulator.outcomes import (
     Outcome,
     check,
     device_groups,
+    fate_counts,
     latencies,
     percentile,
 )
@@ -97,18 +98,10 @@ class Report:
         return self._by_group
 
     def _fates(self) -> tuple[dict[str, int], dict[str, dict[str, int]]]:
-        """``Outcome.fates`` of the run and of each group, each delivery's fate read once
-        (reading it walks its hops: a city's day reads it a million times otherwise)."""
-        total = dict.fromkeys(FATES, 0)
-        for d in self.outcome.deliveries:
-            total[d.fate] += 1
-        groups = {}
-        for g, deliveries in self.by_group().items():
-            counts = dict.fromkeys(FATES, 0)
-            for d in deliveries:
-                counts[d.fate] += 1
-            groups[g] = {str(k): v for k, v in counts.items()}
-        return {str(k): v for k, v in total.items()}, groups
+        """``Outcome.fates`` of the run and of each group, counted once for the summary,
+        ``report.json`` and the groups' rows (a city's day has a million deliveries)."""
+        return (fate_counts(self.outcome.deliveries),
+                {g: fate_counts(ds) for g, ds in self.by_group().items()})
 
     def group_rows(self, fates: dict[str, dict[str, int]] | None = None
                    ) -> list[dict[str, Any]]:
