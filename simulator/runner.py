@@ -8,6 +8,7 @@ from typing import Any
 
 from simulator.core.clock import run_virtual
 from simulator.core.fate import LIFECYCLE_KINDS
+from simulator.core.gctune import quiet_gc
 from simulator.core.trace import TraceEvent
 from simulator.run_result import Progress, RunResult, collect, schedule_timeline
 from simulator.scenario import Scenario
@@ -54,8 +55,9 @@ async def _run_sim(scenario: Scenario, seed: int | None, trace_path: str | Path 
                    keep: dict[str, Any] | None = None) -> RunResult:
     loop = asyncio.get_running_loop()
     world = build_world(scenario, loop, seed, progress=building)
-    return await collect(world, scenario.duration, trace_path, run_world, progress=progress,
-                         **(keep or {}))
+    with quiet_gc():  # the built world is long-lived: no full collection walks it
+        return await collect(world, scenario.duration, trace_path, run_world,
+                             progress=progress, **(keep or {}))
 
 
 def lifecycle(events: list[TraceEvent]) -> list[str]:

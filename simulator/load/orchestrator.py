@@ -287,7 +287,7 @@ class LiveRun:
         cfg = self.cfg
         self.profile = profile = RateProfile(cfg.profile, cfg.rate, cfg.duration)
         if cfg.tune_gc:
-            from simulator.load.worker import tune_gc
+            from simulator.core.gctune import tune_gc
 
             tune_gc()  # the sender's latency clock should not stop for a full collection
             # nor a service's: what the connect phase built (sessions, tokens) moves to the

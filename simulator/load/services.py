@@ -26,6 +26,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from simulator.core.gctune import tune_gc
+
 log = logging.getLogger(__name__)
 
 
@@ -54,12 +56,6 @@ async def _commands(conn: Connection, handle: Callable[[str, Any], Any]) -> None
                 conn.send((cmd, result))
     finally:
         loop.remove_reader(conn.fileno())
-
-
-def tune_gc() -> None:
-    from simulator.load.worker import tune_gc as tune
-
-    tune()
 
 
 def _run(main: Callable[[], Any]) -> None:

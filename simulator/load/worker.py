@@ -29,6 +29,7 @@ from typing import Any
 from devices.daemon import CONNECTED, DaemonTimer, HeartbeatPolicy, PushDaemon
 from devices.mqtt_link import MqttLinkFactory
 from simulator.core import devicelink as dl
+from simulator.core.gctune import tune_gc
 from simulator.live.broker import device_password
 from simulator.load.lean_mqtt import LeanDeviceLink, LeanLinkFactory
 from simulator.load.stats import Latency, WorkerTally, load_fields
@@ -568,21 +569,6 @@ def raise_fd_limit() -> int:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def tune_gc() -> None:
-    """Fewer, cheaper garbage collections in load processes.
-
-    What a process built before the run (imports, servers, devices) is moved to
-    the permanent generation, and the young generation is collected less often,
-    so a full collection does not walk hundreds of thousands of long-lived
-    objects in the middle of a latency measurement. Objects are still collected.
-    """
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 50)
 
 
 def die_with_parent() -> None:
