@@ -45,7 +45,7 @@ KB = 1000.0
 @dataclass
 class ScaleConfig:
     phones: int = 100_000
-    connect_rate: float = 2000.0  # phones/s, all workers together
+    connect_rate: float = 2400.0  # phones/s, all workers together (the target is 2,000)
     connect_rate_end: float | None = None  # a linear ramp to this rate
     rate: float = 1000.0
     duration: float = 60.0
